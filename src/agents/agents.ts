@@ -1,0 +1,113 @@
+import crypto from 'node:crypto';
+import type { Selectable } from 'kysely';
+import { withTransaction, type Context } from '../context.ts';
+import type { AgentsTable } from '../db/schema.ts';
+import { notFound } from '../common/errors.ts';
+import { now } from '../common/time.ts';
+import type { Agent, AgentCreate, AgentUpdate } from './schemas.ts';
+
+type AgentRow = Selectable<AgentsTable>;
+
+export function agentFromRow(row: AgentRow): Agent {
+  return {
+    agentId: row.id,
+    orgId: row.org_id,
+    name: row.name,
+    description: row.description,
+    isEnabled: row.is_enabled === 1,
+    config: JSON.parse(row.config) as Agent['config'],
+    additionalData: JSON.parse(row.additional_data) as Agent['additionalData'],
+    sipUri: row.sip_uri,
+    outboundPhoneNumberId: row.outbound_phone_number_id,
+    createdTime: row.created_time,
+    lastUpdateTime: row.last_update_time,
+  };
+}
+
+export async function findAgentRow(ctx: Context, orgId: string, agentId: string): Promise<AgentRow> {
+  const row = await ctx.db
+    .selectFrom('agents')
+    .selectAll()
+    .where('id', '=', agentId)
+    .where('org_id', '=', orgId)
+    .executeTakeFirst();
+  if (!row) throw notFound(`Agent ${agentId} was not found`);
+  return row;
+}
+
+export async function getAgent(ctx: Context, orgId: string, agentId: string): Promise<Agent> {
+  return agentFromRow(await findAgentRow(ctx, orgId, agentId));
+}
+
+/** All of an organization's agents, newest first. */
+export async function listAgents(ctx: Context, orgId: string): Promise<Agent[]> {
+  const rows = await ctx.db
+    .selectFrom('agents')
+    .selectAll()
+    .where('org_id', '=', orgId)
+    .orderBy('created_time', 'desc')
+    .orderBy('id', 'desc')
+    .execute();
+  return rows.map(agentFromRow);
+}
+
+export async function createAgent(ctx: Context, orgId: string, input: AgentCreate): Promise<Agent> {
+  const time = now();
+  const row: AgentRow = {
+    id: crypto.randomUUID(),
+    org_id: orgId,
+    name: input.name,
+    description: input.description ?? null,
+    is_enabled: input.isEnabled === false ? 0 : 1,
+    config: JSON.stringify(input.config ?? {}),
+    additional_data: JSON.stringify(input.additionalData ?? {}),
+    sip_uri: input.sipUri ?? null,
+    outbound_phone_number_id: null,
+    created_time: time,
+    last_update_time: time,
+  };
+  await ctx.db.insertInto('agents').values(row).execute();
+  ctx.changes.publish({ kind: 'agent', orgId, id: row.id });
+  return agentFromRow(row);
+}
+
+export async function updateAgent(ctx: Context, orgId: string, agentId: string, input: AgentUpdate): Promise<Agent> {
+  const existing = await findAgentRow(ctx, orgId, agentId);
+  const next: Partial<AgentRow> = {};
+  if (input.name !== undefined) next.name = input.name;
+  if (input.description !== undefined) next.description = input.description;
+  if (input.isEnabled !== undefined) next.is_enabled = input.isEnabled ? 1 : 0;
+  if (input.config !== undefined) next.config = JSON.stringify(input.config);
+  if (input.additionalData !== undefined) next.additional_data = JSON.stringify(input.additionalData);
+  if (input.sipUri !== undefined) next.sip_uri = input.sipUri;
+  const changed = (Object.keys(next) as (keyof AgentRow)[]).some((k) => next[k] !== existing[k]);
+  if (!changed) return agentFromRow(existing);
+
+  const updated = await ctx.db
+    .updateTable('agents')
+    .set({ ...next, last_update_time: now() })
+    .where('id', '=', agentId)
+    .where('org_id', '=', orgId)
+    .returningAll()
+    .executeTakeFirst();
+  if (!updated) throw notFound(`Agent ${agentId} was not found`);
+  ctx.changes.publish({ kind: 'agent', orgId, id: agentId });
+  return agentFromRow(updated);
+}
+
+/** Deletes an agent after removing its inbound links (each such number's lastUpdateTime moves). */
+export async function deleteAgent(ctx: Context, orgId: string, agentId: string): Promise<void> {
+  await withTransaction(ctx, async (tx) => {
+    await findAgentRow(tx, orgId, agentId);
+    const unlinked = await tx.db
+      .updateTable('phone_numbers')
+      .set({ incoming_calls_agent_id: null, last_update_time: now() })
+      .where('org_id', '=', orgId)
+      .where('incoming_calls_agent_id', '=', agentId)
+      .returning('id')
+      .execute();
+    await tx.db.deleteFrom('agents').where('id', '=', agentId).where('org_id', '=', orgId).execute();
+    for (const number of unlinked) tx.changes.publish({ kind: 'number', orgId, id: number.id });
+    tx.changes.publish({ kind: 'agent', orgId, id: agentId });
+  });
+}

@@ -1,0 +1,75 @@
+import path from 'node:path';
+
+/** Where the data lives: an embedded SQLite file, or a PostgreSQL server shared by several instances. */
+export type DatabaseConfig =
+  | { kind: 'sqlite'; file: string }
+  | { kind: 'postgres'; url: string };
+
+export interface Config {
+  http: { host: string; port: number; bodyLimitBytes: number };
+  sip: { host: string; port: number; publicHost: string | null };
+  database: DatabaseConfig;
+  /** 32 bytes, or null when it should be generated into the SQLite data folder. */
+  secretKey: Buffer | null;
+  agentRuntimeUri: string | null;
+  runtimeAddresses: string[];
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+const DEFAULT_DB_FILE = './data/dialplane.db';
+
+function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0 || value > 65535) {
+    throw new ConfigError(`${name} must be a port number (0..65535), got "${raw}"`);
+  }
+  return value;
+}
+
+function parseDatabase(raw: string | undefined): DatabaseConfig {
+  const value = raw && raw.trim() !== '' ? raw.trim() : DEFAULT_DB_FILE;
+  if (/^postgres(ql)?:\/\//i.test(value)) return { kind: 'postgres', url: value };
+  return { kind: 'sqlite', file: path.resolve(value) };
+}
+
+function parseSecretKey(raw: string | undefined): Buffer | null {
+  if (raw === undefined || raw === '') return null;
+  if (!/^[0-9a-fA-F]{64}$/.test(raw)) {
+    throw new ConfigError('DIALPLANE_SECRET_KEY must be 32 bytes written as 64 hex characters');
+  }
+  return Buffer.from(raw, 'hex');
+}
+
+function list(raw: string | undefined): string[] {
+  return (raw ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+}
+
+/** Reads the environment once, at start; everything else receives the typed result. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const database = parseDatabase(env.DIALPLANE_DB);
+  const secretKey = parseSecretKey(env.DIALPLANE_SECRET_KEY);
+  if (database.kind === 'postgres' && secretKey === null) {
+    throw new ConfigError('DIALPLANE_SECRET_KEY is required with a PostgreSQL database');
+  }
+  return {
+    http: {
+      host: env.DIALPLANE_HTTP_HOST || '127.0.0.1',
+      port: port(env, 'DIALPLANE_HTTP_PORT', 8080),
+      bodyLimitBytes: 256 * 1024,
+    },
+    sip: {
+      host: env.DIALPLANE_SIP_HOST || '0.0.0.0',
+      port: port(env, 'DIALPLANE_SIP_PORT', 5060),
+      publicHost: env.DIALPLANE_SIP_PUBLIC_HOST || null,
+    },
+    database,
+    secretKey,
+    agentRuntimeUri: env.DIALPLANE_AGENT_RUNTIME_URI || null,
+    runtimeAddresses: list(env.DIALPLANE_RUNTIME_ADDRESSES),
+    logLevel: env.DIALPLANE_LOG_LEVEL || 'info',
+  };
+}

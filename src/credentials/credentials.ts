@@ -1,0 +1,166 @@
+import crypto from 'node:crypto';
+import type { Selectable } from 'kysely';
+import { withTransaction, type Context } from '../context.ts';
+import type { SipCredentialsTable } from '../db/schema.ts';
+import { invalid, notFound, conflict } from '../common/errors.ts';
+import { parseAddressOrCidr } from '../common/addresses.ts';
+import { now } from '../common/time.ts';
+import { affectedAgentsOfNumbers, deleteNumbersWithLinks } from '../numbers/numbers.ts';
+import type { Credentials, CredentialsInput } from './schemas.ts';
+import { parseServerAddress } from './server-address.ts';
+
+type CredentialsRow = Selectable<SipCredentialsTable>;
+
+export function credentialsFromRow(row: CredentialsRow): Credentials {
+  return {
+    id: row.id,
+    orgId: row.org_id,
+    server: row.server,
+    transport: row.transport as Credentials['transport'],
+    domain: row.domain,
+    authUser: row.auth_user,
+    authPasswordSet: row.auth_password_enc !== null,
+    description: row.description,
+    cpsLimit: row.cps_limit,
+    cpsKey: row.cps_key,
+    allowedAddresses: JSON.parse(row.allowed_addresses) as string[],
+    source: row.source as Credentials['source'],
+    providerId: row.provider_id,
+    createdTime: row.created_time,
+    lastUpdateTime: row.last_update_time,
+  };
+}
+
+/** Checks what the schema cannot and returns the columns the input sets (password aside). */
+function columnsFromInput(input: CredentialsInput) {
+  const transport = input.transport ?? 'udp';
+  if (!parseServerAddress(input.server, transport)) {
+    throw invalid('server', 'must be host or host:port (host: a name, an IPv4 address or a bracketed IPv6 address)');
+  }
+  const allowed = input.allowedAddresses ?? [];
+  const bad = allowed.filter((a) => parseAddressOrCidr(a) === null);
+  if (bad.length > 0) throw invalid('allowedAddresses', `not an IP address or CIDR: ${bad.join(', ')}`);
+  return {
+    server: input.server,
+    transport,
+    domain: input.domain ?? null,
+    auth_user: input.authUser ?? null,
+    description: input.description ?? null,
+    cps_limit: input.cpsLimit ?? null,
+    cps_key: input.cpsKey ?? null,
+    allowed_addresses: JSON.stringify(allowed),
+    source: input.source ?? 'manual',
+    provider_id: input.providerId ?? null,
+  };
+}
+
+async function findRow(ctx: Context, orgId: string, id: string): Promise<CredentialsRow> {
+  const row = await ctx.db
+    .selectFrom('sip_credentials')
+    .selectAll()
+    .where('id', '=', id)
+    .where('org_id', '=', orgId)
+    .executeTakeFirst();
+  if (!row) throw notFound(`SIP credentials ${id} were not found`);
+  return row;
+}
+
+export async function getCredentials(ctx: Context, orgId: string, id: string): Promise<Credentials> {
+  return credentialsFromRow(await findRow(ctx, orgId, id));
+}
+
+export async function listCredentials(ctx: Context, orgId: string, page: { skip: number; take: number }) {
+  const [rows, count] = await Promise.all([
+    ctx.db
+      .selectFrom('sip_credentials')
+      .selectAll()
+      .where('org_id', '=', orgId)
+      .orderBy('created_time')
+      .orderBy('id')
+      .offset(page.skip)
+      .limit(page.take)
+      .execute(),
+    ctx.db
+      .selectFrom('sip_credentials')
+      .select((eb) => eb.fn.countAll<string | number>().as('n'))
+      .where('org_id', '=', orgId)
+      .executeTakeFirstOrThrow(),
+  ]);
+  return { items: rows.map(credentialsFromRow), totalCount: Number(count.n), skip: page.skip, take: page.take };
+}
+
+export async function createCredentials(ctx: Context, orgId: string, input: CredentialsInput): Promise<Credentials> {
+  const id = crypto.randomUUID();
+  const time = now();
+  const row: CredentialsRow = {
+    id,
+    org_id: orgId,
+    ...columnsFromInput(input),
+    auth_password_enc: input.authPassword == null ? null : ctx.secrets.seal(input.authPassword, id),
+    created_time: time,
+    last_update_time: time,
+  };
+  await ctx.db.insertInto('sip_credentials').values(row).execute();
+  ctx.changes.publish({ kind: 'credentials', orgId, id });
+  return credentialsFromRow(row);
+}
+
+export async function replaceCredentials(
+  ctx: Context,
+  orgId: string,
+  id: string,
+  input: CredentialsInput,
+): Promise<Credentials> {
+  const columns = columnsFromInput(input);
+  const existing = await findRow(ctx, orgId, id);
+  const password =
+    input.authPassword === undefined
+      ? existing.auth_password_enc
+      : input.authPassword === null
+        ? null
+        : ctx.secrets.seal(input.authPassword, id);
+  const updated = await ctx.db
+    .updateTable('sip_credentials')
+    .set({ ...columns, auth_password_enc: password, last_update_time: now() })
+    .where('id', '=', id)
+    .where('org_id', '=', orgId)
+    .returningAll()
+    .executeTakeFirst();
+  if (!updated) throw notFound(`SIP credentials ${id} were not found`);
+  ctx.changes.publish({ kind: 'credentials', orgId, id });
+  return credentialsFromRow(updated);
+}
+
+async function numberIdsUsing(ctx: Context, orgId: string, credentialsId: string): Promise<string[]> {
+  const rows = await ctx.db
+    .selectFrom('phone_numbers')
+    .select('id')
+    .where('org_id', '=', orgId)
+    .where('credentials_id', '=', credentialsId)
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+export async function deleteCredentials(ctx: Context, orgId: string, id: string, force: boolean): Promise<void> {
+  await withTransaction(ctx, async (tx) => {
+    await findRow(tx, orgId, id);
+    const numberIds = await numberIdsUsing(tx, orgId, id);
+    if (numberIds.length > 0 && !force) {
+      throw conflict(`${numberIds.length} phone number(s) use these credentials; delete them first or pass force=true`);
+    }
+    await deleteNumbersWithLinks(tx, orgId, numberIds);
+    await tx.db.deleteFrom('sip_credentials').where('id', '=', id).where('org_id', '=', orgId).execute();
+    tx.changes.publish({ kind: 'credentials', orgId, id });
+  });
+}
+
+export async function credentialsAffectedAgents(ctx: Context, orgId: string, id: string) {
+  await findRow(ctx, orgId, id);
+  const phoneNumbers = await affectedAgentsOfNumbers(ctx, orgId, await numberIdsUsing(ctx, orgId, id));
+  return { phoneNumbers, affectedCallsCount: ctx.activeCalls?.byCredentials(id) ?? 0 };
+}
+
+/** The stored SIP password in clear, for the SIP side only; never for an API response. */
+export function revealPassword(ctx: Context, row: Pick<CredentialsRow, 'id' | 'auth_password_enc'>): string | null {
+  return row.auth_password_enc === null ? null : ctx.secrets.open(row.auth_password_enc, row.id);
+}

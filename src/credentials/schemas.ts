@@ -1,0 +1,73 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { AffectedAgent } from '../numbers/schemas.ts';
+import { Nullable, Page, PageQuery, Timestamp, Uuid } from '../http/schemas.ts';
+
+export const Transport = Type.Union([Type.Literal('udp'), Type.Literal('tcp'), Type.Literal('tls')], {
+  description: 'SIP transport towards the server.',
+});
+
+/** Body of POST and PUT: PUT replaces every field, except that an absent authPassword keeps the stored one. */
+export const CredentialsInput = Type.Object(
+  {
+    server: Type.String({ minLength: 1, maxLength: 261, description: '`host` or `host:port` of the SIP server.' }),
+    transport: Type.Optional(Transport),
+    domain: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 255 }))),
+    authUser: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 255 }))),
+    authPassword: Type.Optional(
+      Nullable(Type.String({ maxLength: 255, description: 'Write-only: stored encrypted, never returned.' })),
+    ),
+    description: Type.Optional(Nullable(Type.String({ maxLength: 1024 }))),
+    cpsLimit: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 100000 }))),
+    cpsKey: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 255 }))),
+    allowedAddresses: Type.Optional(
+      Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+        maxItems: 256,
+        description: 'IPs or CIDRs inbound calls may come from; empty: the addresses of the server host.',
+      }),
+    ),
+    source: Type.Optional(Type.Union([Type.Literal('manual'), Type.Literal('provider')])),
+    providerId: Type.Optional(Nullable(Uuid)),
+  },
+  { additionalProperties: false, title: 'SipCredentialsInput' },
+);
+export type CredentialsInput = Static<typeof CredentialsInput>;
+
+export const Credentials = Type.Object(
+  {
+    id: Uuid,
+    orgId: Type.String(),
+    server: Type.String(),
+    transport: Transport,
+    domain: Nullable(Type.String()),
+    authUser: Nullable(Type.String()),
+    authPasswordSet: Type.Boolean(),
+    description: Nullable(Type.String()),
+    cpsLimit: Nullable(Type.Integer()),
+    cpsKey: Nullable(Type.String()),
+    allowedAddresses: Type.Array(Type.String()),
+    source: Type.Union([Type.Literal('manual'), Type.Literal('provider')]),
+    providerId: Nullable(Type.String()),
+    createdTime: Timestamp,
+    lastUpdateTime: Timestamp,
+  },
+  { title: 'SipCredentials' },
+);
+export type Credentials = Static<typeof Credentials>;
+
+export const CredentialsPage = Page(Credentials, 'SipCredentialsPage');
+
+export const CredentialsListQuery = Type.Object({ ...PageQuery });
+
+export const CredentialsAffectedAgents = Type.Object(
+  {
+    phoneNumbers: Type.Array(
+      Type.Object({
+        id: Uuid,
+        phoneNumber: Type.String(),
+        affectedAgents: Type.Array(AffectedAgent),
+      }),
+    ),
+    affectedCallsCount: Type.Integer({ minimum: 0 }),
+  },
+  { title: 'SipCredentialsAffectedAgents' },
+);

@@ -1,0 +1,53 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import type { DatabaseConfig } from '../config.ts';
+import type { Database } from './schema.ts';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface DatabaseHandle {
+  db: Kysely<Database>;
+  dialect: Dialect;
+  config: DatabaseConfig;
+  close(): Promise<void>;
+}
+
+export interface PoolOptions {
+  /** Connections in the PostgreSQL pool. */
+  max?: number;
+  statementTimeoutMs?: number;
+}
+
+function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>): DatabaseHandle {
+  fs.mkdirSync(path.dirname(config.file), { recursive: true });
+  const sqlite = new SQLite(config.file);
+  // WAL keeps readers and the writer apart; NORMAL sync is durable across a killed process
+  // (only an OS crash can lose the last commits), which is the failure this file must survive.
+  sqlite.pragma('journal_mode = WAL');
+  sqlite.pragma('synchronous = NORMAL');
+  sqlite.pragma('foreign_keys = ON');
+  // The CLI may write while a server runs against the same file.
+  sqlite.pragma('busy_timeout = 5000');
+  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+  return { db, dialect: 'sqlite', config, close: () => db.destroy() };
+}
+
+function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>, options: PoolOptions): DatabaseHandle {
+  const pool = new pg.Pool({
+    connectionString: config.url,
+    max: options.max ?? 10,
+    statement_timeout: options.statementTimeoutMs ?? 5000,
+    connectionTimeoutMillis: 5000,
+  });
+  // A dropped idle connection must not take the process down; the pool replaces it.
+  pool.on('error', () => {});
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return { db, dialect: 'postgres', config, close: () => db.destroy() };
+}
+
+export function openDatabase(config: DatabaseConfig, options: PoolOptions = {}): DatabaseHandle {
+  return config.kind === 'sqlite' ? openSqlite(config) : openPostgres(config, options);
+}

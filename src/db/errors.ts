@@ -1,0 +1,28 @@
+/**
+ * Recognizes a unique-constraint violation from either driver and names the constraint, so the
+ * rules can turn the database's verdict into the right 409 instead of checking first.
+ */
+const sqliteColumnsToConstraint: Record<string, string> = {
+  'phone_numbers.phone_number': 'phone_numbers_inbound_unique',
+  'phone_numbers.org_id, phone_numbers.phone_number, phone_numbers.credentials_id':
+    'phone_numbers_org_number_credentials_unique',
+  'orgs.name': 'orgs_name_key',
+};
+
+export function uniqueViolation(error: unknown): string | null {
+  if (typeof error !== 'object' || error === null) return null;
+  const e = error as { code?: unknown; constraint?: unknown; message?: unknown };
+  if (e.code === '23505') return typeof e.constraint === 'string' ? e.constraint : 'unknown';
+  if (e.code === 'SQLITE_CONSTRAINT_UNIQUE' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+    const match = /UNIQUE constraint failed: (.+)$/.exec(String(e.message));
+    const columns = match?.[1]?.trim() ?? '';
+    return sqliteColumnsToConstraint[columns] ?? columns;
+  }
+  return null;
+}
+
+export function foreignKeyViolation(error: unknown): boolean {
+  if (typeof error !== 'object' || error === null) return false;
+  const code = (error as { code?: unknown }).code;
+  return code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
+}

@@ -1,0 +1,144 @@
+import { Migrator, sql, type Kysely, type Migration, type MigrationProvider } from 'kysely';
+import type { DatabaseHandle, Dialect } from './connection.ts';
+
+/**
+ * The only place where the two dialects may differ. Each migration receives the dialect; the
+ * schema builder covers almost everything, including the partial unique index that enforces
+ * the global inbound rule of CONTRACT 3.4.
+ */
+type DialectMigration = (db: Kysely<any>, dialect: Dialect) => Promise<void>;
+
+const migrations: Record<string, DialectMigration> = {
+  async '0001_initial'(db, dialect) {
+    await db.schema
+      .createTable('orgs')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      .addColumn('created_time', 'text', (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('api_keys')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+      .addColumn('prefix', 'text', (c) => c.notNull())
+      .addColumn('key_hash', 'text', (c) => c.notNull().unique())
+      .addColumn('created_time', 'text', (c) => c.notNull())
+      .addColumn('revoked_time', 'text')
+      .execute();
+    await db.schema.createIndex('api_keys_prefix').on('api_keys').column('prefix').execute();
+
+    await db.schema
+      .createTable('sip_credentials')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+      .addColumn('server', 'text', (c) => c.notNull())
+      .addColumn('transport', 'text', (c) => c.notNull())
+      .addColumn('domain', 'text')
+      .addColumn('auth_user', 'text')
+      .addColumn('auth_password_enc', 'text')
+      .addColumn('description', 'text')
+      .addColumn('cps_limit', 'integer')
+      .addColumn('cps_key', 'text')
+      .addColumn('allowed_addresses', 'text', (c) => c.notNull())
+      .addColumn('source', 'text', (c) => c.notNull())
+      .addColumn('provider_id', 'text')
+      .addColumn('created_time', 'text', (c) => c.notNull())
+      .addColumn('last_update_time', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('sip_credentials_org_created')
+      .on('sip_credentials')
+      .columns(['org_id', 'created_time', 'id'])
+      .execute();
+
+    // agents.outbound_phone_number_id and phone_numbers.incoming_calls_agent_id point at each
+    // other. SQLite accepts a reference to a table created later; PostgreSQL needs the
+    // constraint added once both tables exist.
+    await db.schema
+      .createTable('agents')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('description', 'text')
+      .addColumn('is_enabled', 'integer', (c) => c.notNull())
+      .addColumn('config', 'text', (c) => c.notNull())
+      .addColumn('additional_data', 'text', (c) => c.notNull())
+      .addColumn('sip_uri', 'text')
+      .addColumn('outbound_phone_number_id', 'text', (c) =>
+        dialect === 'sqlite' ? c.references('phone_numbers.id') : c,
+      )
+      .addColumn('created_time', 'text', (c) => c.notNull())
+      .addColumn('last_update_time', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('agents_org_created').on('agents').columns(['org_id', 'created_time']).execute();
+    await db.schema.createIndex('agents_outbound').on('agents').column('outbound_phone_number_id').execute();
+
+    await db.schema
+      .createTable('phone_numbers')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+      .addColumn('phone_number', 'text', (c) => c.notNull())
+      .addColumn('credentials_id', 'text', (c) => c.notNull().references('sip_credentials.id'))
+      .addColumn('display_name', 'text')
+      .addColumn('description', 'text')
+      .addColumn('registration', 'integer', (c) => c.notNull())
+      .addColumn('incoming_calls_agent_id', 'text', (c) => c.references('agents.id'))
+      .addColumn('reg_state', 'text', (c) => c.notNull())
+      .addColumn('reg_error_description', 'text')
+      .addColumn('reg_sip_response_message', 'text')
+      .addColumn('reg_last_updated', 'text', (c) => c.notNull())
+      .addColumn('reg_expires_at', 'text')
+      .addColumn('created_time', 'text', (c) => c.notNull())
+      .addColumn('last_update_time', 'text', (c) => c.notNull())
+      .addUniqueConstraint('phone_numbers_org_number_credentials_unique', ['org_id', 'phone_number', 'credentials_id'])
+      .execute();
+    await db.schema
+      .createIndex('phone_numbers_org_created')
+      .on('phone_numbers')
+      .columns(['org_id', 'created_time', 'id'])
+      .execute();
+    await db.schema.createIndex('phone_numbers_credentials').on('phone_numbers').column('credentials_id').execute();
+    await db.schema.createIndex('phone_numbers_agent').on('phone_numbers').column('incoming_calls_agent_id').execute();
+    // CONTRACT 3.4: one inbound agent per normalized number in the whole system.
+    await db.schema
+      .createIndex('phone_numbers_inbound_unique')
+      .on('phone_numbers')
+      .column('phone_number')
+      .unique()
+      .where(sql.ref('incoming_calls_agent_id'), 'is not', null)
+      .execute();
+
+    if (dialect === 'postgres') {
+      await db.schema
+        .alterTable('agents')
+        .addForeignKeyConstraint('agents_outbound_phone_number_fk', ['outbound_phone_number_id'], 'phone_numbers', ['id'])
+        .execute();
+    }
+  },
+};
+
+function provider(dialect: Dialect): MigrationProvider {
+  return {
+    async getMigrations() {
+      const result: Record<string, Migration> = {};
+      for (const [name, up] of Object.entries(migrations)) {
+        result[name] = { up: (db) => up(db, dialect) };
+      }
+      return result;
+    },
+  };
+}
+
+export class MigrationError extends Error {}
+
+/** Applies pending migrations; safe to run from several instances at once (the migrator locks). */
+export async function migrateToLatest(handle: DatabaseHandle): Promise<string[]> {
+  const migrator = new Migrator({ db: handle.db, provider: provider(handle.dialect) });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) {
+    const failed = results?.find((r) => r.status === 'Error');
+    throw new MigrationError(`migration ${failed?.migrationName ?? '(unknown)'} failed: ${String(error)}`);
+  }
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}

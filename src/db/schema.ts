@@ -1,0 +1,77 @@
+/**
+ * Table shapes shared by both dialects. Booleans are stored as 0/1 integers and timestamps as
+ * ISO 8601 text (UTC, millisecond precision, so text order is time order) in SQLite and
+ * PostgreSQL alike: one set of queries then runs unchanged on both.
+ */
+export interface OrgsTable {
+  id: string;
+  name: string;
+  created_time: string;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  org_id: string;
+  prefix: string;
+  key_hash: string;
+  created_time: string;
+  revoked_time: string | null;
+}
+
+export interface SipCredentialsTable {
+  id: string;
+  org_id: string;
+  server: string;
+  transport: string;
+  domain: string | null;
+  auth_user: string | null;
+  auth_password_enc: string | null;
+  description: string | null;
+  cps_limit: number | null;
+  cps_key: string | null;
+  allowed_addresses: string;
+  source: string;
+  provider_id: string | null;
+  created_time: string;
+  last_update_time: string;
+}
+
+export interface AgentsTable {
+  id: string;
+  org_id: string;
+  name: string;
+  description: string | null;
+  is_enabled: number;
+  config: string;
+  additional_data: string;
+  sip_uri: string | null;
+  outbound_phone_number_id: string | null;
+  created_time: string;
+  last_update_time: string;
+}
+
+export interface PhoneNumbersTable {
+  id: string;
+  org_id: string;
+  phone_number: string;
+  credentials_id: string;
+  display_name: string | null;
+  description: string | null;
+  registration: number;
+  incoming_calls_agent_id: string | null;
+  reg_state: string;
+  reg_error_description: string | null;
+  reg_sip_response_message: string | null;
+  reg_last_updated: string;
+  reg_expires_at: string | null;
+  created_time: string;
+  last_update_time: string;
+}
+
+export interface Database {
+  orgs: OrgsTable;
+  api_keys: ApiKeysTable;
+  sip_credentials: SipCredentialsTable;
+  agents: AgentsTable;
+  phone_numbers: PhoneNumbersTable;
+}

@@ -1,0 +1,90 @@
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Ajv } from 'ajv';
+import addFormatsModule from 'ajv-formats';
+import type { Context } from '../context.ts';
+import { agentRoutes } from '../agents/routes.ts';
+import { credentialsRoutes } from '../credentials/routes.ts';
+import { numberRoutes } from '../numbers/routes.ts';
+import { requireApiKey } from './auth.ts';
+import type { Metrics } from './metrics.ts';
+import { installProblemHandlers } from './problem.ts';
+
+const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
+
+export interface AppOptions {
+  ctx: Context;
+  metrics: Metrics;
+  bodyLimitBytes: number;
+  logger: FastifyServerOptions['logger'];
+  /** True when the database and the SIP edge can serve; /readyz reports it. */
+  isReady: () => Promise<boolean>;
+}
+
+/**
+ * Bodies are validated strictly (no type coercion, unknown fields rejected); path and query
+ * values arrive as text and are coerced to the schema's types.
+ */
+function validators() {
+  const common = { allErrors: true, useDefaults: true, removeAdditional: false, strict: false } as const;
+  const body = addFormats(new Ajv({ ...common, coerceTypes: false }));
+  const text = addFormats(new Ajv({ ...common, coerceTypes: 'array' }));
+  return (httpPart: string | undefined) => (httpPart === 'body' ? body : text);
+}
+
+export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: options.logger,
+    bodyLimit: options.bodyLimitBytes,
+    // Logs carry no request bodies or headers: those hold SIP passwords and API keys.
+    logController: new LogController({ disableRequestLogging: true }),
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const ajvFor = validators();
+  app.setValidatorCompiler(({ schema, httpPart }) => ajvFor(httpPart).compile(schema));
+  installProblemHandlers(app);
+
+  app.addHook('onResponse', async (request, reply) => {
+    options.metrics.httpDuration.observe(
+      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'dialplane',
+        version: '0.1.0',
+        description: 'SIP phone-number control plane for voice AI agents; JSON-compatible with the BlackBox phone-number API.',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    const ready = await options.isReady().catch(() => false);
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not ready' });
+  });
+  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type(options.metrics.registry.contentType).send(await options.metrics.registry.metrics()),
+  );
+  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(
+    async (api) => {
+      requireApiKey(api, options.ctx.db);
+      await api.register(credentialsRoutes, { ctx: options.ctx });
+      await api.register(agentRoutes, { ctx: options.ctx });
+      await api.register(numberRoutes, { ctx: options.ctx });
+    },
+    { prefix: '/api/v1' },
+  );
+  return app;
+}

@@ -1,0 +1,49 @@
+import { Type, type TSchema } from '@sinclair/typebox';
+
+/** Shapes shared by several resources. Each is at once validation, TypeScript type and OpenAPI. */
+export const Uuid = Type.String({ format: 'uuid', description: 'A UUID.' });
+export const Timestamp = Type.String({ format: 'date-time', description: 'ISO 8601, UTC, with Z.' });
+
+export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
+
+export const IdParams = Type.Object({ id: Uuid }, { additionalProperties: false });
+
+export const PageQuery = {
+  skip: Type.Integer({ minimum: 0, maximum: 2147483647, default: 0 }),
+  take: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
+};
+
+export const ForceQuery = Type.Object({
+  force: Type.Boolean({ default: false, description: 'Also delete what depends on it.' }),
+});
+
+export function Page<T extends TSchema>(item: T, name: string) {
+  return Type.Object(
+    {
+      items: Type.Array(item),
+      totalCount: Type.Integer({ minimum: 0 }),
+      skip: Type.Integer({ minimum: 0 }),
+      take: Type.Integer({ minimum: 1 }),
+    },
+    { title: name },
+  );
+}
+
+export const Problem = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    instance: Type.String(),
+    errors: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
+  },
+  { title: 'Problem', description: 'RFC 9457 problem details.' },
+);
+
+/** Error responses every authenticated route may give, for the OpenAPI document. */
+export const problemResponses = {
+  400: Problem,
+  401: Problem,
+  404: Problem,
+};

@@ -1,0 +1,291 @@
+import crypto from 'node:crypto';
+import type { Selectable } from 'kysely';
+import { withTransaction, type Context } from '../context.ts';
+import type { PhoneNumbersTable } from '../db/schema.ts';
+import { uniqueViolation } from '../db/errors.ts';
+import { conflict, invalid, notFound } from '../common/errors.ts';
+import { now } from '../common/time.ts';
+import { normalizePhoneNumber } from './normalize.ts';
+import type {
+  AffectedAgent,
+  NumberAffectedAgents,
+  PhoneNumber,
+  PhoneNumberInput,
+  PhoneNumberListQuery,
+  RegistrationState,
+} from './schemas.ts';
+
+/** A number row with its credentials' provider, which a number inherits. */
+export type NumberRow = Selectable<PhoneNumbersTable> & { provider_id: string | null };
+
+export const INBOUND_UNIQUE = 'phone_numbers_inbound_unique';
+const ORG_NUMBER_CREDENTIALS_UNIQUE = 'phone_numbers_org_number_credentials_unique';
+export const ALREADY_LINKED_ELSEWHERE =
+  'This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.';
+
+export function numberFromRow(row: NumberRow): PhoneNumber {
+  return {
+    id: row.id,
+    orgId: row.org_id,
+    phoneNumber: row.phone_number,
+    credentialsId: row.credentials_id,
+    createdTime: row.created_time,
+    lastUpdateTime: row.last_update_time,
+    registrationStatus: {
+      state: row.reg_state as RegistrationState,
+      errorDescription: row.reg_error_description,
+      sipResponseMessage: row.reg_sip_response_message,
+      lastUpdated: row.reg_last_updated,
+      expiresAt: row.reg_expires_at,
+    },
+    description: row.description,
+    displayName: row.display_name,
+    registration: row.registration === 1,
+    providerId: row.provider_id,
+    incomingCallsAgentId: row.incoming_calls_agent_id,
+  };
+}
+
+function selectNumbers(ctx: Context) {
+  return ctx.db
+    .selectFrom('phone_numbers as n')
+    .innerJoin('sip_credentials as c', 'c.id', 'n.credentials_id')
+    .selectAll('n')
+    .select('c.provider_id');
+}
+
+export async function findNumberRow(ctx: Context, orgId: string, id: string): Promise<NumberRow> {
+  const row = await selectNumbers(ctx).where('n.id', '=', id).where('n.org_id', '=', orgId).executeTakeFirst();
+  if (!row) throw notFound(`Phone number ${id} was not found`);
+  return row;
+}
+
+export async function getNumber(ctx: Context, orgId: string, id: string): Promise<PhoneNumber> {
+  return numberFromRow(await findNumberRow(ctx, orgId, id));
+}
+
+export function normalizeOrReject(field: string, value: string): string {
+  const normalized = normalizePhoneNumber(value);
+  if (normalized === null) {
+    throw invalid(field, 'must be a phone number: + and 3 to 15 digits, optionally with spaces, dashes, dots or parentheses');
+  }
+  return normalized;
+}
+
+export async function listNumbers(ctx: Context, orgId: string, query: PhoneNumberListQuery) {
+  const phoneNumber = query.phoneNumber === undefined ? undefined : normalizeOrReject('phoneNumber', query.phoneNumber);
+  const filtered = () => {
+    let q = selectNumbers(ctx).where('n.org_id', '=', orgId);
+    if (phoneNumber !== undefined) q = q.where('n.phone_number', '=', phoneNumber);
+    if (query.providerId !== undefined) q = q.where('c.provider_id', '=', query.providerId);
+    if (query.linkedAgentId !== undefined) {
+      const agentId = query.linkedAgentId;
+      q = q.where((eb) =>
+        eb.or([
+          eb('n.incoming_calls_agent_id', '=', agentId),
+          eb(
+            'n.id',
+            'in',
+            eb.selectFrom('agents').select('outbound_phone_number_id').where('id', '=', agentId).where('org_id', '=', orgId),
+          ),
+        ]),
+      );
+    }
+    if (query.unlinkedOnly) {
+      q = q
+        .where('n.incoming_calls_agent_id', 'is', null)
+        .where((eb) =>
+          eb.not(eb.exists(eb.selectFrom('agents as a').select('a.id').whereRef('a.outbound_phone_number_id', '=', 'n.id'))),
+        );
+    }
+    return q;
+  };
+  const [rows, count] = await Promise.all([
+    filtered().orderBy('n.created_time').orderBy('n.id').offset(query.skip).limit(query.take).execute(),
+    filtered()
+      .clearSelect()
+      .select((eb) => eb.fn.countAll<string | number>().as('n'))
+      .executeTakeFirstOrThrow(),
+  ]);
+  return { items: rows.map(numberFromRow), totalCount: Number(count.n), skip: query.skip, take: query.take };
+}
+
+async function credentialsProvider(ctx: Context, orgId: string, credentialsId: string): Promise<string | null> {
+  const row = await ctx.db
+    .selectFrom('sip_credentials')
+    .select('provider_id')
+    .where('id', '=', credentialsId)
+    .where('org_id', '=', orgId)
+    .executeTakeFirst();
+  if (!row) throw notFound(`SIP credentials ${credentialsId} were not found`);
+  return row.provider_id;
+}
+
+function translateUniqueViolation(error: unknown): unknown {
+  const constraint = uniqueViolation(error);
+  if (constraint === INBOUND_UNIQUE) return conflict(ALREADY_LINKED_ELSEWHERE);
+  if (constraint === ORG_NUMBER_CREDENTIALS_UNIQUE) {
+    return conflict('This phone number already exists with these credentials in this organization');
+  }
+  return error;
+}
+
+export async function createNumber(ctx: Context, orgId: string, input: PhoneNumberInput): Promise<PhoneNumber> {
+  const phoneNumber = normalizeOrReject('phoneNumber', input.phoneNumber);
+  const providerId = await credentialsProvider(ctx, orgId, input.credentialsId);
+  const time = now();
+  const registration = input.registration ?? false;
+  const row: NumberRow = {
+    id: crypto.randomUUID(),
+    org_id: orgId,
+    phone_number: phoneNumber,
+    credentials_id: input.credentialsId,
+    display_name: input.displayName ?? null,
+    description: input.description ?? null,
+    registration: registration ? 1 : 0,
+    incoming_calls_agent_id: null,
+    reg_state: registration ? 'Registering' : 'Disabled',
+    reg_error_description: null,
+    reg_sip_response_message: null,
+    reg_last_updated: time,
+    reg_expires_at: null,
+    created_time: time,
+    last_update_time: time,
+    provider_id: providerId,
+  };
+  const { provider_id: _inherited, ...columns } = row;
+  try {
+    await ctx.db.insertInto('phone_numbers').values(columns).execute();
+  } catch (error) {
+    throw translateUniqueViolation(error);
+  }
+  ctx.changes.publish({ kind: 'number', orgId, id: row.id });
+  return numberFromRow(row);
+}
+
+export async function replaceNumber(ctx: Context, orgId: string, id: string, input: PhoneNumberInput): Promise<PhoneNumber> {
+  const phoneNumber = normalizeOrReject('phoneNumber', input.phoneNumber);
+  const existing = await findNumberRow(ctx, orgId, id);
+  const providerId =
+    input.credentialsId === existing.credentials_id
+      ? existing.provider_id
+      : await credentialsProvider(ctx, orgId, input.credentialsId);
+  const registration = input.registration ?? false ? 1 : 0;
+  const next = {
+    phone_number: phoneNumber,
+    credentials_id: input.credentialsId,
+    display_name: input.displayName ?? null,
+    description: input.description ?? null,
+    registration,
+  };
+  const changed = (Object.keys(next) as (keyof typeof next)[]).some((k) => next[k] !== existing[k]);
+  if (!changed) return numberFromRow(existing);
+
+  const time = now();
+  // A number that must register starts over whenever what it registers with changes.
+  const reRegister =
+    registration === 1 &&
+    (existing.registration === 0 ||
+      existing.phone_number !== phoneNumber ||
+      existing.credentials_id !== input.credentialsId);
+  const registrationColumns =
+    registration === 0
+      ? existing.reg_state === 'Disabled'
+        ? {}
+        : { reg_state: 'Disabled', reg_error_description: null, reg_sip_response_message: null, reg_expires_at: null, reg_last_updated: time }
+      : reRegister
+        ? { reg_state: 'Registering', reg_error_description: null, reg_sip_response_message: null, reg_expires_at: null, reg_last_updated: time }
+        : {};
+  try {
+    const updated = await ctx.db
+      .updateTable('phone_numbers')
+      .set({ ...next, ...registrationColumns, last_update_time: time })
+      .where('id', '=', id)
+      .where('org_id', '=', orgId)
+      .returningAll()
+      .executeTakeFirst();
+    if (!updated) throw notFound(`Phone number ${id} was not found`);
+    ctx.changes.publish({ kind: 'number', orgId, id });
+    return numberFromRow({ ...updated, provider_id: providerId });
+  } catch (error) {
+    throw translateUniqueViolation(error);
+  }
+}
+
+/** Agents using each number, and how: the answer of both affected-agents routes. */
+export async function affectedAgentsOfNumbers(
+  ctx: Context,
+  orgId: string,
+  numberIds: string[],
+): Promise<NumberAffectedAgents[]> {
+  if (numberIds.length === 0) return [];
+  const [numbers, outbound] = await Promise.all([
+    ctx.db
+      .selectFrom('phone_numbers as n')
+      .leftJoin('agents as a', 'a.id', 'n.incoming_calls_agent_id')
+      .select(['n.id', 'n.phone_number', 'n.created_time', 'a.id as agent_id', 'a.name as agent_name'])
+      .where('n.org_id', '=', orgId)
+      .where('n.id', 'in', numberIds)
+      .orderBy('n.created_time')
+      .orderBy('n.id')
+      .execute(),
+    ctx.db
+      .selectFrom('agents')
+      .select(['id', 'name', 'outbound_phone_number_id'])
+      .where('org_id', '=', orgId)
+      .where('outbound_phone_number_id', 'in', numberIds)
+      .orderBy('created_time')
+      .orderBy('id')
+      .execute(),
+  ]);
+  return numbers.map((n) => {
+    const agents = new Map<string, AffectedAgent>();
+    if (n.agent_id !== null) agents.set(n.agent_id, { agentId: n.agent_id, agentName: n.agent_name ?? '', uses: ['inbound'] });
+    for (const a of outbound) {
+      if (a.outbound_phone_number_id !== n.id) continue;
+      const known = agents.get(a.id);
+      if (known) known.uses.push('outbound');
+      else agents.set(a.id, { agentId: a.id, agentName: a.name, uses: ['outbound'] });
+    }
+    return { id: n.id, phoneNumber: n.phone_number, affectedAgents: [...agents.values()] };
+  });
+}
+
+export async function numberAffectedAgents(ctx: Context, orgId: string, id: string): Promise<NumberAffectedAgents> {
+  await findNumberRow(ctx, orgId, id);
+  const [result] = await affectedAgentsOfNumbers(ctx, orgId, [id]);
+  return result!;
+}
+
+/** Deletes numbers after clearing the agents' outbound links to them (inbound links go with the rows). */
+export async function deleteNumbersWithLinks(tx: Context, orgId: string, numberIds: string[]): Promise<void> {
+  if (numberIds.length === 0) return;
+  const agents = await tx.db
+    .updateTable('agents')
+    .set({ outbound_phone_number_id: null, last_update_time: now() })
+    .where('org_id', '=', orgId)
+    .where('outbound_phone_number_id', 'in', numberIds)
+    .returning('id')
+    .execute();
+  await tx.db.deleteFrom('phone_numbers').where('org_id', '=', orgId).where('id', 'in', numberIds).execute();
+  for (const agent of agents) tx.changes.publish({ kind: 'agent', orgId, id: agent.id });
+  for (const id of numberIds) tx.changes.publish({ kind: 'number', orgId, id });
+}
+
+export async function deleteNumber(ctx: Context, orgId: string, id: string, force: boolean): Promise<void> {
+  await withTransaction(ctx, async (tx) => {
+    const row = await findNumberRow(tx, orgId, id);
+    if (!force) {
+      const outboundUser = await tx.db
+        .selectFrom('agents')
+        .select('id')
+        .where('outbound_phone_number_id', '=', id)
+        .limit(1)
+        .executeTakeFirst();
+      if (row.incoming_calls_agent_id !== null || outboundUser) {
+        throw conflict('Agents use this phone number; unlink them first or pass force=true');
+      }
+    }
+    await deleteNumbersWithLinks(tx, orgId, [id]);
+  });
+}

@@ -1,0 +1,115 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from '@sinclair/typebox';
+import type { Context } from '../context.ts';
+import { ForceQuery, IdParams, Problem, problemResponses } from '../http/schemas.ts';
+import { linkAgent, unlinkAgent } from './links.ts';
+import { createNumber, deleteNumber, getNumber, listNumbers, numberAffectedAgents, replaceNumber } from './numbers.ts';
+import {
+  LinkQuery,
+  NumberAffectedAgents,
+  PhoneNumber,
+  PhoneNumberInput,
+  PhoneNumberListQuery,
+  PhoneNumberPage,
+  UnlinkQuery,
+} from './schemas.ts';
+
+const tags = ['SIP phone numbers'];
+
+export const numberRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (app, { ctx }) => {
+  app.get(
+    '/sip-phone-numbers',
+    {
+      schema: {
+        tags,
+        summary: 'List phone numbers',
+        querystring: PhoneNumberListQuery,
+        response: { 200: PhoneNumberPage, ...problemResponses },
+      },
+    },
+    (request) => listNumbers(ctx, request.orgId, request.query),
+  );
+  app.post(
+    '/sip-phone-numbers',
+    { schema: { tags, summary: 'Create a phone number', body: PhoneNumberInput, response: { 201: PhoneNumber, 409: Problem, ...problemResponses } } },
+    async (request, reply) => reply.code(201).send(await createNumber(ctx, request.orgId, request.body)),
+  );
+  app.get(
+    '/sip-phone-numbers/:id',
+    { schema: { tags, summary: 'Get a phone number', params: IdParams, response: { 200: PhoneNumber, ...problemResponses } } },
+    (request) => getNumber(ctx, request.orgId, request.params.id),
+  );
+  app.put(
+    '/sip-phone-numbers/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Replace a phone number',
+        description: 'Full replacement of the writable fields.',
+        params: IdParams,
+        body: PhoneNumberInput,
+        response: { 200: PhoneNumber, 409: Problem, ...problemResponses },
+      },
+    },
+    (request) => replaceNumber(ctx, request.orgId, request.params.id, request.body),
+  );
+  app.delete(
+    '/sip-phone-numbers/:id',
+    {
+      schema: {
+        tags,
+        summary: 'Delete a phone number',
+        description: '409 while agents use it, unless force=true, which removes the links first.',
+        params: IdParams,
+        querystring: ForceQuery,
+        response: { 204: Type.Null(), 409: Problem, ...problemResponses },
+      },
+    },
+    async (request, reply) => {
+      await deleteNumber(ctx, request.orgId, request.params.id, request.query.force);
+      return reply.code(204).send(null);
+    },
+  );
+  app.get(
+    '/sip-phone-numbers/:id/affected-agents',
+    {
+      schema: {
+        tags,
+        summary: 'Agents that use this phone number',
+        params: IdParams,
+        response: { 200: NumberAffectedAgents, ...problemResponses },
+      },
+    },
+    (request) => numberAffectedAgents(ctx, request.orgId, request.params.id),
+  );
+  app.put(
+    '/sip-phone-numbers/:id/agent-link',
+    {
+      schema: {
+        tags,
+        summary: 'Link phone number to agent',
+        description:
+          'mode=inbound: inbound calls to this number reach the agent, replacing any previous agent; a normalized number may have ' +
+          'only one inbound agent in the whole system (409 otherwise). mode=replaceOutbound: the agent calls out with this number.',
+        params: IdParams,
+        querystring: LinkQuery,
+        response: { 200: PhoneNumber, 409: Problem, ...problemResponses },
+      },
+    },
+    (request) => linkAgent(ctx, request.orgId, request.params.id, request.query.agentId, request.query.mode),
+  );
+  app.delete(
+    '/sip-phone-numbers/:id/agent-link',
+    {
+      schema: {
+        tags,
+        summary: 'Unlink phone number from agent',
+        description: 'mode=inbound removes the inbound link; mode=replaceOutbound&agentId=… clears that agent’s outbound number if it is this one.',
+        params: IdParams,
+        querystring: UnlinkQuery,
+        response: { 200: PhoneNumber, ...problemResponses },
+      },
+    },
+    (request) => unlinkAgent(ctx, request.orgId, request.params.id, request.query.mode, request.query.agentId),
+  );
+};
