@@ -112,6 +112,12 @@ export async function run(argv: string[]): Promise<void> {
       process.exitCode = error instanceof DomainError && error.status === 404 ? 3 : 2;
       return;
     }
+    // A system error (port in use, database unreachable) is the operator's to fix: say what it is.
+    if (error instanceof Error && typeof (error as NodeJS.ErrnoException).code === 'string') {
+      process.stderr.write(`dialplane: ${error.message}\n`);
+      process.exitCode = 1;
+      return;
+    }
     throw error;
   }
 }

@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import type { Config } from './config.ts';
 import type { Context } from './context.ts';
-import { LocalChangeFeed } from './db/changes.ts';
+import { LocalChangeFeed, type ChangeFeed } from './db/changes.ts';
+import { PostgresChangeFeed } from './db/postgres-changes.ts';
 import { openDatabase, type DatabaseHandle } from './db/connection.ts';
 import { migrateToLatest } from './db/migrations.ts';
 import { SecretBox, resolveSecretKey } from './credentials/secret-box.ts';
@@ -26,15 +27,24 @@ export interface StartOptions {
   logger?: boolean | { level: string };
 }
 
+async function openChangeFeed(config: Config): Promise<ChangeFeed> {
+  if (config.database.kind === 'sqlite') return new LocalChangeFeed();
+  const feed = new PostgresChangeFeed(config.database.url);
+  await feed.start();
+  return feed;
+}
+
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const database = openDatabase(config.database);
+  let changes: ChangeFeed | null = null;
   try {
     await migrateToLatest(database);
     const defaultOrg = await ensureDefaultOrg(database.db);
+    changes = await openChangeFeed(config);
     const ctx: Context = {
       db: database.db,
       dialect: database.dialect,
-      changes: new LocalChangeFeed(),
+      changes,
       secrets: new SecretBox(resolveSecretKey(config)),
     };
     const app = await buildApp({
@@ -65,6 +75,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         })()),
     };
   } catch (error) {
+    await changes?.close();
     await database.close();
     throw error;
   }

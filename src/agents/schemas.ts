@@ -12,7 +12,8 @@ const SipUri = Type.String({
 const agentFields = {
   name: Type.String({ minLength: 1, maxLength: 255 }),
   description: Nullable(Type.String({ maxLength: 4096 })),
-  isEnabled: Type.Boolean({ default: true }),
+  // No default here: the validator would fill it into a partial update and re-enable the agent.
+  isEnabled: Type.Boolean(),
   config: FreeObject('Agent configuration, kept as given.'),
   additionalData: FreeObject('Anything the client wants to keep with the agent, kept as given.'),
   sipUri: Nullable(SipUri),
@@ -22,7 +23,7 @@ export const AgentCreate = Type.Object(
   {
     name: agentFields.name,
     description: Type.Optional(agentFields.description),
-    isEnabled: Type.Optional(agentFields.isEnabled),
+    isEnabled: Type.Optional(Type.Boolean({ default: true })),
     config: Type.Optional(agentFields.config),
     additionalData: Type.Optional(agentFields.additionalData),
     sipUri: Type.Optional(agentFields.sipUri),

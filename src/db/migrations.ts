@@ -116,6 +116,39 @@ const migrations: Record<string, DialectMigration> = {
         .execute();
     }
   },
+
+  /**
+   * PostgreSQL only: every committed change to numbers, agents and credentials is announced on
+   * the channel `dialplane_changes.<schema>` (see postgres-changes.ts), atomically with its
+   * commit. The schema in the name keeps deployments that share one database apart.
+   * Registration-status columns are left out: they change often and route nothing.
+   */
+  async '0002_change_notifications'(db, dialect) {
+    if (dialect !== 'postgres') return;
+    await sql`
+      create function dialplane_notify_change() returns trigger language plpgsql as $$
+      declare
+        row_data record;
+      begin
+        if TG_OP = 'DELETE' then row_data := OLD; else row_data := NEW; end if;
+        perform pg_notify('dialplane_changes.' || TG_TABLE_SCHEMA,
+          json_build_object('kind', TG_ARGV[0], 'orgId', row_data.org_id, 'id', row_data.id)::text);
+        return null;
+      end $$`.execute(db);
+    const triggers: [table: string, kind: string, columns: string][] = [
+      ['phone_numbers', 'number', 'phone_number, credentials_id, display_name, description, registration, incoming_calls_agent_id'],
+      ['agents', 'agent', 'name, description, is_enabled, config, additional_data, sip_uri, outbound_phone_number_id'],
+      ['sip_credentials', 'credentials', 'server, transport, domain, auth_user, auth_password_enc, cps_limit, cps_key, allowed_addresses, source, provider_id'],
+    ];
+    for (const [table, kind, columns] of triggers) {
+      await sql
+        .raw(
+          `create trigger ${table}_notify after insert or delete or update of ${columns} on ${table} ` +
+            `for each row execute function dialplane_notify_change('${kind}')`,
+        )
+        .execute(db);
+    }
+  },
 };
 
 function provider(dialect: Dialect): MigrationProvider {

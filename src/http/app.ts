@@ -10,7 +10,7 @@ import { credentialsRoutes } from '../credentials/routes.ts';
 import { numberRoutes } from '../numbers/routes.ts';
 import { requireApiKey } from './auth.ts';
 import type { Metrics } from './metrics.ts';
-import { installProblemHandlers } from './problem.ts';
+import { frameworkError, installProblemHandlers } from './problem.ts';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
@@ -38,6 +38,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logger,
     bodyLimit: options.bodyLimitBytes,
+    frameworkErrors: frameworkError,
     // Logs carry no request bodies or headers: those hold SIP passwords and API keys.
     logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<TypeBoxTypeProvider>();

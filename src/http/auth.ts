@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
-import { orgForApiKey } from '../orgs/orgs.ts';
+import { ApiKeyCache } from '../orgs/api-key-cache.ts';
 import { sendProblem } from './problem.ts';
 
 declare module 'fastify' {
@@ -11,10 +11,12 @@ declare module 'fastify' {
   }
 }
 
-const BEARER = /^Bearer ([A-Za-z0-9_\-.~+/]+=*)$/;
+// The scheme name is case-insensitive (RFC 9110 §11.1); `i` leaves the token's classes as they were.
+const BEARER = /^Bearer +([A-Za-z0-9_\-.~+/]+=*)$/i;
 
 /** Every route of the scope needs `Authorization: Bearer <apiKey>` of an active key. */
 export function requireApiKey(app: FastifyInstance, db: Kysely<Database>): void {
+  const keys = new ApiKeyCache(db);
   app.decorateRequest('orgId', '');
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     const match = BEARER.exec(request.headers.authorization ?? '');
@@ -22,7 +24,7 @@ export function requireApiKey(app: FastifyInstance, db: Kysely<Database>): void 
       reply.header('WWW-Authenticate', 'Bearer');
       return sendProblem(request, reply, 401, 'An Authorization header with a Bearer API key is required');
     }
-    const orgId = await orgForApiKey(db, match[1]!);
+    const orgId = await keys.orgFor(match[1]!);
     if (orgId === null) {
       reply.header('WWW-Authenticate', 'Bearer error="invalid_token"');
       return sendProblem(request, reply, 401, 'The API key is unknown or revoked');

@@ -38,7 +38,8 @@ interface AjvLikeError {
 
 /** Turns the validator's findings into the `errors` map: field name → messages. */
 function validationErrors(error: FastifyError): Record<string, string[]> {
-  const errors: Record<string, string[]> = {};
+  // No prototype: a client's field may be named `toString` or `constructor`.
+  const errors: Record<string, string[]> = Object.create(null);
   const add = (field: string, message: string) => (errors[field] ??= []).push(message);
   const context = error.validationContext ?? 'request';
   for (const raw of (error.validation ?? []) as AjvLikeError[]) {
@@ -50,6 +51,15 @@ function validationErrors(error: FastifyError): Record<string, string[]> {
     else add(path === '' ? context : path, raw.message ?? 'is invalid');
   }
   return errors;
+}
+
+/**
+ * What Fastify refuses before routing (a malformed percent-encoding, an overlong path
+ * parameter) would otherwise leave as Fastify's own JSON; it is a problem like any other.
+ */
+export function frameworkError(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const status = error.statusCode ?? 400;
+  sendProblem(request, reply, status, error.message, status === 400 ? { path: [error.message] } : undefined);
 }
 
 /**
@@ -69,7 +79,12 @@ export function installProblemHandlers(app: FastifyInstance): void {
       return sendProblem(request, reply, 400, `The request is not valid: ${detail}`, errors);
     }
     const status = error.statusCode ?? 500;
-    if (status >= 400 && status < 500) return sendProblem(request, reply, status, error.message);
+    // Every 400 carries `errors` (CONTRACT 2); what the body parser refuses is the body's fault.
+    if (status === 400) {
+      const field = error.code?.startsWith('FST_ERR_CTP_') ? 'body' : 'request';
+      return sendProblem(request, reply, status, error.message, { [field]: [error.message] });
+    }
+    if (status > 400 && status < 500) return sendProblem(request, reply, status, error.message);
     request.log.error({ err: error }, 'unhandled error');
     return sendProblem(request, reply, 500, 'An unexpected error occurred.');
   });

@@ -6,15 +6,21 @@ export const Timestamp = Type.String({ format: 'date-time', description: 'ISO 86
 
 export const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
 
+/**
+ * A query parameter with a default: optional on the wire (so the OpenAPI document does not mark
+ * it required), yet always present in the handler, since the validator fills in the default.
+ */
+export const Defaulted = <T extends TSchema>(schema: T): T => Type.Optional(schema) as unknown as T;
+
 export const IdParams = Type.Object({ id: Uuid }, { additionalProperties: false });
 
 export const PageQuery = {
-  skip: Type.Integer({ minimum: 0, maximum: 2147483647, default: 0 }),
-  take: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
+  skip: Defaulted(Type.Integer({ minimum: 0, maximum: 2147483647, default: 0 })),
+  take: Defaulted(Type.Integer({ minimum: 1, maximum: 1000, default: 20 })),
 };
 
 export const ForceQuery = Type.Object({
-  force: Type.Boolean({ default: false, description: 'Also delete what depends on it.' }),
+  force: Defaulted(Type.Boolean({ default: false, description: 'Also delete what depends on it.' })),
 });
 
 export function Page<T extends TSchema>(item: T, name: string) {

@@ -3,7 +3,7 @@ import { foreignKeyViolation, uniqueViolation } from '../db/errors.ts';
 import { conflict, invalid, notFound } from '../common/errors.ts';
 import { now } from '../common/time.ts';
 import { findAgentRow } from '../agents/agents.ts';
-import { ALREADY_LINKED_ELSEWHERE, INBOUND_UNIQUE, findNumberRow, numberFromRow } from './numbers.ts';
+import { ALREADY_LINKED_ELSEWHERE, INBOUND_UNIQUE, findNumberRow, numberFromRow, selectNumbers } from './numbers.ts';
 import type { LinkMode, PhoneNumber } from './schemas.ts';
 
 /**
@@ -21,11 +21,19 @@ export async function linkAgent(
   agentId: string,
   mode: LinkMode,
 ): Promise<PhoneNumber> {
-  const number = await findNumberRow(ctx, orgId, numberId);
-  const agent = await findAgentRow(ctx, orgId, agentId);
+  // One read for both: this runs on every link request.
+  const found = await selectNumbers(ctx)
+    .leftJoin('agents as a', (join) => join.on('a.id', '=', agentId).onRef('a.org_id', '=', 'n.org_id'))
+    .select(['a.id as agent_id', 'a.outbound_phone_number_id as agent_outbound_phone_number_id'])
+    .where('n.id', '=', numberId)
+    .where('n.org_id', '=', orgId)
+    .executeTakeFirst();
+  if (!found) throw notFound(`Phone number ${numberId} was not found`);
+  const { agent_id, agent_outbound_phone_number_id, ...number } = found;
+  if (agent_id === null) throw notFound(`Agent ${agentId} was not found`);
 
   if (mode === 'replaceOutbound') {
-    if (agent.outbound_phone_number_id !== numberId) {
+    if (agent_outbound_phone_number_id !== numberId) {
       await ctx.db
         .updateTable('agents')
         .set({ outbound_phone_number_id: numberId, last_update_time: now() })

@@ -46,7 +46,7 @@ export function numberFromRow(row: NumberRow): PhoneNumber {
   };
 }
 
-function selectNumbers(ctx: Context) {
+export function selectNumbers(ctx: Context) {
   return ctx.db
     .selectFrom('phone_numbers as n')
     .innerJoin('sip_credentials as c', 'c.id', 'n.credentials_id')

@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Nullable, Page, PageQuery, Timestamp, Uuid } from '../http/schemas.ts';
+import { Defaulted, Nullable, Page, PageQuery, Timestamp, Uuid } from '../http/schemas.ts';
 
 export const RegistrationState = Type.Union(
   [Type.Literal('Disabled'), Type.Literal('Registering'), Type.Literal('Registered'), Type.Literal('Failed')],
@@ -71,8 +71,8 @@ export const LinkMode = Type.Union([Type.Literal('inbound'), Type.Literal('repla
 });
 export type LinkMode = Static<typeof LinkMode>;
 
-export const LinkQuery = Type.Object({ agentId: Uuid, mode: LinkMode });
-export const UnlinkQuery = Type.Object({ mode: LinkMode, agentId: Type.Optional(Uuid) });
+export const LinkQuery = Type.Object({ agentId: Uuid, mode: Defaulted(LinkMode) });
+export const UnlinkQuery = Type.Object({ mode: Defaulted(LinkMode), agentId: Type.Optional(Uuid) });
 
 export const AgentUse = Type.Union([Type.Literal('inbound'), Type.Literal('outbound')]);
 export type AgentUse = Static<typeof AgentUse>;

@@ -99,12 +99,12 @@ export async function revokeApiKey(db: Kysely<Database>, prefixOrId: string): Pr
   return { id: key.id, orgId: key.org_id, prefix: key.prefix };
 }
 
-/** The organization an API key belongs to, or null for an unknown or revoked key. */
-export async function orgForApiKey(db: Kysely<Database>, apiKey: string): Promise<string | null> {
+/** The organization of the API key with this hash, or null for an unknown or revoked key. */
+export async function orgForApiKeyHash(db: Kysely<Database>, keyHash: string): Promise<string | null> {
   const row = await db
     .selectFrom('api_keys')
     .select('org_id')
-    .where('key_hash', '=', hashApiKey(apiKey))
+    .where('key_hash', '=', keyHash)
     .where('revoked_time', 'is', null)
     .executeTakeFirst();
   return row?.org_id ?? null;

@@ -1,0 +1,34 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.ts';
+import { hashApiKey, orgForApiKeyHash } from './orgs.ts';
+
+/**
+ * Remembers which organization an API key belongs to for a short time, so that a busy client
+ * does not cost a key lookup on every request. A revoked key stops working within `ttlMs`
+ * (revocation happens through the CLI, possibly in another process, so this cannot be told).
+ * Unknown keys are never remembered.
+ */
+export class ApiKeyCache {
+  private readonly entries = new Map<string, { orgId: string; expires: number }>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly ttlMs = 1000,
+    private readonly maxEntries = 10000,
+  ) {}
+
+  async orgFor(apiKey: string): Promise<string | null> {
+    const hash = hashApiKey(apiKey);
+    const now = Date.now();
+    const cached = this.entries.get(hash);
+    if (cached && cached.expires > now) return cached.orgId;
+    const orgId = await orgForApiKeyHash(this.db, hash);
+    if (orgId === null) {
+      this.entries.delete(hash);
+      return null;
+    }
+    if (this.entries.size >= this.maxEntries) this.entries.clear();
+    this.entries.set(hash, { orgId, expires: now + this.ttlMs });
+    return orgId;
+  }
+}

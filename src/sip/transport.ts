@@ -1,0 +1,432 @@
+/**
+ * SIP transport layer (RFC 3261 §18) over UDP and TCP, IPv4 and IPv6.
+ *
+ * Messages in, messages out: inbound requests get their top Via stamped
+ * with `received`/`rport` (§18.2.1, RFC 3581) and are handed to `onMessage`
+ * with their source; responses are routed back per §18.2.2. There is no
+ * transaction logic here: retransmissions, the §18.1.1 switch to TCP for
+ * large requests, and the §18.1.2 check that a response's top Via is ours
+ * belong to the layers above.
+ *
+ * Both transports listen on one address and one port. Binding to `::` gives
+ * a dual-stack listener; IPv4-mapped peer addresses (`::ffff:a.b.c.d`) are
+ * reported as plain IPv4 and mapped back when sending.
+ */
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { SipStreamFramer } from './framing.ts';
+import { buildResponse, formatVia, parseVia, topVia, type SipMessage, type SipRequest, type SipResponse, type Via } from './message.ts';
+import { MAX_MESSAGE_SIZE, parseMessage } from './parser.ts';
+import { serializeMessage } from './serializer.ts';
+import { hostKind } from './uri.ts';
+
+export type TransportProtocol = 'udp' | 'tcp';
+
+/** A TCP connection carrying SIP, as exposed to upper layers. */
+export interface SipConnection {
+  /** Unique within one transport layer. */
+  readonly id: number;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** Whether messages can still be written to it. */
+  readonly open: boolean;
+}
+
+/** Where an inbound message came from. */
+export interface MessageSource {
+  readonly transport: TransportProtocol;
+  readonly address: string;
+  readonly port: number;
+  /** The TCP connection it arrived on; null for UDP. */
+  readonly connection: SipConnection | null;
+}
+
+export interface Destination {
+  transport: TransportProtocol;
+  /** IP address or hostname; IPv6 may be bracketed. */
+  host: string;
+  port: number;
+}
+
+export interface SipTransportOptions {
+  /** IP address to bind, e.g. `0.0.0.0`, `::`, `127.0.0.1`, `::1`. */
+  host: string;
+  /** Port for both UDP and TCP; 0 picks a free port (the same for both). */
+  port: number;
+  /** Called for every parsed inbound message. Exceptions are caught and passed to onError. */
+  onMessage: (message: SipMessage, source: MessageSource) => void;
+  /** Socket errors and handler exceptions; defaults to process.emitWarning. */
+  onError?: (error: Error) => void;
+  /** Close TCP connections idle for this long (default 5 minutes; CRLF keep-alives count as traffic). */
+  tcpIdleTimeoutMs?: number;
+  /** Give up on an outbound TCP connect after this long (default 5 s). */
+  tcpConnectTimeoutMs?: number;
+  /** Inbound TCP connections beyond this are refused (default 10,000). */
+  maxTcpConnections?: number;
+}
+
+export interface TransportStats {
+  /** UDP datagrams that were not SIP or were malformed beyond answering. */
+  droppedDatagrams: number;
+  /** Framed TCP messages that were malformed beyond answering. */
+  droppedStreamMessages: number;
+  /** Malformed requests answered with 400 or 505. */
+  rejectedRequests: number;
+  /** TCP connections closed because the stream could not be framed. */
+  framingErrors: number;
+}
+
+export interface ListeningPorts {
+  udpPort: number;
+  tcpPort: number;
+}
+
+const DEFAULT_SIP_PORT = 5060;
+const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+const DEFAULT_MAX_TCP_CONNECTIONS = 10_000;
+/** Attempts to find a port free for both UDP and TCP when the port is 0. */
+const EPHEMERAL_PORT_ATTEMPTS = 10;
+const PONG = Buffer.from('\r\n');
+
+/** Strips the IPv4-mapped prefix so a dual-stack socket reports IPv4 peers as IPv4. */
+function normalizeAddress(address: string): string {
+  return address.startsWith('::ffff:') && net.isIPv4(address.slice(7)) ? address.slice(7) : address;
+}
+
+function stripBrackets(host: string): string {
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+function sameAddress(a: string, b: string): boolean {
+  if (a === b) return true;
+  if (!net.isIPv6(a) || !net.isIPv6(b)) return false;
+  return new net.SocketAddress({ address: a, family: 'ipv6' }).address === new net.SocketAddress({ address: b, family: 'ipv6' }).address;
+}
+
+function connectionKey(host: string, port: number): string {
+  return `${host.toLowerCase()}|${port}`;
+}
+
+/**
+ * RFC 3261 §18.2.1 and RFC 3581 §4: record the packet source in the top Via
+ * when it differs from sent-by, and always when the client asked for rport.
+ */
+function stampReceived(request: SipRequest, address: string, port: number): void {
+  const value = request.headers.get('via');
+  const via = value === undefined ? null : parseVia(value);
+  if (via === null) return;
+  const wantsRport = via.params.has('rport');
+  if (!wantsRport && hostKind(via.host) !== 'hostname' && sameAddress(via.host, address)) return;
+  via.params.set('received', address);
+  if (wantsRport) via.params.set('rport', String(port));
+  request.headers.replaceFirst('via', formatVia(via));
+}
+
+/** RFC 3261 §18.2.2 / RFC 3581 §4: where a response goes when not over the request's connection. */
+function responseDestination(via: Via): Destination {
+  const host = via.params.get('received') || via.host;
+  if (via.transport === 'UDP') {
+    const rport = Number(via.params.get('rport') || NaN);
+    const port = Number.isInteger(rport) && rport > 0 && rport <= 65535 ? rport : (via.port ?? DEFAULT_SIP_PORT);
+    return { transport: 'udp', host, port };
+  }
+  if (via.transport === 'TCP') return { transport: 'tcp', host, port: via.port ?? DEFAULT_SIP_PORT };
+  throw new Error(`unsupported Via transport: ${via.transport}`);
+}
+
+function newTag(): string {
+  return randomBytes(8).toString('hex');
+}
+
+class TcpConnection implements SipConnection {
+  readonly id: number;
+  readonly socket: net.Socket;
+  readonly key: string;
+  readonly framer = new SipStreamFramer({ maxMessageSize: MAX_MESSAGE_SIZE });
+  remoteAddress: string;
+  remotePort: number;
+  /** Settles when the connection is usable (immediately for accepted ones). */
+  ready: Promise<void> = Promise.resolve();
+  /** False while an outbound connect is pending; its failure goes to the senders, not onError. */
+  connected: boolean;
+  open = true;
+
+  constructor(id: number, socket: net.Socket, key: string, remoteAddress: string, remotePort: number, connected: boolean) {
+    this.id = id;
+    this.connected = connected;
+    this.socket = socket;
+    this.key = key;
+    this.remoteAddress = remoteAddress;
+    this.remotePort = remotePort;
+  }
+
+  write(data: Buffer): Promise<void> {
+    if (!this.open) return Promise.reject(new Error(`TCP connection to ${this.remoteAddress}:${this.remotePort} is closed`));
+    return new Promise((resolve, reject) => {
+      this.socket.write(data, (error) => (error ? reject(error) : resolve()));
+    });
+  }
+}
+
+/** UDP + TCP SIP transport bound to one address and port. */
+export class SipTransportLayer {
+  readonly #options: Required<SipTransportOptions>;
+  #udp: dgram.Socket | null = null;
+  #server: net.Server | null = null;
+  /** Connections by `host|port`: the peer address for accepted ones, the dialled host for outbound. */
+  readonly #connections = new Map<string, TcpConnection>();
+  readonly #allConnections = new Set<TcpConnection>();
+  #nextConnectionId = 1;
+  #closed = false;
+  readonly #stats: TransportStats = { droppedDatagrams: 0, droppedStreamMessages: 0, rejectedRequests: 0, framingErrors: 0 };
+
+  constructor(options: SipTransportOptions) {
+    if (net.isIP(options.host) === 0) throw new TypeError(`listen host must be an IP address: ${options.host}`);
+    this.#options = {
+      host: options.host,
+      port: options.port,
+      onMessage: options.onMessage,
+      onError: options.onError ?? ((error) => process.emitWarning(error)),
+      tcpIdleTimeoutMs: options.tcpIdleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
+      tcpConnectTimeoutMs: options.tcpConnectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      maxTcpConnections: options.maxTcpConnections ?? DEFAULT_MAX_TCP_CONNECTIONS,
+    };
+  }
+
+  get stats(): TransportStats {
+    return { ...this.#stats };
+  }
+
+  /** Open TCP connections, inbound and outbound. */
+  get connectionCount(): number {
+    return this.#allConnections.size;
+  }
+
+  /** Binds UDP and TCP on the configured host and port and resolves with the ports in use. */
+  async listen(): Promise<ListeningPorts> {
+    if (this.#closed || this.#udp !== null) throw new Error('transport layer already started or closed');
+    const { host, port } = this.#options;
+    for (let attempt = 1; ; attempt++) {
+      const udp = await this.#bindUdp(host, port);
+      const udpPort = udp.address().port;
+      try {
+        this.#server = await this.#listenTcp(host, udpPort);
+        this.#udp = udp;
+        return { udpPort, tcpPort: udpPort };
+      } catch (error) {
+        await new Promise<void>((resolve) => udp.close(() => resolve()));
+        const inUse = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
+        if (port !== 0 || !inUse || attempt >= EPHEMERAL_PORT_ATTEMPTS) throw error;
+      }
+    }
+  }
+
+  /**
+   * Sends a message to a destination, reusing an open TCP connection to
+   * that host and port or opening one. Resolves once handed to the kernel.
+   */
+  async send(message: SipMessage, destination: Destination): Promise<void> {
+    if (this.#closed) throw new Error('transport layer is closed');
+    const wire = serializeMessage(message);
+    const host = stripBrackets(destination.host);
+    if (destination.transport === 'udp') return this.#sendDatagram(wire, host, destination.port);
+    const connection = this.#connections.get(connectionKey(host, destination.port)) ?? this.#connect(host, destination.port);
+    await connection.ready;
+    return connection.write(wire);
+  }
+
+  /**
+   * Sends a response per RFC 3261 §18.2.2: over the request's TCP connection
+   * while it is open, otherwise to the top Via's `received` address (or
+   * sent-by host) and its `rport` (UDP) or sent-by port. Without a usable Via,
+   * a UDP response goes back to the request's source.
+   */
+  async sendResponse(response: SipResponse, requestSource?: MessageSource): Promise<void> {
+    const connection = requestSource?.connection;
+    if (connection instanceof TcpConnection && connection.open) {
+      if (this.#closed) throw new Error('transport layer is closed');
+      return connection.write(serializeMessage(response));
+    }
+    const via = topVia(response);
+    if (via !== null) return this.send(response, responseDestination(via));
+    if (requestSource?.transport === 'udp') {
+      return this.send(response, { transport: 'udp', host: requestSource.address, port: requestSource.port });
+    }
+    throw new Error('response has no usable Via header');
+  }
+
+  /** Closes the sockets and every TCP connection; resolves when all are closed. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    // A tracked connection has not emitted 'close' yet (its handler untracks it), so waiting for it is safe.
+    const connectionsClosed = [...this.#allConnections].map((connection) => {
+      const closed = new Promise<void>((resolve) => connection.socket.once('close', () => resolve()));
+      connection.socket.destroy();
+      return closed;
+    });
+    const udp = this.#udp;
+    const server = this.#server;
+    this.#udp = null;
+    this.#server = null;
+    await Promise.all([
+      ...connectionsClosed,
+      udp === null ? undefined : new Promise<void>((resolve) => udp.close(() => resolve())),
+      server === null ? undefined : new Promise<void>((resolve) => server.close(() => resolve())),
+    ]);
+  }
+
+  #bindUdp(host: string, port: number): Promise<dgram.Socket> {
+    return new Promise((resolve, reject) => {
+      const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+      socket.once('error', reject);
+      socket.bind(port, host, () => {
+        socket.off('error', reject);
+        socket.on('error', (error) => this.#reportError(error));
+        socket.on('message', (data, remote) => this.#onDatagram(data, remote));
+        resolve(socket);
+      });
+    });
+  }
+
+  #listenTcp(host: string, port: number): Promise<net.Server> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer((socket) => this.#accept(socket));
+      server.maxConnections = this.#options.maxTcpConnections;
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        server.on('error', (error) => this.#reportError(error));
+        resolve(server);
+      });
+    });
+  }
+
+  #sendDatagram(wire: Buffer, host: string, port: number): Promise<void> {
+    const udp = this.#udp;
+    if (udp === null) return Promise.reject(new Error('transport layer is not listening'));
+    const ipv6Socket = net.isIPv6(this.#options.host);
+    let target = host;
+    if (ipv6Socket && net.isIPv4(host)) target = `::ffff:${host}`;
+    else if (!ipv6Socket && net.isIPv6(host)) {
+      return Promise.reject(new Error(`cannot send to IPv6 address ${host} from an IPv4 socket`));
+    }
+    return new Promise((resolve, reject) => {
+      udp.send(wire, port, target, (error) => (error ? reject(error) : resolve()));
+    });
+  }
+
+  #onDatagram(data: Buffer, remote: dgram.RemoteInfo): void {
+    if (this.#closed) return;
+    // CRLF keep-alives are not messages and not garbage either.
+    let i = 0;
+    while (i < data.length && (data[i] === 0x0d || data[i] === 0x0a)) i++;
+    if (i === data.length) return;
+    this.#receive(data, { transport: 'udp', address: normalizeAddress(remote.address), port: remote.port, connection: null });
+  }
+
+  #accept(socket: net.Socket): void {
+    const address = socket.remoteAddress;
+    const port = socket.remotePort;
+    if (this.#closed || address === undefined || port === undefined) {
+      socket.destroy();
+      return;
+    }
+    const remoteAddress = normalizeAddress(address);
+    this.#track(new TcpConnection(this.#nextConnectionId++, socket, connectionKey(remoteAddress, port), remoteAddress, port, true));
+  }
+
+  #connect(host: string, port: number): TcpConnection {
+    const socket = net.connect({ host, port });
+    const connection = new TcpConnection(this.#nextConnectionId++, socket, connectionKey(host, port), host, port, false);
+    connection.ready = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        socket.destroy(new Error(`TCP connect to ${host}:${port} timed out`));
+      }, this.#options.tcpConnectTimeoutMs);
+      const onFailure = (error?: Error): void => {
+        clearTimeout(timer);
+        reject(error ?? new Error(`TCP connection to ${host}:${port} closed`));
+      };
+      socket.once('error', onFailure);
+      socket.once('close', () => onFailure());
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        socket.off('error', onFailure);
+        connection.connected = true;
+        if (socket.remoteAddress !== undefined) connection.remoteAddress = normalizeAddress(socket.remoteAddress);
+        resolve();
+      });
+    });
+    // Every sender awaits `ready`; this only keeps a failure nobody awaits anymore from being unhandled.
+    connection.ready.catch(() => undefined);
+    this.#track(connection);
+    return connection;
+  }
+
+  #track(connection: TcpConnection): void {
+    const { socket } = connection;
+    this.#connections.set(connection.key, connection);
+    this.#allConnections.add(connection);
+    socket.setNoDelay(true);
+    socket.setTimeout(this.#options.tcpIdleTimeoutMs);
+    socket.on('timeout', () => socket.destroy());
+    socket.on('data', (chunk: Buffer) => this.#onStreamData(connection, chunk));
+    socket.on('error', (error) => {
+      if (connection.connected) this.#reportError(error);
+    });
+    socket.on('close', () => {
+      connection.open = false;
+      this.#allConnections.delete(connection);
+      if (this.#connections.get(connection.key) === connection) this.#connections.delete(connection.key);
+    });
+  }
+
+  #onStreamData(connection: TcpConnection, chunk: Buffer): void {
+    for (const event of connection.framer.push(chunk)) {
+      if (this.#closed || !connection.open) return;
+      if (event.type === 'message') {
+        this.#receive(event.data, { transport: 'tcp', address: connection.remoteAddress, port: connection.remotePort, connection });
+      } else if (event.type === 'ping') {
+        connection.socket.write(PONG);
+      } else {
+        this.#stats.framingErrors++;
+        this.#reportError(new Error(`closing TCP connection from ${connection.remoteAddress}:${connection.remotePort}: ${event.error}`));
+        connection.socket.destroy();
+      }
+    }
+  }
+
+  #receive(data: Buffer, source: MessageSource): void {
+    const result = parseMessage(data);
+    if (result.ok) {
+      const { message } = result;
+      if (message.kind === 'request') stampReceived(message, source.address, source.port);
+      try {
+        this.#options.onMessage(message, source);
+      } catch (error) {
+        this.#reportError(error instanceof Error ? error : new Error(String(error)));
+      }
+      return;
+    }
+    if (result.reply === undefined) {
+      if (source.transport === 'udp') this.#stats.droppedDatagrams++;
+      else this.#stats.droppedStreamMessages++;
+      return;
+    }
+    this.#stats.rejectedRequests++;
+    const { request, status } = result.reply;
+    stampReceived(request, source.address, source.port);
+    const response = buildResponse(request, status, { toTag: newTag() });
+    this.sendResponse(response, source).catch((error: Error) => this.#reportError(error));
+  }
+
+  #reportError(error: Error): void {
+    try {
+      this.#options.onError(error);
+    } catch {
+      // An error handler that throws must not take the socket loop down with it.
+    }
+  }
+}

@@ -1,0 +1,444 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { once } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
+import {
+  buildResponse,
+  createRequest,
+  parseNameAddr,
+  parseVia,
+  SipHeaders,
+  topVia,
+  type SipMessage,
+  type SipRequest,
+} from '../../src/sip/message.ts';
+import { parseMessage } from '../../src/sip/parser.ts';
+import { serializeMessage } from '../../src/sip/serializer.ts';
+import { SipTransportLayer, type MessageSource, type SipTransportOptions } from '../../src/sip/transport.ts';
+
+interface Received {
+  message: SipMessage;
+  source: MessageSource;
+}
+
+/** A transport layer plus a queue of what it received. */
+class Endpoint {
+  readonly layer: SipTransportLayer;
+  readonly errors: Error[] = [];
+  readonly #queue: Received[] = [];
+  readonly #waiters: Array<(received: Received) => void> = [];
+  port = 0;
+
+  constructor(host: string, options: Partial<SipTransportOptions> = {}) {
+    this.layer = new SipTransportLayer({
+      host,
+      port: 0,
+      onMessage: (message, source) => {
+        const waiter = this.#waiters.shift();
+        if (waiter) waiter({ message, source });
+        else this.#queue.push({ message, source });
+      },
+      onError: (error) => this.errors.push(error),
+      ...options,
+    });
+  }
+
+  static async start(host: string, options: Partial<SipTransportOptions> = {}): Promise<Endpoint> {
+    const endpoint = new Endpoint(host, options);
+    const ports = await endpoint.layer.listen();
+    assert.equal(ports.udpPort, ports.tcpPort, 'UDP and TCP share the port');
+    assert.ok(ports.udpPort > 0);
+    endpoint.port = ports.udpPort;
+    return endpoint;
+  }
+
+  next(timeoutMs = 2000): Promise<Received> {
+    const queued = this.#queue.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('timed out waiting for a message')), timeoutMs);
+      this.#waiters.push((received) => {
+        clearTimeout(timer);
+        resolve(received);
+      });
+    });
+  }
+
+  get pending(): number {
+    return this.#queue.length;
+  }
+}
+
+let sequence = 0;
+
+function request(method: string, via: string): SipRequest {
+  sequence++;
+  return createRequest({
+    method,
+    uri: 'sip:agent@example.com',
+    headers: new SipHeaders([
+      ['Via', via],
+      ['Max-Forwards', '70'],
+      ['To', '<sip:agent@example.com>'],
+      ['From', `<sip:caller@example.com>;tag=from${sequence}`],
+      ['Call-ID', `call-${sequence}@transport.test`],
+      ['CSeq', `${sequence} ${method}`],
+    ]),
+  });
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await delay(10);
+  }
+}
+
+async function udpClient(type: 'udp4' | 'udp6', host: string): Promise<dgram.Socket> {
+  const socket = dgram.createSocket(type);
+  await new Promise<void>((resolve) => socket.bind(0, host, resolve));
+  return socket;
+}
+
+function nextDatagram(socket: dgram.Socket): Promise<Buffer> {
+  return once(socket, 'message').then(([data]) => data as Buffer);
+}
+
+async function tcpClient(host: string, port: number): Promise<net.Socket> {
+  const socket = net.connect({ host, port });
+  await once(socket, 'connect');
+  return socket;
+}
+
+/** Reads from a raw TCP socket until the accumulated data satisfies `done`. */
+function readUntil(socket: net.Socket, done: (data: string) => boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    const timer = setTimeout(() => reject(new Error(`timed out; got ${JSON.stringify(data)}`)), 2000);
+    const onData = (chunk: Buffer) => {
+      data += chunk.toString();
+      if (done(data)) {
+        clearTimeout(timer);
+        socket.off('data', onData);
+        resolve(data);
+      }
+    };
+    socket.on('data', onData);
+  });
+}
+
+for (const { family, host, udpType } of [
+  { family: 'IPv4', host: '127.0.0.1', udpType: 'udp4' as const },
+  { family: 'IPv6', host: '::1', udpType: 'udp6' as const },
+]) {
+  const bracketed = host.includes(':') ? `[${host}]` : host;
+
+  test(`UDP over ${family}: request in with received/rport, response back to rport`, async () => {
+    const client = await Endpoint.start(host);
+    const server = await Endpoint.start(host);
+    try {
+      const invite = request('INVITE', `SIP/2.0/UDP client.invalid:5999;branch=z9hG4bKudp${family};rport`);
+      await client.layer.send(invite, { transport: 'udp', host: bracketed, port: server.port });
+      const { message, source } = await server.next();
+      assert.equal(message.kind, 'request');
+      assert.deepEqual({ ...source }, { transport: 'udp', address: host, port: client.port, connection: null });
+      const via = topVia(message);
+      assert.equal(via?.params.get('received'), host);
+      assert.equal(via?.params.get('rport'), String(client.port));
+      assert.equal(via?.params.get('branch'), `z9hG4bKudp${family}`);
+
+      // The sent-by (client.invalid:5999) is unreachable; §18.2.2 + RFC 3581 route by received/rport.
+      await server.layer.sendResponse(buildResponse(message as SipRequest, 200, { toTag: 'srv' }), source);
+      const reply = await client.next();
+      assert.equal(reply.message.kind === 'response' && reply.message.status, 200);
+      assert.equal(parseNameAddr(reply.message.headers.get('to') ?? '')?.params.get('tag'), 'srv');
+      assert.deepEqual(client.errors, []);
+      assert.deepEqual(server.errors, []);
+    } finally {
+      await client.layer.close();
+      await server.layer.close();
+    }
+  });
+
+  test(`TCP over ${family}: connection reuse and responses on the same connection`, async () => {
+    const client = await Endpoint.start(host);
+    const server = await Endpoint.start(host);
+    try {
+      const first = request('OPTIONS', `SIP/2.0/TCP ${bracketed}:${client.port};branch=z9hG4bKtcp1`);
+      const second = request('MESSAGE', `SIP/2.0/TCP ${bracketed}:${client.port};branch=z9hG4bKtcp2`);
+      await Promise.all([
+        client.layer.send(first, { transport: 'tcp', host: bracketed, port: server.port }),
+        client.layer.send(second, { transport: 'tcp', host, port: server.port }),
+      ]);
+      const a = await server.next();
+      const b = await server.next();
+      assert.equal(a.source.transport, 'tcp');
+      assert.equal(a.source.address, host);
+      assert.ok(a.source.connection);
+      assert.equal(a.source.connection?.id, b.source.connection?.id, 'both requests on one connection');
+      assert.equal(client.layer.connectionCount, 1);
+      assert.equal(server.layer.connectionCount, 1);
+      // sent-by matches the source address and there is no rport: Via untouched.
+      assert.equal(topVia(a.message)?.params.has('received'), false);
+
+      await server.layer.sendResponse(buildResponse(a.message as SipRequest, 200, { toTag: 't' }), a.source);
+      const reply = await client.next();
+      assert.equal(reply.message.kind, 'response');
+      assert.equal(reply.source.transport, 'tcp');
+      assert.equal(reply.source.port, server.port, 'response came over the client-initiated connection');
+      assert.equal(client.layer.connectionCount, 1);
+      assert.equal(server.layer.connectionCount, 1);
+    } finally {
+      await client.layer.close();
+      await server.layer.close();
+    }
+  });
+
+  test(`malformed UDP request over ${family} is answered with 400; garbage is dropped`, async () => {
+    const server = await Endpoint.start(host);
+    const raw = await udpClient(udpType, host);
+    try {
+      const rawPort = raw.address().port;
+      const keepAlive = Buffer.from('\r\n\r\n');
+      raw.send(keepAlive, server.port, host);
+      raw.send(Buffer.from([0x16, 0x03, 0x01, 0x00, 0xff, 0x00]), server.port, host);
+      raw.send(Buffer.from('\0\0\0garbage'), server.port, host);
+      await waitFor(() => server.layer.stats.droppedDatagrams === 2, 'garbage to be counted');
+
+      const malformed = serializeMessage(request('INVITE', `SIP/2.0/UDP ${bracketed}:${rawPort};branch=z9hG4bKbad`))
+        .toString()
+        .replace('Max-Forwards: 70', 'Max-Forwards: seventy');
+      const answer = nextDatagram(raw);
+      raw.send(Buffer.from(malformed), server.port, host);
+      const parsed = parseMessage(await answer);
+      assert.ok(parsed.ok);
+      assert.equal(parsed.message.kind === 'response' && parsed.message.status, 400);
+      assert.ok(parseNameAddr(parsed.message.headers.get('to') ?? '')?.params.get('tag'), 'To tag added');
+      assert.equal(parsed.message.headers.get('cseq'), `${sequence} INVITE`);
+      assert.deepEqual(server.layer.stats, { droppedDatagrams: 2, droppedStreamMessages: 0, rejectedRequests: 1, framingErrors: 0 });
+
+      // Still healthy: a valid request is delivered.
+      raw.send(serializeMessage(request('OPTIONS', `SIP/2.0/UDP ${bracketed}:${rawPort};branch=z9hG4bKok`)), server.port, host);
+      const { message } = await server.next();
+      assert.equal(message.kind === 'request' && message.method, 'OPTIONS');
+      assert.equal(server.pending, 0);
+    } finally {
+      raw.close();
+      await server.layer.close();
+    }
+  });
+}
+
+test('Via handling: received only when sent-by differs, rport filled only when requested', async () => {
+  const server = await Endpoint.start('127.0.0.1');
+  const raw = await udpClient('udp4', '127.0.0.1');
+  try {
+    const rawPort = raw.address().port;
+    const cases = [
+      { via: `SIP/2.0/UDP 127.0.0.1:${rawPort};branch=z9hG4bK1`, received: undefined, rport: undefined },
+      { via: `SIP/2.0/UDP 192.0.2.1:${rawPort};branch=z9hG4bK2`, received: '127.0.0.1', rport: undefined },
+      { via: `SIP/2.0/UDP agent.example.com;branch=z9hG4bK3`, received: '127.0.0.1', rport: undefined },
+      { via: `SIP/2.0/UDP 127.0.0.1:${rawPort};rport;branch=z9hG4bK4`, received: '127.0.0.1', rport: String(rawPort) },
+    ];
+    for (const { via, received, rport } of cases) {
+      raw.send(serializeMessage(request('OPTIONS', via)), server.port, '127.0.0.1');
+      const { message } = await server.next();
+      const stamped = parseVia(message.headers.get('via') ?? '');
+      assert.equal(stamped?.params.get('received'), received, via);
+      assert.equal(stamped?.params.get('rport') ?? undefined, rport, via);
+      if (received === undefined) assert.equal(message.headers.get('via'), via, 'untouched when nothing to add');
+    }
+  } finally {
+    raw.close();
+    await server.layer.close();
+  }
+});
+
+test('TCP: message split across writes, keep-alive ping answered with pong', async () => {
+  const server = await Endpoint.start('127.0.0.1');
+  const socket = await tcpClient('127.0.0.1', server.port);
+  try {
+    const wire = serializeMessage(
+      createRequest({
+        ...request('MESSAGE', `SIP/2.0/TCP 127.0.0.1:${socket.localPort};branch=z9hG4bKsplit`),
+        body: Buffer.from('hello over a slow link'),
+      }),
+    );
+    for (const [start, end] of [[0, 7], [7, 80], [80, wire.length - 3], [wire.length - 3, wire.length]]) {
+      socket.write(wire.subarray(start, end));
+      await delay(15);
+    }
+    const { message, source } = await server.next();
+    assert.equal(message.body.toString(), 'hello over a slow link');
+    assert.equal(source.port, socket.localPort);
+
+    const pong = readUntil(socket, (data) => data.length >= 2);
+    socket.write('\r\n\r\n');
+    assert.equal(await pong, '\r\n');
+  } finally {
+    socket.destroy();
+    await server.layer.close();
+  }
+});
+
+test('TCP: response uses the open connection even when the Via points elsewhere', async () => {
+  const server = await Endpoint.start('127.0.0.1');
+  const socket = await tcpClient('127.0.0.1', server.port);
+  try {
+    socket.write(serializeMessage(request('INVITE', 'SIP/2.0/TCP unreachable.invalid:9;branch=z9hG4bKconn')));
+    const { message, source } = await server.next();
+    const reply = readUntil(socket, (data) => data.includes('\r\n\r\n'));
+    await server.layer.sendResponse(buildResponse(message as SipRequest, 180, { toTag: 'r' }), source);
+    assert.match(await reply, /^SIP\/2\.0 180 Ringing\r\n/);
+  } finally {
+    socket.destroy();
+    await server.layer.close();
+  }
+});
+
+test('TCP: after the connection closes, a response is routed by Via to a new connection', async () => {
+  const client = await Endpoint.start('127.0.0.1');
+  const server = await Endpoint.start('127.0.0.1');
+  const socket = await tcpClient('127.0.0.1', server.port);
+  try {
+    socket.write(serializeMessage(request('OPTIONS', `SIP/2.0/TCP 127.0.0.1:${client.port};branch=z9hG4bKgone`)));
+    const { message, source } = await server.next();
+    socket.destroy();
+    await waitFor(() => source.connection?.open === false, 'server to notice the close');
+    await server.layer.sendResponse(buildResponse(message as SipRequest, 200, { toTag: 'late' }), source);
+    const reply = await client.next();
+    assert.equal(reply.message.kind === 'response' && reply.message.status, 200);
+    assert.equal(reply.source.transport, 'tcp');
+  } finally {
+    await client.layer.close();
+    await server.layer.close();
+  }
+});
+
+test('TCP: malformed request gets 400 on the connection; a framing error closes it', async () => {
+  const server = await Endpoint.start('127.0.0.1');
+  const socket = await tcpClient('127.0.0.1', server.port);
+  try {
+    const bad = serializeMessage(request('OPTIONS', `SIP/2.0/TCP 127.0.0.1:${socket.localPort};branch=z9hG4bKbadtcp`))
+      .toString()
+      .replace('CSeq: ', 'CSeq: x');
+    const reply = readUntil(socket, (data) => data.includes('\r\n\r\n'));
+    socket.write(bad);
+    assert.match(await reply, /^SIP\/2\.0 400 Bad Request\r\n/);
+    assert.equal(server.layer.stats.rejectedRequests, 1);
+
+    const closed = once(socket, 'close');
+    socket.write('OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\r\n');
+    await closed;
+    await waitFor(() => server.layer.connectionCount === 0, 'server to drop the connection');
+    assert.equal(server.layer.stats.framingErrors, 1);
+    assert.match(server.errors[0]?.message ?? '', /missing Content-Length/);
+  } finally {
+    socket.destroy();
+    await server.layer.close();
+  }
+});
+
+test('TCP: idle connections are closed after the idle timeout', async () => {
+  const client = await Endpoint.start('127.0.0.1');
+  const server = await Endpoint.start('127.0.0.1', { tcpIdleTimeoutMs: 150 });
+  try {
+    await client.layer.send(request('OPTIONS', `SIP/2.0/TCP 127.0.0.1:${client.port};branch=z9hG4bKidle`), {
+      transport: 'tcp',
+      host: '127.0.0.1',
+      port: server.port,
+    });
+    await server.next();
+    assert.equal(client.layer.connectionCount, 1);
+    await waitFor(() => server.layer.connectionCount === 0 && client.layer.connectionCount === 0, 'idle close');
+  } finally {
+    await client.layer.close();
+    await server.layer.close();
+  }
+});
+
+test('TCP: connection refused rejects the send and leaves no connection behind', async () => {
+  const client = await Endpoint.start('127.0.0.1');
+  const probe = net.createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  try {
+    await assert.rejects(
+      client.layer.send(request('OPTIONS', 'SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKrefused'), { transport: 'tcp', host: '127.0.0.1', port }),
+      /ECONNREFUSED/,
+    );
+    await waitFor(() => client.layer.connectionCount === 0, 'failed connection cleanup');
+    assert.deepEqual(client.errors, [], 'connect failures go to the sender, not onError');
+  } finally {
+    await client.layer.close();
+  }
+});
+
+test('dual-stack listener reports IPv4 peers as IPv4 and can answer them', async () => {
+  const server = await Endpoint.start('::');
+  const client = await Endpoint.start('127.0.0.1');
+  try {
+    await client.layer.send(request('OPTIONS', `SIP/2.0/UDP 127.0.0.1:${client.port};branch=z9hG4bKdual`), {
+      transport: 'udp',
+      host: '127.0.0.1',
+      port: server.port,
+    });
+    const { message, source } = await server.next();
+    assert.equal(source.address, '127.0.0.1');
+    assert.equal(topVia(message)?.params.has('received'), false);
+    await server.layer.sendResponse(buildResponse(message as SipRequest, 200), source);
+    const reply = await client.next();
+    assert.equal(reply.message.kind === 'response' && reply.message.status, 200);
+  } finally {
+    await client.layer.close();
+    await server.layer.close();
+  }
+});
+
+test('handler exceptions are reported, not fatal; send after close is refused', async () => {
+  let calls = 0;
+  const server = await Endpoint.start('127.0.0.1', {
+    onMessage: () => {
+      calls++;
+      throw new Error('handler bug');
+    },
+  });
+  const client = await Endpoint.start('127.0.0.1');
+  try {
+    for (const branch of ['z9hG4bKh1', 'z9hG4bKh2']) {
+      await client.layer.send(request('OPTIONS', `SIP/2.0/UDP 127.0.0.1:${client.port};branch=${branch}`), {
+        transport: 'udp',
+        host: '127.0.0.1',
+        port: server.port,
+      });
+    }
+    await waitFor(() => calls === 2, 'both messages handled');
+    assert.equal(server.errors.length, 2);
+    assert.match(server.errors[0].message, /handler bug/);
+  } finally {
+    await client.layer.close();
+    await server.layer.close();
+    await server.layer.close();
+  }
+  await assert.rejects(client.layer.send(request('OPTIONS', 'SIP/2.0/UDP h;branch=z9hG4bKx'), { transport: 'udp', host: '127.0.0.1', port: 9 }), /closed/);
+  await assert.rejects(client.layer.listen(), /closed/);
+});
+
+test('close() leaves no sockets, servers or timers behind', async () => {
+  const a = await Endpoint.start('127.0.0.1');
+  const b = await Endpoint.start('::1');
+  await a.layer.send(request('OPTIONS', `SIP/2.0/TCP 127.0.0.1:${a.port};branch=z9hG4bKclose`), { transport: 'tcp', host: '::1', port: b.port });
+  await b.next();
+  assert.equal(a.layer.connectionCount, 1);
+  assert.equal(b.layer.connectionCount, 1);
+  await Promise.all([a.layer.close(), b.layer.close()]);
+  assert.equal(a.layer.connectionCount, 0);
+  assert.equal(b.layer.connectionCount, 0);
+  await delay(20);
+  const leftovers = process.getActiveResourcesInfo().filter((name) => /TCP|UDP|Timeout/.test(name));
+  assert.deepEqual(leftovers, []);
+});
