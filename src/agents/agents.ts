@@ -4,6 +4,7 @@ import { withTransaction, type Context } from '../context.ts';
 import type { AgentsTable } from '../db/schema.ts';
 import { notFound } from '../common/errors.ts';
 import { now } from '../common/time.ts';
+import { retryOnNewReference } from '../numbers/numbers.ts';
 import type { Agent, AgentCreate, AgentUpdate } from './schemas.ts';
 
 type AgentRow = Selectable<AgentsTable>;
@@ -97,7 +98,7 @@ export async function updateAgent(ctx: Context, orgId: string, agentId: string, 
 
 /** Deletes an agent after removing its inbound links (each such number's lastUpdateTime moves). */
 export async function deleteAgent(ctx: Context, orgId: string, agentId: string): Promise<void> {
-  await withTransaction(ctx, async (tx) => {
+  await retryOnNewReference(() => withTransaction(ctx, async (tx) => {
     await findAgentRow(tx, orgId, agentId);
     const unlinked = await tx.db
       .updateTable('phone_numbers')
@@ -109,5 +110,5 @@ export async function deleteAgent(ctx: Context, orgId: string, agentId: string):
     await tx.db.deleteFrom('agents').where('id', '=', agentId).where('org_id', '=', orgId).execute();
     for (const number of unlinked) tx.changes.publish({ kind: 'number', orgId, id: number.id });
     tx.changes.publish({ kind: 'agent', orgId, id: agentId });
-  });
+  }));
 }

@@ -5,7 +5,7 @@ import type { SipCredentialsTable } from '../db/schema.ts';
 import { invalid, notFound, conflict } from '../common/errors.ts';
 import { parseAddressOrCidr } from '../common/addresses.ts';
 import { now } from '../common/time.ts';
-import { affectedAgentsOfNumbers, deleteNumbersWithLinks } from '../numbers/numbers.ts';
+import { affectedAgentsOfNumbers, deleteNumbersWithLinks, retryOnNewReference } from '../numbers/numbers.ts';
 import type { Credentials, CredentialsInput } from './schemas.ts';
 import { parseServerAddress } from './server-address.ts';
 
@@ -142,7 +142,7 @@ async function numberIdsUsing(ctx: Context, orgId: string, credentialsId: string
 }
 
 export async function deleteCredentials(ctx: Context, orgId: string, id: string, force: boolean): Promise<void> {
-  await withTransaction(ctx, async (tx) => {
+  await retryOnNewReference(() => withTransaction(ctx, async (tx) => {
     await findRow(tx, orgId, id);
     const numberIds = await numberIdsUsing(tx, orgId, id);
     if (numberIds.length > 0 && !force) {
@@ -151,7 +151,7 @@ export async function deleteCredentials(ctx: Context, orgId: string, id: string,
     await deleteNumbersWithLinks(tx, orgId, numberIds);
     await tx.db.deleteFrom('sip_credentials').where('id', '=', id).where('org_id', '=', orgId).execute();
     tx.changes.publish({ kind: 'credentials', orgId, id });
-  });
+  }));
 }
 
 export async function credentialsAffectedAgents(ctx: Context, orgId: string, id: string) {

@@ -149,6 +149,30 @@ const migrations: Record<string, DialectMigration> = {
         .execute(db);
     }
   },
+
+  async '0003_call_records'(db) {
+    await db.schema
+      .createTable('call_records')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('org_id', 'text')
+      .addColumn('direction', 'text', (c) => c.notNull())
+      .addColumn('started_time', 'text', (c) => c.notNull())
+      .addColumn('ended_time', 'text', (c) => c.notNull())
+      .addColumn('phone_number_id', 'text')
+      .addColumn('phone_number', 'text', (c) => c.notNull())
+      .addColumn('remote_party', 'text', (c) => c.notNull())
+      .addColumn('agent_id', 'text')
+      .addColumn('outcome', 'text', (c) => c.notNull())
+      .addColumn('status_code', 'integer', (c) => c.notNull())
+      .addColumn('call_id', 'text', (c) => c.notNull())
+      .addColumn('source_address', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createIndex('call_records_org_started')
+      .on('call_records')
+      .columns(['org_id', 'started_time', 'id'])
+      .execute();
+  },
 };
 
 function provider(dialect: Dialect): MigrationProvider {

@@ -68,7 +68,25 @@ export interface PhoneNumbersTable {
   last_update_time: string;
 }
 
+export interface CallRecordsTable {
+  id: string;
+  /** Null when the number was not found: nobody's call, never listed. */
+  org_id: string | null;
+  direction: string;
+  started_time: string;
+  ended_time: string;
+  phone_number_id: string | null;
+  phone_number: string;
+  remote_party: string;
+  agent_id: string | null;
+  outcome: string;
+  status_code: number;
+  call_id: string;
+  source_address: string;
+}
+
 export interface Database {
+  call_records: CallRecordsTable;
   orgs: OrgsTable;
   api_keys: ApiKeysTable;
   sip_credentials: SipCredentialsTable;

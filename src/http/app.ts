@@ -6,6 +6,7 @@ import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { Context } from '../context.ts';
 import { agentRoutes } from '../agents/routes.ts';
+import { callRecordRoutes } from '../calls/routes.ts';
 import { credentialsRoutes } from '../credentials/routes.ts';
 import { numberRoutes } from '../numbers/routes.ts';
 import { requireApiKey } from './auth.ts';
@@ -84,6 +85,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await api.register(credentialsRoutes, { ctx: options.ctx });
       await api.register(agentRoutes, { ctx: options.ctx });
       await api.register(numberRoutes, { ctx: options.ctx });
+      await api.register(callRecordRoutes, { ctx: options.ctx });
     },
     { prefix: '/api/v1' },
   );

@@ -34,12 +34,18 @@ export async function linkAgent(
 
   if (mode === 'replaceOutbound') {
     if (agent_outbound_phone_number_id !== numberId) {
-      await ctx.db
-        .updateTable('agents')
-        .set({ outbound_phone_number_id: numberId, last_update_time: now() })
-        .where('id', '=', agentId)
-        .where('org_id', '=', orgId)
-        .execute();
+      try {
+        await ctx.db
+          .updateTable('agents')
+          .set({ outbound_phone_number_id: numberId, last_update_time: now() })
+          .where('id', '=', agentId)
+          .where('org_id', '=', orgId)
+          .execute();
+      } catch (error) {
+        // The number was deleted between the read and the write.
+        if (foreignKeyViolation(error)) throw notFound(`Phone number ${numberId} was not found`);
+        throw error;
+      }
       ctx.changes.publish({ kind: 'agent', orgId, id: agentId });
     }
     return numberFromRow(number);

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import type { Selectable } from 'kysely';
 import { withTransaction, type Context } from '../context.ts';
 import type { PhoneNumbersTable } from '../db/schema.ts';
-import { uniqueViolation } from '../db/errors.ts';
+import { foreignKeyViolation, uniqueViolation } from '../db/errors.ts';
 import { conflict, invalid, notFound } from '../common/errors.ts';
 import { now } from '../common/time.ts';
 import { normalizePhoneNumber } from './normalize.ts';
@@ -157,6 +157,8 @@ export async function createNumber(ctx: Context, orgId: string, input: PhoneNumb
   try {
     await ctx.db.insertInto('phone_numbers').values(columns).execute();
   } catch (error) {
+    // The credentials were deleted between the check and the insert.
+    if (foreignKeyViolation(error)) throw notFound(`SIP credentials ${input.credentialsId} were not found`);
     throw translateUniqueViolation(error);
   }
   ctx.changes.publish({ kind: 'number', orgId, id: row.id });
@@ -208,6 +210,8 @@ export async function replaceNumber(ctx: Context, orgId: string, id: string, inp
     ctx.changes.publish({ kind: 'number', orgId, id });
     return numberFromRow({ ...updated, provider_id: providerId });
   } catch (error) {
+    // The new credentials were deleted between the check and the update.
+    if (foreignKeyViolation(error)) throw notFound(`SIP credentials ${input.credentialsId} were not found`);
     throw translateUniqueViolation(error);
   }
 }
@@ -272,8 +276,24 @@ export async function deleteNumbersWithLinks(tx: Context, orgId: string, numberI
   for (const id of numberIds) tx.changes.publish({ kind: 'number', orgId, id });
 }
 
+/**
+ * Runs a delete again when the database refused it because a concurrent request had just made
+ * something refer to what it deletes (a link, a number): the next run sees that reference and
+ * answers 409, or with force removes it too.
+ */
+export async function retryOnNewReference(work: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (!foreignKeyViolation(error)) throw error;
+      if (attempt === 3) throw conflict('It kept changing while being deleted; try again');
+    }
+  }
+}
+
 export async function deleteNumber(ctx: Context, orgId: string, id: string, force: boolean): Promise<void> {
-  await withTransaction(ctx, async (tx) => {
+  await retryOnNewReference(() => withTransaction(ctx, async (tx) => {
     const row = await findNumberRow(tx, orgId, id);
     if (!force) {
       const outboundUser = await tx.db
@@ -287,5 +307,5 @@ export async function deleteNumber(ctx: Context, orgId: string, id: string, forc
       }
     }
     await deleteNumbersWithLinks(tx, orgId, [id]);
-  });
+  }));
 }

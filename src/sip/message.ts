@@ -16,9 +16,6 @@ import { formatHost, hostKind, parsePort } from './uri.ts';
 
 export const SIP_VERSION = 'SIP/2.0';
 
-/** RFC 3261 §8.1.1.7: branch parameters of RFC 3261 transactions start with this. */
-export const BRANCH_MAGIC_COOKIE = 'z9hG4bK';
-
 // ---------------------------------------------------------------------------
 // Header names
 

@@ -3,6 +3,8 @@
  *
  * Policy (see test/sip/parser.test.ts for the RFC 4475 cases it implies):
  * - SIP/2.0 only; CRLF and bare LF line endings; leading CRLFs ignored (§7.5).
+ * - The header section is decoded as UTF-8 (RFC 3261 text is UTF-8); invalid
+ *   sequences become U+FFFD. The body is never decoded.
  * - Header folding is joined with a single SP; names are case-insensitive and
  *   compact forms are expanded; LWS around the colon is allowed.
  * - Validated eagerly, because routing or answering depends on them: the
@@ -24,6 +26,7 @@
  * Parsing never throws for any input; failures are returned as values.
  */
 import {
+  canonicalHeaderName,
   createRequest,
   isToken,
   parseContentLength,
@@ -35,7 +38,6 @@ import {
   SipHeaders,
   splitHeaderList,
   trimLws,
-  canonicalHeaderName,
   type SipMessage,
   type SipRequest,
 } from './message.ts';

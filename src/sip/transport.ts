@@ -151,7 +151,6 @@ class TcpConnection implements SipConnection {
   ready: Promise<void> = Promise.resolve();
   /** False while an outbound connect is pending; its failure goes to the senders, not onError. */
   connected: boolean;
-  open = true;
 
   constructor(id: number, socket: net.Socket, key: string, remoteAddress: string, remotePort: number, connected: boolean) {
     this.id = id;
@@ -160,6 +159,10 @@ class TcpConnection implements SipConnection {
     this.key = key;
     this.remoteAddress = remoteAddress;
     this.remotePort = remotePort;
+  }
+
+  get open(): boolean {
+    return !this.socket.destroyed;
   }
 
   write(data: Buffer): Promise<void> {
@@ -179,6 +182,7 @@ export class SipTransportLayer {
   readonly #connections = new Map<string, TcpConnection>();
   readonly #allConnections = new Set<TcpConnection>();
   #nextConnectionId = 1;
+  #started = false;
   #closed = false;
   readonly #stats: TransportStats = { droppedDatagrams: 0, droppedStreamMessages: 0, rejectedRequests: 0, framingErrors: 0 };
 
@@ -206,20 +210,33 @@ export class SipTransportLayer {
 
   /** Binds UDP and TCP on the configured host and port and resolves with the ports in use. */
   async listen(): Promise<ListeningPorts> {
-    if (this.#closed || this.#udp !== null) throw new Error('transport layer already started or closed');
+    if (this.#closed) throw new Error('transport layer is closed');
+    if (this.#started) throw new Error('transport layer already started');
+    this.#started = true;
     const { host, port } = this.#options;
     for (let attempt = 1; ; attempt++) {
       const udp = await this.#bindUdp(host, port);
       const udpPort = udp.address().port;
+      let server: net.Server;
       try {
-        this.#server = await this.#listenTcp(host, udpPort);
-        this.#udp = udp;
-        return { udpPort, tcpPort: udpPort };
+        server = await this.#listenTcp(host, udpPort);
       } catch (error) {
         await new Promise<void>((resolve) => udp.close(() => resolve()));
         const inUse = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
         if (port !== 0 || !inUse || attempt >= EPHEMERAL_PORT_ATTEMPTS) throw error;
+        continue;
       }
+      if (this.#closed) {
+        // close() ran while binding; it could not see these sockets.
+        await Promise.all([
+          new Promise<void>((resolve) => udp.close(() => resolve())),
+          new Promise<void>((resolve) => server.close(() => resolve())),
+        ]);
+        throw new Error('transport layer was closed while starting');
+      }
+      this.#udp = udp;
+      this.#server = server;
+      return { udpPort, tcpPort: udpPort };
     }
   }
 
@@ -232,7 +249,8 @@ export class SipTransportLayer {
     const wire = serializeMessage(message);
     const host = stripBrackets(destination.host);
     if (destination.transport === 'udp') return this.#sendDatagram(wire, host, destination.port);
-    const connection = this.#connections.get(connectionKey(host, destination.port)) ?? this.#connect(host, destination.port);
+    const existing = this.#connections.get(connectionKey(host, destination.port));
+    const connection = existing !== undefined && existing.open ? existing : this.#connect(host, destination.port);
     await connection.ready;
     return connection.write(wire);
   }
@@ -377,7 +395,6 @@ export class SipTransportLayer {
       if (connection.connected) this.#reportError(error);
     });
     socket.on('close', () => {
-      connection.open = false;
       this.#allConnections.delete(connection);
       if (this.#connections.get(connection.key) === connection) this.#connections.delete(connection.key);
     });

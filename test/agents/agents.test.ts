@@ -235,6 +235,25 @@ for (const backend of await testBackends()) {
       await other.link(sameNumber.id, (await other.createAgent()).agentId);
     });
 
+    test('DELETE racing an inbound link never answers 500 and leaves no link to a deleted agent', async () => {
+      const org = await clientFor(server);
+      const creds = await org.createCredentials();
+      for (let i = 0; i < 12; i++) {
+        const agent = await org.createAgent();
+        const number = await org.createNumber({ phoneNumber: `+1555010320${String(i).padStart(2, '0')}`, credentialsId: creds.id });
+        const [deleted, linked] = await Promise.all([
+          org.req('DELETE', `${BASE}/${agent.agentId}`),
+          org.linkRaw(number.id, { agentId: agent.agentId }),
+        ]);
+        const what = `delete ${deleted.status}, link ${linked.status}`;
+        assert.equal(deleted.status, 204, what);
+        assert.ok([200, 404].includes(linked.status), what);
+        if (linked.status === 404) assert.match(linked.body.detail, /Agent/, what);
+        assertProblem(await org.req('GET', `${BASE}/${agent.agentId}`), 404);
+        assert.equal((await org.getNumber(number.id)).incomingCallsAgentId, null, what);
+      }
+    });
+
     test('DELETE of a missing agent is 404', async () => {
       assertProblem(await api.req('DELETE', `${BASE}/${missingId()}`), 404);
     });

@@ -373,6 +373,30 @@ for (const backend of await testBackends()) {
       await org.link(again.id, inbound.agentId);
     });
 
+    test('DELETE racing the creation of a number never answers 500', async () => {
+      const org = await clientFor(server);
+      for (let i = 0; i < 12; i++) {
+        const creds = await org.createCredentials();
+        const force = i % 2 === 0;
+        const [deleted, created] = await Promise.all([
+          org.req('DELETE', `${BASE}/${creds.id}`, { query: { force } }),
+          org.req('POST', '/api/v1/sip-phone-numbers', { body: { phoneNumber: `+1555010140${String(i).padStart(2, '0')}`, credentialsId: creds.id } }),
+        ]);
+        const what = `force=${force}: delete ${deleted.status}, create ${created.status}`;
+        assert.ok([204, 409].includes(deleted.status), what);
+        assert.ok([201, 404].includes(created.status), what);
+        if (force) assert.equal(deleted.status, 204, what);
+        if (created.status === 404) assert.match(created.body.detail, /credentials/i, what);
+        if (deleted.status === 409) assert.equal(created.status, 201, what);
+        const credsNow = await org.req('GET', `${BASE}/${creds.id}`);
+        assert.equal(credsNow.status, deleted.status === 204 ? 404 : 200, what);
+        if (created.status === 201) {
+          // The number exists exactly when its credentials do.
+          assert.equal((await org.req('GET', `/api/v1/sip-phone-numbers/${created.body.id}`)).status, credsNow.status, what);
+        }
+      }
+    });
+
     test('affected-agents lists each number and its agents', async () => {
       const org = await clientFor(server);
       const creds = await org.createCredentials();

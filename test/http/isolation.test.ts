@@ -177,15 +177,21 @@ for (const backend of await testBackends()) {
     test('collection routes answer the caller’s own resources only', async () => {
       const before = await snapshotOfA();
       const aIds = [credsA.id, agentA.agentId, agentA2.agentId, numberA.id, numberA2.id, a.orgId];
+      // A list filter named after something of the first organization's is given that thing.
+      const filterValues: Record<string, string[]> = {
+        linkedAgentId: [agentA.agentId, agentA2.agentId],
+        agentId: [agentA.agentId, agentA2.agentId],
+        phoneNumberId: [numberA.id, numberA2.id],
+        credentialsId: [credsA.id],
+        providerId: [providerA],
+        phoneNumber: [numberA.phoneNumber],
+      };
       for (const op of operations.filter((o) => !o.path.includes('{'))) {
-        const kind = kindOf(op.path);
         const what = `${op.method} ${op.path}`;
         if (op.method === 'GET') {
           const queries: Record<string, string>[] = [{}];
           for (const p of op.parameters.filter((p) => p.in === 'query')) {
-            if (p.name === 'linkedAgentId') queries.push({ linkedAgentId: agentA.agentId }, { linkedAgentId: agentA2.agentId });
-            if (p.name === 'providerId') queries.push({ providerId: providerA });
-            if (p.name === 'phoneNumber') queries.push({ phoneNumber: numberA.phoneNumber });
+            for (const value of filterValues[p.name] ?? []) queries.push({ [p.name]: value });
           }
           for (const query of queries) {
             const res = await b.req('GET', op.path, { query });
@@ -196,6 +202,7 @@ for (const backend of await testBackends()) {
             for (const id of aIds) assert.ok(!text.includes(id), `${what} ${JSON.stringify(query)} leaks nothing`);
           }
         } else if (op.method === 'POST') {
+          const kind = kindOf(op.path);
           if (kind === 'sip-phone-numbers') {
             // A reference to the other organization's credentials is a reference to nothing.
             const res = await b.req('POST', op.path, { body: bodyFor(kind, credsA.id) });

@@ -324,6 +324,30 @@ for (const backend of await testBackends()) {
       await other.link(number.id, (await other.createAgent()).agentId);
     });
 
+    test('DELETE racing a link never answers 500 and leaves no link to a deleted number', async () => {
+      const org = await clientFor(server);
+      const c = await org.createCredentials();
+      for (let i = 0; i < 12; i++) {
+        const number = await org.createNumber({ phoneNumber: `+1555010930${String(i).padStart(2, '0')}`, credentialsId: c.id });
+        const agent = await org.createAgent();
+        const mode = i % 4 < 2 ? 'replaceOutbound' : 'inbound';
+        const force = i % 2 === 0;
+        const [deleted, linked] = await Promise.all([
+          org.req('DELETE', `${BASE}/${number.id}`, { query: { force } }),
+          org.linkRaw(number.id, { agentId: agent.agentId, mode }),
+        ]);
+        const what = `force=${force} mode=${mode}: delete ${deleted.status}, link ${linked.status}`;
+        assert.ok([204, 409].includes(deleted.status), what);
+        assert.ok([200, 404].includes(linked.status), what);
+        if (force) assert.equal(deleted.status, 204, what);
+        if (linked.status === 404) assert.match(linked.body.detail, /Phone number/, what);
+        const after = await org.req('GET', `${BASE}/${number.id}`);
+        assert.equal(after.status, deleted.status === 204 ? 404 : 200, what);
+        const outbound = (await org.getAgent(agent.agentId)).outboundPhoneNumberId;
+        assert.equal(outbound, mode === 'replaceOutbound' && deleted.status === 409 ? number.id : null, what);
+      }
+    });
+
     test('affected-agents: uses inbound, outbound or both', async () => {
       const org = await clientFor(server);
       const c = await org.createCredentials();

@@ -4,9 +4,11 @@ import {
   buildResponse,
   cloneMessage,
   createRequest,
+  formatCSeq,
   formatHeaderParams,
   formatNameAddr,
   formatVia,
+  isRequest,
   parseContentLength,
   parseCSeq,
   parseExpires,
@@ -1463,6 +1465,7 @@ test('SipHeaders: ordered multi-map operations', () => {
 test('cloneMessage copies headers independently', () => {
   const original = parsed(inviteWithSdp);
   const copy = cloneMessage(original);
+  assert.ok(isRequest(copy));
   copy.headers.prepend('via', 'SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp1');
   assert.equal(original.headers.getAll('via').length, 1);
   assert.equal(copy.headers.getAll('via').length, 2);
@@ -1522,6 +1525,7 @@ test('parseNameAddr / formatNameAddr', () => {
 
 test('scalar header helpers', () => {
   assert.deepEqual(parseCSeq('4294967295 INVITE'), { seq: 4294967295, method: 'INVITE' });
+  assert.equal(formatCSeq({ seq: 7, method: 'ACK' }), '7 ACK');
   assert.equal(parseCSeq('4294967296 INVITE'), null);
   assert.equal(parseCSeq('-1 INVITE'), null);
   assert.equal(parseCSeq('1INVITE'), null);

@@ -428,6 +428,16 @@ test('handler exceptions are reported, not fatal; send after close is refused', 
   await assert.rejects(client.layer.listen(), /closed/);
 });
 
+test('listen() twice is refused; close() during listen() releases the sockets', async () => {
+  assert.throws(() => new SipTransportLayer({ host: 'localhost', port: 0, onMessage: () => undefined }), TypeError);
+  const layer = new SipTransportLayer({ host: '127.0.0.1', port: 0, onMessage: () => undefined });
+  const listening = layer.listen();
+  await assert.rejects(layer.listen(), /already started/);
+  const closing = layer.close();
+  await assert.rejects(listening, /closed while starting/);
+  await closing;
+});
+
 test('close() leaves no sockets, servers or timers behind', async () => {
   const a = await Endpoint.start('127.0.0.1');
   const b = await Endpoint.start('::1');

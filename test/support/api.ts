@@ -15,6 +15,19 @@ export const missingId = () => crypto.randomUUID();
 /** Stored timestamps have millisecond precision: wait past it before a change that must move one. */
 export const nextMillisecond = () => sleep(3);
 
+/**
+ * Polls until `check` holds, failing after `withinMs`. For what a running server learns late by
+ * design: a revoked API key is remembered as valid for up to a second (src/orgs/api-key-cache.ts).
+ */
+export async function eventually(what: string, check: () => Promise<boolean>, withinMs = 2500): Promise<number> {
+  const started = Date.now();
+  for (;;) {
+    if (await check()) return Date.now() - started;
+    if (Date.now() - started > withinMs) assert.fail(`${what}: not within ${withinMs} ms`);
+    await sleep(50);
+  }
+}
+
 const TIMESTAMP_KEY = /(Time|lastUpdated|expiresAt)$/;
 
 /** Every timestamp in a response is ISO 8601 UTC with Z (CONTRACT 2). */

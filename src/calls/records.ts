@@ -1,0 +1,125 @@
+import crypto from 'node:crypto';
+import type { Insertable, Kysely, Selectable } from 'kysely';
+import type { Context } from '../context.ts';
+import type { CallRecordsTable, Database } from '../db/schema.ts';
+import type { CallDirection, CallOutcome, CallRecord, CallRecordListQuery } from './schemas.ts';
+
+export interface CallAttempt {
+  orgId: string | null;
+  direction: CallDirection;
+  startedTime: string;
+  endedTime: string;
+  phoneNumberId: string | null;
+  phoneNumber: string;
+  remoteParty: string;
+  agentId: string | null;
+  outcome: CallOutcome;
+  statusCode: number;
+  callId: string;
+  sourceAddress: string;
+}
+
+const FLUSH_INTERVAL_MS = 200;
+const ROWS_PER_INSERT = 500;
+/** Past this many unwritten records (the database is down or slow) new ones are dropped and counted. */
+const MAX_PENDING = 100000;
+
+/**
+ * Writes call records in batches off the call path: a call only appends to a buffer; a timer
+ * writes what has gathered in one multi-row insert. Shutdown flushes what is left.
+ */
+export class CallRecorder {
+  private pending: Insertable<CallRecordsTable>[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+  dropped = 0;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly onError: (error: unknown) => void = () => {},
+  ) {}
+
+  record(attempt: CallAttempt): void {
+    if (this.pending.length >= MAX_PENDING) {
+      this.dropped++;
+      return;
+    }
+    this.pending.push({
+      id: crypto.randomUUID(),
+      org_id: attempt.orgId,
+      direction: attempt.direction,
+      started_time: attempt.startedTime,
+      ended_time: attempt.endedTime,
+      phone_number_id: attempt.phoneNumberId,
+      phone_number: attempt.phoneNumber,
+      remote_party: attempt.remoteParty,
+      agent_id: attempt.agentId,
+      outcome: attempt.outcome,
+      status_code: attempt.statusCode,
+      call_id: attempt.callId,
+      source_address: attempt.sourceAddress,
+    });
+    this.timer ??= setTimeout(() => {
+      this.timer = null;
+      void this.flush();
+    }, FLUSH_INTERVAL_MS);
+  }
+
+  /** Writes everything recorded so far; resolves when it is in the database. */
+  flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    const batch = this.pending;
+    this.pending = [];
+    this.flushing = this.flushing.then(async () => {
+      for (let i = 0; i < batch.length; i += ROWS_PER_INSERT) {
+        try {
+          await this.db.insertInto('call_records').values(batch.slice(i, i + ROWS_PER_INSERT)).execute();
+        } catch (error) {
+          this.dropped += Math.min(ROWS_PER_INSERT, batch.length - i);
+          this.onError(error);
+        }
+      }
+    });
+    return this.flushing;
+  }
+}
+
+function callRecordFromRow(row: Selectable<CallRecordsTable>): CallRecord {
+  return {
+    id: row.id,
+    orgId: row.org_id ?? '',
+    direction: row.direction as CallDirection,
+    startedTime: row.started_time,
+    endedTime: row.ended_time,
+    phoneNumberId: row.phone_number_id,
+    phoneNumber: row.phone_number,
+    remoteParty: row.remote_party,
+    agentId: row.agent_id,
+    outcome: row.outcome as CallOutcome,
+    statusCode: row.status_code,
+    callId: row.call_id,
+    sourceAddress: row.source_address,
+  };
+}
+
+/** An organization's call records, newest first. */
+export async function listCallRecords(ctx: Context, orgId: string, query: CallRecordListQuery) {
+  const filtered = () => {
+    let q = ctx.db.selectFrom('call_records').where('org_id', '=', orgId);
+    if (query.phoneNumberId !== undefined) q = q.where('phone_number_id', '=', query.phoneNumberId);
+    if (query.agentId !== undefined) q = q.where('agent_id', '=', query.agentId);
+    if (query.outcome !== undefined) q = q.where('outcome', '=', query.outcome);
+    if (query.direction !== undefined) q = q.where('direction', '=', query.direction);
+    return q;
+  };
+  const [rows, count] = await Promise.all([
+    filtered().selectAll().orderBy('started_time', 'desc').orderBy('id', 'desc').offset(query.skip).limit(query.take).execute(),
+    filtered()
+      .select((eb) => eb.fn.countAll<string | number>().as('n'))
+      .executeTakeFirstOrThrow(),
+  ]);
+  return { items: rows.map(callRecordFromRow), totalCount: Number(count.n), skip: query.skip, take: query.take };
+}

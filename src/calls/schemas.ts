@@ -1,0 +1,57 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { Nullable, Page, PageQuery, Timestamp, Uuid } from '../http/schemas.ts';
+
+export const CallOutcome = Type.Union(
+  [
+    Type.Literal('answered'),
+    Type.Literal('not_found'),
+    Type.Literal('forbidden'),
+    Type.Literal('unavailable'),
+    Type.Literal('rejected'),
+    Type.Literal('cancelled'),
+    Type.Literal('timeout'),
+    Type.Literal('failed'),
+    Type.Literal('rate_limited'),
+  ],
+  {
+    description:
+      'answered: 2xx; not_found/forbidden/unavailable: the edge answered 404/403/480; rejected: the agent or carrier ' +
+      'answered another final response; cancelled: the caller cancelled; timeout: no answer from the next hop (408); ' +
+      'failed: the next hop could not be reached; rate_limited: over cpsLimit (503).',
+  },
+);
+export type CallOutcome = Static<typeof CallOutcome>;
+
+export const CallDirection = Type.Union([Type.Literal('inbound'), Type.Literal('outbound')]);
+export type CallDirection = Static<typeof CallDirection>;
+
+export const CallRecord = Type.Object(
+  {
+    id: Uuid,
+    orgId: Type.String(),
+    direction: CallDirection,
+    startedTime: Timestamp,
+    endedTime: Timestamp,
+    phoneNumberId: Nullable(Uuid),
+    phoneNumber: Type.String({ description: 'The dialled number (inbound) or the caller ID used (outbound).' }),
+    remoteParty: Type.String({ description: 'The caller (inbound) or the called party (outbound), as a SIP URI.' }),
+    agentId: Nullable(Type.String()),
+    outcome: CallOutcome,
+    statusCode: Type.Integer({ description: 'The final SIP status code sent back to the caller.' }),
+    callId: Type.String(),
+    sourceAddress: Type.String(),
+  },
+  { title: 'CallRecord' },
+);
+export type CallRecord = Static<typeof CallRecord>;
+
+export const CallRecordPage = Page(CallRecord, 'CallRecordPage');
+
+export const CallRecordListQuery = Type.Object({
+  ...PageQuery,
+  phoneNumberId: Type.Optional(Uuid),
+  agentId: Type.Optional(Uuid),
+  outcome: Type.Optional(CallOutcome),
+  direction: Type.Optional(CallDirection),
+});
+export type CallRecordListQuery = Static<typeof CallRecordListQuery>;

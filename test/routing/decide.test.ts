@@ -1,0 +1,77 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { addressMatcher } from '../../src/common/addresses.ts';
+import { decideInbound, type AgentEntry, type CredentialsEntry, type NumberEntry } from '../../src/routing/decide.ts';
+import { numberKey } from '../../src/routing/routing-index.ts';
+
+const trunk = (allowed: string[]): CredentialsEntry => ({ id: 'c', orgId: 'o', allowed: addressMatcher(allowed) });
+const agent = (over: Partial<AgentEntry> = {}): AgentEntry => ({ id: 'a', orgId: 'o', isEnabled: true, sipUri: 'sip:agent@127.0.0.1:5070', ...over });
+const number = (credentials: CredentialsEntry, linked: AgentEntry | null, id = 'n'): NumberEntry => ({
+  id,
+  orgId: 'o',
+  key: numberKey('+15550100000'),
+  credentials,
+  agent: linked,
+});
+
+const RUNTIME = 'sip:runtime@127.0.0.1:5080';
+const fromCarrier = trunk(['192.0.2.0/24']);
+
+const table: {
+  name: string;
+  candidates: NumberEntry | NumberEntry[] | undefined;
+  source: string;
+  runtime?: string | null;
+  expect: { outcome: string; status?: number; target?: string; numberId?: string };
+}[] = [
+  { name: 'no such number', candidates: undefined, source: '192.0.2.1', expect: { outcome: 'not_found', status: 404 } },
+  { name: 'source not allowed', candidates: number(fromCarrier, agent()), source: '198.51.100.7', expect: { outcome: 'forbidden', status: 403 } },
+  { name: 'allowed, no agent', candidates: number(fromCarrier, null), source: '192.0.2.9', expect: { outcome: 'unavailable', status: 480 } },
+  { name: 'agent disabled', candidates: number(fromCarrier, agent({ isEnabled: false })), source: '192.0.2.9', expect: { outcome: 'unavailable', status: 480 } },
+  { name: 'agent sipUri', candidates: number(fromCarrier, agent()), source: '192.0.2.9', expect: { outcome: 'route', target: 'sip:agent@127.0.0.1:5070' } },
+  {
+    name: 'no sipUri: default runtime',
+    candidates: number(fromCarrier, agent({ sipUri: null })),
+    source: '192.0.2.9',
+    runtime: RUNTIME,
+    expect: { outcome: 'route', target: RUNTIME },
+  },
+  {
+    name: 'no sipUri and no default runtime',
+    candidates: number(fromCarrier, agent({ sipUri: null })),
+    source: '192.0.2.9',
+    runtime: null,
+    expect: { outcome: 'unavailable', status: 480 },
+  },
+  { name: 'IPv4 peer on a dual-stack socket', candidates: number(fromCarrier, agent()), source: '::ffff:192.0.2.9', expect: { outcome: 'route' } },
+  { name: 'IPv6 CIDR', candidates: number(trunk(['2001:db8::/32']), agent()), source: '2001:db8::5', expect: { outcome: 'route' } },
+  { name: 'nobody allowed (unresolvable server)', candidates: number(trunk([]), agent()), source: '192.0.2.9', expect: { outcome: 'forbidden', status: 403 } },
+  {
+    name: 'several records: the linked one wins',
+    candidates: [number(fromCarrier, null, 'unlinked'), number(fromCarrier, agent(), 'linked')],
+    source: '192.0.2.9',
+    expect: { outcome: 'route', numberId: 'linked' },
+  },
+  {
+    name: 'several records: the linked one is not allowed from here, another is',
+    candidates: [number(trunk(['203.0.113.1']), agent(), 'linked'), number(fromCarrier, null, 'unlinked')],
+    source: '192.0.2.9',
+    expect: { outcome: 'unavailable', status: 480, numberId: 'unlinked' },
+  },
+];
+
+for (const row of table) {
+  test(`decideInbound: ${row.name}`, () => {
+    const decision = decideInbound(row.candidates, row.source, row.runtime === undefined ? RUNTIME : row.runtime);
+    assert.equal(decision.outcome, row.expect.outcome);
+    if (row.expect.status !== undefined) assert.equal('status' in decision ? decision.status : undefined, row.expect.status);
+    if (row.expect.target !== undefined) assert.equal(decision.outcome === 'route' ? decision.target : undefined, row.expect.target);
+    if (row.expect.numberId !== undefined) assert.equal('number' in decision ? decision.number.id : undefined, row.expect.numberId);
+  });
+}
+
+test('numberKey keeps leading zeros apart and is exact for 15 digits', () => {
+  assert.notEqual(numberKey('+012'), numberKey('+12'));
+  assert.equal(numberKey('+999999999999999'), 1999999999999999);
+  assert.ok(Number.isSafeInteger(numberKey('+999999999999999')));
+});
