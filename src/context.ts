@@ -25,11 +25,11 @@ export interface Context {
 export async function withTransaction<T>(ctx: Context, work: (tx: Context) => Promise<T>): Promise<T> {
   const pending: Change[] = [];
   const held: ChangeFeed = {
-    publish: (change) => void pending.push(change),
+    publish: async (change) => void pending.push(change),
     subscribe: (listener) => ctx.changes.subscribe(listener),
     close: async () => {},
   };
   const result = await ctx.db.transaction().execute((trx) => work({ ...ctx, db: trx, changes: held }));
-  for (const change of pending) ctx.changes.publish(change);
+  for (const change of pending) await ctx.changes.publish(change);
   return result;
 }

@@ -68,7 +68,7 @@ export async function createAgent(ctx: Context, orgId: string, input: AgentCreat
     last_update_time: time,
   };
   await ctx.db.insertInto('agents').values(row).execute();
-  ctx.changes.publish({ kind: 'agent', orgId, id: row.id });
+  await ctx.changes.publish({ kind: 'agent', orgId, id: row.id });
   return agentFromRow(row);
 }
 
@@ -92,7 +92,7 @@ export async function updateAgent(ctx: Context, orgId: string, agentId: string, 
     .returningAll()
     .executeTakeFirst();
   if (!updated) throw notFound(`Agent ${agentId} was not found`);
-  ctx.changes.publish({ kind: 'agent', orgId, id: agentId });
+  await ctx.changes.publish({ kind: 'agent', orgId, id: agentId });
   return agentFromRow(updated);
 }
 
@@ -108,7 +108,7 @@ export async function deleteAgent(ctx: Context, orgId: string, agentId: string):
       .returning('id')
       .execute();
     await tx.db.deleteFrom('agents').where('id', '=', agentId).where('org_id', '=', orgId).execute();
-    for (const number of unlinked) tx.changes.publish({ kind: 'number', orgId, id: number.id });
-    tx.changes.publish({ kind: 'agent', orgId, id: agentId });
+    for (const number of unlinked) await tx.changes.publish({ kind: 'number', orgId, id: number.id });
+    await tx.changes.publish({ kind: 'agent', orgId, id: agentId });
   }));
 }

@@ -101,7 +101,7 @@ export async function createCredentials(ctx: Context, orgId: string, input: Cred
     last_update_time: time,
   };
   await ctx.db.insertInto('sip_credentials').values(row).execute();
-  ctx.changes.publish({ kind: 'credentials', orgId, id });
+  await ctx.changes.publish({ kind: 'credentials', orgId, id });
   return credentialsFromRow(row);
 }
 
@@ -127,7 +127,7 @@ export async function replaceCredentials(
     .returningAll()
     .executeTakeFirst();
   if (!updated) throw notFound(`SIP credentials ${id} were not found`);
-  ctx.changes.publish({ kind: 'credentials', orgId, id });
+  await ctx.changes.publish({ kind: 'credentials', orgId, id });
   return credentialsFromRow(updated);
 }
 
@@ -150,7 +150,7 @@ export async function deleteCredentials(ctx: Context, orgId: string, id: string,
     }
     await deleteNumbersWithLinks(tx, orgId, numberIds);
     await tx.db.deleteFrom('sip_credentials').where('id', '=', id).where('org_id', '=', orgId).execute();
-    tx.changes.publish({ kind: 'credentials', orgId, id });
+    await tx.changes.publish({ kind: 'credentials', orgId, id });
   }));
 }
 

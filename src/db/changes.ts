@@ -1,5 +1,3 @@
-import { EventEmitter } from 'node:events';
-
 /** What changed; listeners re-read what they need. `reload` means "assume everything changed". */
 export type Change =
   | { kind: 'number'; orgId: string; id: string }
@@ -7,37 +5,59 @@ export type Change =
   | { kind: 'credentials'; orgId: string; id: string }
   | { kind: 'reload' };
 
-export type ChangeListener = (change: Change) => void;
+/** A listener may return a promise: the publisher waits for it (see publish). */
+export type ChangeListener = (change: Change) => void | Promise<void>;
 
 /**
  * The one subscription through which the rest of the code learns of changes to numbers, links,
  * agents and credentials, whichever instance made them.
  */
 export interface ChangeFeed {
-  /** Announces a committed change made by this instance. */
-  publish(change: Change): void;
+  /**
+   * Announces a committed change made by this instance, and resolves once every local listener
+   * has taken it in: an API call that changed a link answers only after call routing knows.
+   */
+  publish(change: Change): Promise<void>;
   subscribe(listener: ChangeListener): () => void;
   close(): Promise<void>;
 }
 
-/** Single-process feed: every change is made here, so publishing is delivering. */
-export class LocalChangeFeed implements ChangeFeed {
-  private readonly emitter = new EventEmitter();
+/** The listeners of one process; both feeds deliver through it. */
+export class ChangeListeners {
+  private readonly listeners = new Set<ChangeListener>();
 
-  constructor() {
-    this.emitter.setMaxListeners(0);
+  add(listener: ChangeListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
-  publish(change: Change): void {
-    this.emitter.emit('change', change);
+  async deliver(change: Change): Promise<void> {
+    const pending: Promise<void>[] = [];
+    for (const listener of this.listeners) {
+      const result = listener(change);
+      if (result) pending.push(result);
+    }
+    if (pending.length > 0) await Promise.all(pending);
+  }
+
+  clear(): void {
+    this.listeners.clear();
+  }
+}
+
+/** Single-process feed: every change is made here, so publishing is delivering. */
+export class LocalChangeFeed implements ChangeFeed {
+  private readonly listeners = new ChangeListeners();
+
+  publish(change: Change): Promise<void> {
+    return this.listeners.deliver(change);
   }
 
   subscribe(listener: ChangeListener): () => void {
-    this.emitter.on('change', listener);
-    return () => this.emitter.off('change', listener);
+    return this.listeners.add(listener);
   }
 
   async close(): Promise<void> {
-    this.emitter.removeAllListeners();
+    this.listeners.clear();
   }
 }

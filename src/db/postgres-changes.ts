@@ -1,6 +1,5 @@
-import { EventEmitter } from 'node:events';
 import pg from 'pg';
-import type { Change, ChangeFeed, ChangeListener } from './changes.ts';
+import { ChangeListeners, type Change, type ChangeFeed, type ChangeListener } from './changes.ts';
 
 /** The triggers of migration 0002 notify `dialplane_changes.<schema>` on every committed change. */
 const CHANNEL_PREFIX = 'dialplane_changes.';
@@ -31,7 +30,7 @@ function parseNotification(payload: string | undefined): Change | null {
  * `reload` so that subscribers rebuild what they hold.
  */
 export class PostgresChangeFeed implements ChangeFeed {
-  private readonly emitter = new EventEmitter();
+  private readonly listeners = new ChangeListeners();
   private client: pg.Client | null = null;
   private closed = false;
   private reconnectDelay = RECONNECT_MIN_MS;
@@ -42,7 +41,6 @@ export class PostgresChangeFeed implements ChangeFeed {
     private readonly url: string,
     onError: (error: unknown) => void = () => {},
   ) {
-    this.emitter.setMaxListeners(0);
     this.onError = onError;
   }
 
@@ -57,7 +55,7 @@ export class PostgresChangeFeed implements ChangeFeed {
     client.on('notification', (message) => {
       if (message.channel !== channel) return;
       const change = parseNotification(message.payload);
-      if (change) this.emitter.emit('change', change);
+      if (change) void this.listeners.deliver(change).catch(this.onError);
     });
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client, new Error('listen connection ended')));
@@ -87,7 +85,7 @@ export class PostgresChangeFeed implements ChangeFeed {
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
       this.connect().then(
-        () => this.emitter.emit('change', { kind: 'reload' } satisfies Change),
+        () => this.listeners.deliver({ kind: 'reload' }).catch(this.onError),
         (error: unknown) => {
           this.onError(error);
           this.reconnectDelay = Math.min(this.reconnectDelay * 2, RECONNECT_MAX_MS);
@@ -103,13 +101,12 @@ export class PostgresChangeFeed implements ChangeFeed {
     return (this.client as unknown as { processID?: number } | null)?.processID ?? null;
   }
 
-  publish(change: Change): void {
-    this.emitter.emit('change', change);
+  publish(change: Change): Promise<void> {
+    return this.listeners.deliver(change);
   }
 
   subscribe(listener: ChangeListener): () => void {
-    this.emitter.on('change', listener);
-    return () => this.emitter.off('change', listener);
+    return this.listeners.add(listener);
   }
 
   async close(): Promise<void> {
@@ -117,7 +114,7 @@ export class PostgresChangeFeed implements ChangeFeed {
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     const client = this.client;
     this.client = null;
-    this.emitter.removeAllListeners();
+    this.listeners.clear();
     await client?.end().catch(() => {});
   }
 }

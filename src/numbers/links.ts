@@ -46,7 +46,7 @@ export async function linkAgent(
         if (foreignKeyViolation(error)) throw notFound(`Phone number ${numberId} was not found`);
         throw error;
       }
-      ctx.changes.publish({ kind: 'agent', orgId, id: agentId });
+      await ctx.changes.publish({ kind: 'agent', orgId, id: agentId });
     }
     return numberFromRow(number);
   }
@@ -67,7 +67,7 @@ export async function linkAgent(
     if (foreignKeyViolation(error)) throw notFound(`Agent ${agentId} was not found`);
     throw error;
   }
-  ctx.changes.publish({ kind: 'number', orgId, id: numberId });
+  await ctx.changes.publish({ kind: 'number', orgId, id: numberId });
   return numberFromRow({ ...number, incoming_calls_agent_id: agentId, last_update_time: time });
 }
 
@@ -94,7 +94,7 @@ export async function unlinkAgent(
         .where('id', '=', agentId)
         .where('outbound_phone_number_id', '=', numberId)
         .execute();
-      ctx.changes.publish({ kind: 'agent', orgId, id: agentId });
+      await ctx.changes.publish({ kind: 'agent', orgId, id: agentId });
     }
     return numberFromRow(number);
   }
@@ -107,6 +107,6 @@ export async function unlinkAgent(
     .where('id', '=', numberId)
     .where('org_id', '=', orgId)
     .execute();
-  ctx.changes.publish({ kind: 'number', orgId, id: numberId });
+  await ctx.changes.publish({ kind: 'number', orgId, id: numberId });
   return numberFromRow({ ...number, incoming_calls_agent_id: null, last_update_time: time });
 }

@@ -161,7 +161,7 @@ export async function createNumber(ctx: Context, orgId: string, input: PhoneNumb
     if (foreignKeyViolation(error)) throw notFound(`SIP credentials ${input.credentialsId} were not found`);
     throw translateUniqueViolation(error);
   }
-  ctx.changes.publish({ kind: 'number', orgId, id: row.id });
+  await ctx.changes.publish({ kind: 'number', orgId, id: row.id });
   return numberFromRow(row);
 }
 
@@ -207,7 +207,7 @@ export async function replaceNumber(ctx: Context, orgId: string, id: string, inp
       .returningAll()
       .executeTakeFirst();
     if (!updated) throw notFound(`Phone number ${id} was not found`);
-    ctx.changes.publish({ kind: 'number', orgId, id });
+    await ctx.changes.publish({ kind: 'number', orgId, id });
     return numberFromRow({ ...updated, provider_id: providerId });
   } catch (error) {
     // The new credentials were deleted between the check and the update.
@@ -272,8 +272,8 @@ export async function deleteNumbersWithLinks(tx: Context, orgId: string, numberI
     .returning('id')
     .execute();
   await tx.db.deleteFrom('phone_numbers').where('org_id', '=', orgId).where('id', 'in', numberIds).execute();
-  for (const agent of agents) tx.changes.publish({ kind: 'agent', orgId, id: agent.id });
-  for (const id of numberIds) tx.changes.publish({ kind: 'number', orgId, id });
+  for (const agent of agents) await tx.changes.publish({ kind: 'agent', orgId, id: agent.id });
+  for (const id of numberIds) await tx.changes.publish({ kind: 'number', orgId, id });
 }
 
 /**

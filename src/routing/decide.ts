@@ -19,9 +19,9 @@ export interface CredentialsEntry {
   allowed: net.BlockList;
 }
 
+/** A number record. Its organization is its credentials' (kept once there, not per number). */
 export interface NumberEntry {
   id: string;
-  orgId: string;
   /** The normalized number, packed (see numberKey). */
   key: number;
   credentials: CredentialsEntry;

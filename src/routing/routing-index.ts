@@ -40,7 +40,6 @@ interface CredentialsRow {
 
 interface NumberRow {
   id: string;
-  org_id: string;
   phone_number: string;
   credentials_id: string;
   incoming_calls_agent_id: string | null;
@@ -98,8 +97,10 @@ export class RoutingIndex {
     return this.work;
   }
 
-  private enqueue(change: Change): void {
+  /** The returned promise resolves once this change is applied: a publisher may wait for it. */
+  private enqueue(change: Change): Promise<void> {
     this.work = this.work.then(() => this.apply(change)).catch((error: unknown) => this.onError(error));
+    return this.work;
   }
 
   private enqueueAndWait(change: Change): Promise<void> {
@@ -160,7 +161,7 @@ export class RoutingIndex {
     for (;;) {
       const page = await this.db
         .selectFrom('phone_numbers')
-        .select(['id', 'org_id', 'phone_number', 'credentials_id', 'incoming_calls_agent_id'])
+        .select(['id', 'phone_number', 'credentials_id', 'incoming_calls_agent_id'])
         .where('id', '>', after)
         .orderBy('id')
         .limit(PAGE)
@@ -191,7 +192,6 @@ export class RoutingIndex {
     if (!creds) return null;
     return {
       id: row.id,
-      orgId: row.org_id,
       key: numberKey(row.phone_number),
       credentials: creds,
       agent: row.incoming_calls_agent_id === null ? null : (agents.get(row.incoming_calls_agent_id) ?? null),
@@ -246,7 +246,7 @@ export class RoutingIndex {
   private async refreshNumber(id: string): Promise<void> {
     const row = await this.db
       .selectFrom('phone_numbers')
-      .select(['id', 'org_id', 'phone_number', 'credentials_id', 'incoming_calls_agent_id'])
+      .select(['id', 'phone_number', 'credentials_id', 'incoming_calls_agent_id'])
       .where('id', '=', id)
       .executeTakeFirst();
     const previous = this.byId.get(id);

@@ -8,7 +8,6 @@ const trunk = (allowed: string[]): CredentialsEntry => ({ id: 'c', orgId: 'o', a
 const agent = (over: Partial<AgentEntry> = {}): AgentEntry => ({ id: 'a', orgId: 'o', isEnabled: true, sipUri: 'sip:agent@127.0.0.1:5070', ...over });
 const number = (credentials: CredentialsEntry, linked: AgentEntry | null, id = 'n'): NumberEntry => ({
   id,
-  orgId: 'o',
   key: numberKey('+15550100000'),
   credentials,
   agent: linked,
