@@ -3,7 +3,6 @@ import { DomainError } from './common/errors.ts';
 import { openDatabase } from './db/connection.ts';
 import { migrateToLatest } from './db/migrations.ts';
 import { createApiKey, createOrg, revokeApiKey } from './orgs/orgs.ts';
-import { startServer } from './server.ts';
 
 const USAGE = `dialplane — SIP phone-number control plane and SIP edge for voice AI agents
 
@@ -39,6 +38,8 @@ async function withDatabase<T>(config: Config, work: (db: ReturnType<typeof open
 }
 
 async function serve(config: Config): Promise<void> {
+  // Loaded only here: the other commands need no HTTP or SIP code and start faster without it.
+  const { startServer } = await import('./server.ts');
   const server = await startServer(config);
   if (server.defaultOrg) {
     process.stdout.write(
@@ -76,8 +77,12 @@ export async function main(argv: string[]): Promise<number> {
       await serve(config);
       return -1;
     case 'migrate': {
-      const applied = await withDatabase(config, async () => []);
-      print({ migrated: true, applied });
+      const handle = openDatabase(config.database, { max: 2 });
+      try {
+        print({ migrated: true, applied: await migrateToLatest(handle) });
+      } finally {
+        await handle.close();
+      }
       return 0;
     }
     case 'org':

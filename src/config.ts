@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 
 /** Where the data lives: an embedded SQLite file, or a PostgreSQL server shared by several instances. */
@@ -7,7 +8,7 @@ export type DatabaseConfig =
 
 export interface Config {
   http: { host: string; port: number; bodyLimitBytes: number };
-  sip: { host: string; port: number; publicHost: string | null };
+  sip: { host: string; port: number; publicHost: string; t1Ms: number };
   database: DatabaseConfig;
   /** 32 bytes, or null when it should be generated into the SQLite data folder. */
   secretKey: Buffer | null;
@@ -28,6 +29,28 @@ function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
     throw new ConfigError(`${name} must be a port number (0..65535), got "${raw}"`);
   }
   return value;
+}
+
+function positiveInteger(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 1) throw new ConfigError(`${name} must be a positive integer, got "${raw}"`);
+  return value;
+}
+
+/**
+ * The address peers can reach us at, for Via and Record-Route: the SIP host itself, or when
+ * that is a wildcard, this machine's first external IPv4 address (loopback when it has none).
+ */
+function defaultPublicHost(sipHost: string): string {
+  if (sipHost !== '0.0.0.0' && sipHost !== '::') return sipHost;
+  for (const addresses of Object.values(os.networkInterfaces())) {
+    for (const address of addresses ?? []) {
+      if (address.family === 'IPv4' && !address.internal) return address.address;
+    }
+  }
+  return '127.0.0.1';
 }
 
 function parseDatabase(raw: string | undefined): DatabaseConfig {
@@ -52,6 +75,7 @@ function list(raw: string | undefined): string[] {
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const database = parseDatabase(env.DIALPLANE_DB);
   const secretKey = parseSecretKey(env.DIALPLANE_SECRET_KEY);
+  const sipHost = env.DIALPLANE_SIP_HOST || '0.0.0.0';
   if (database.kind === 'postgres' && secretKey === null) {
     throw new ConfigError('DIALPLANE_SECRET_KEY is required with a PostgreSQL database');
   }
@@ -62,9 +86,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       bodyLimitBytes: 256 * 1024,
     },
     sip: {
-      host: env.DIALPLANE_SIP_HOST || '0.0.0.0',
+      host: sipHost,
       port: port(env, 'DIALPLANE_SIP_PORT', 5060),
-      publicHost: env.DIALPLANE_SIP_PUBLIC_HOST || null,
+      publicHost: env.DIALPLANE_SIP_PUBLIC_HOST || defaultPublicHost(sipHost),
+      t1Ms: positiveInteger(env, 'DIALPLANE_SIP_T1_MS', 500),
     },
     database,
     secretKey,

@@ -1,17 +1,17 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Nullable, Page, PageQuery, Timestamp, Uuid } from '../http/schemas.ts';
+import { Nullable, StringEnum, Page, PageQuery, Timestamp, Uuid } from '../http/schemas.ts';
 
-export const CallOutcome = Type.Union(
+export const CallOutcome = StringEnum(
   [
-    Type.Literal('answered'),
-    Type.Literal('not_found'),
-    Type.Literal('forbidden'),
-    Type.Literal('unavailable'),
-    Type.Literal('rejected'),
-    Type.Literal('cancelled'),
-    Type.Literal('timeout'),
-    Type.Literal('failed'),
-    Type.Literal('rate_limited'),
+    'answered',
+    'not_found',
+    'forbidden',
+    'unavailable',
+    'rejected',
+    'cancelled',
+    'timeout',
+    'failed',
+    'rate_limited',
   ],
   {
     description:
@@ -22,7 +22,7 @@ export const CallOutcome = Type.Union(
 );
 export type CallOutcome = Static<typeof CallOutcome>;
 
-export const CallDirection = Type.Union([Type.Literal('inbound'), Type.Literal('outbound')]);
+export const CallDirection = StringEnum(['inbound', 'outbound']);
 export type CallDirection = Static<typeof CallDirection>;
 
 export const CallRecord = Type.Object(

@@ -1,10 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { AffectedAgent } from '../numbers/schemas.ts';
-import { Nullable, Page, PageQuery, Timestamp, Uuid } from '../http/schemas.ts';
+import { Nullable, StringEnum, Page, PageQuery, Timestamp, Uuid } from '../http/schemas.ts';
 
-export const Transport = Type.Union([Type.Literal('udp'), Type.Literal('tcp'), Type.Literal('tls')], {
-  description: 'SIP transport towards the server.',
-});
+export const Transport = StringEnum(['udp', 'tcp', 'tls'], { description: 'SIP transport towards the server.' });
+const Source = StringEnum(['manual', 'provider']);
 
 /** Body of POST and PUT: PUT replaces every field, except that an absent authPassword keeps the stored one. */
 export const CredentialsInput = Type.Object(
@@ -25,7 +24,7 @@ export const CredentialsInput = Type.Object(
         description: 'IPs or CIDRs inbound calls may come from; empty: the addresses of the server host.',
       }),
     ),
-    source: Type.Optional(Type.Union([Type.Literal('manual'), Type.Literal('provider')])),
+    source: Type.Optional(Source),
     providerId: Type.Optional(Nullable(Uuid)),
   },
   { additionalProperties: false, title: 'SipCredentialsInput' },
@@ -45,7 +44,7 @@ export const Credentials = Type.Object(
     cpsLimit: Nullable(Type.Integer()),
     cpsKey: Nullable(Type.String()),
     allowedAddresses: Type.Array(Type.String()),
-    source: Type.Union([Type.Literal('manual'), Type.Literal('provider')]),
+    source: Source,
     providerId: Nullable(Type.String()),
     createdTime: Timestamp,
     lastUpdateTime: Timestamp,

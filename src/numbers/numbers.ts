@@ -293,19 +293,27 @@ export async function retryOnNewReference(work: () => Promise<void>): Promise<vo
 }
 
 export async function deleteNumber(ctx: Context, orgId: string, id: string, force: boolean): Promise<void> {
-  await retryOnNewReference(() => withTransaction(ctx, async (tx) => {
-    const row = await findNumberRow(tx, orgId, id);
-    if (!force) {
-      const outboundUser = await tx.db
-        .selectFrom('agents')
-        .select('id')
-        .where('outbound_phone_number_id', '=', id)
-        .limit(1)
+  await retryOnNewReference(() =>
+    withTransaction(ctx, async (tx) => {
+      if (force) {
+        await findNumberRow(tx, orgId, id);
+        await deleteNumbersWithLinks(tx, orgId, [id]);
+        return;
+      }
+      // The condition is part of the DELETE itself, so a link committed after a separate check
+      // could not be deleted along with the number.
+      const deleted = await tx.db
+        .deleteFrom('phone_numbers')
+        .where('id', '=', id)
+        .where('org_id', '=', orgId)
+        .where('incoming_calls_agent_id', 'is', null)
+        .where((eb) => eb.not(eb.exists(eb.selectFrom('agents').select('id').where('outbound_phone_number_id', '=', id))))
         .executeTakeFirst();
-      if (row.incoming_calls_agent_id !== null || outboundUser) {
+      if (deleted.numDeletedRows === 0n) {
+        await findNumberRow(tx, orgId, id);
         throw conflict('Agents use this phone number; unlink them first or pass force=true');
       }
-    }
-    await deleteNumbersWithLinks(tx, orgId, [id]);
-  }));
+      await tx.changes.publish({ kind: 'number', orgId, id });
+    }),
+  );
 }

@@ -1,10 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { Defaulted, Nullable, Page, PageQuery, Timestamp, Uuid } from '../http/schemas.ts';
+import { Defaulted, Nullable, Page, PageQuery, Timestamp, Uuid, StringEnum } from '../http/schemas.ts';
 
-export const RegistrationState = Type.Union(
-  [Type.Literal('Disabled'), Type.Literal('Registering'), Type.Literal('Registered'), Type.Literal('Failed')],
-  { description: 'Registration with the SIP provider.' },
-);
+export const RegistrationState = StringEnum(['Disabled', 'Registering', 'Registered', 'Failed'], {
+  description: 'Registration with the SIP provider.',
+});
 export type RegistrationState = Static<typeof RegistrationState>;
 
 export const RegistrationStatus = Type.Object(
@@ -65,7 +64,7 @@ export const PhoneNumberListQuery = Type.Object({
 });
 export type PhoneNumberListQuery = Static<typeof PhoneNumberListQuery>;
 
-export const LinkMode = Type.Union([Type.Literal('inbound'), Type.Literal('replaceOutbound')], {
+export const LinkMode = StringEnum(['inbound', 'replaceOutbound'], {
   default: 'inbound',
   description: '`inbound`: calls to the number reach the agent. `replaceOutbound`: the agent calls out with this number.',
 });
@@ -74,7 +73,7 @@ export type LinkMode = Static<typeof LinkMode>;
 export const LinkQuery = Type.Object({ agentId: Uuid, mode: Defaulted(LinkMode) });
 export const UnlinkQuery = Type.Object({ mode: Defaulted(LinkMode), agentId: Type.Optional(Uuid) });
 
-export const AgentUse = Type.Union([Type.Literal('inbound'), Type.Literal('outbound')]);
+export const AgentUse = StringEnum(['inbound', 'outbound']);
 export type AgentUse = Static<typeof AgentUse>;
 
 export const AffectedAgent = Type.Object(

@@ -252,6 +252,8 @@ for (const backend of await testBackends()) {
         const res = await api.req('GET', '/api/v1/agents/%E0%A4%A');
         assert.equal(res.status, 400);
         assertProblemShape(res);
+        // An overlong path parameter is refused before routing, as a problem too.
+        assertProblem(await api.req('GET', `/api/v1/agents/${'a'.repeat(200)}`), 414);
       });
     });
 
