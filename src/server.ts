@@ -7,6 +7,10 @@ import { PostgresChangeFeed } from './db/postgres-changes.ts';
 import { openDatabase, type DatabaseHandle } from './db/connection.ts';
 import { migrateToLatest } from './db/migrations.ts';
 import { SecretBox, resolveSecretKey } from './credentials/secret-box.ts';
+import pino from 'pino';
+import { CallRecorder } from './calls/records.ts';
+import { SipEdge } from './edge/sip-edge.ts';
+import { RoutingIndex, systemResolver } from './routing/routing-index.ts';
 import { buildApp } from './http/app.ts';
 import { Metrics } from './http/metrics.ts';
 import { ensureDefaultOrg, type NewOrg } from './orgs/orgs.ts';
@@ -18,13 +22,16 @@ export interface RunningServer {
   /** Set when this start created the `default` organization. */
   defaultOrg: NewOrg | null;
   httpPort: number;
+  /** The SIP edge's port (UDP and TCP). */
+  sipPort: number;
+  edge: SipEdge;
   /** Graceful: stop accepting, let in-flight requests finish, then close the database. */
   close(): Promise<void>;
 }
 
 export interface StartOptions {
-  /** Logger settings for Fastify/pino; false silences it (tests). */
-  logger?: boolean | { level: string };
+  /** Logger settings; false silences it (tests). */
+  logger?: false | { level: string };
 }
 
 async function openChangeFeed(config: Config): Promise<ChangeFeed> {
@@ -37,6 +44,8 @@ async function openChangeFeed(config: Config): Promise<ChangeFeed> {
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
   const database = openDatabase(config.database);
   let changes: ChangeFeed | null = null;
+  let edge: SipEdge | null = null;
+  const logger = pino(options.logger === false ? { enabled: false } : { level: options.logger?.level ?? config.logLevel });
   try {
     await migrateToLatest(database);
     const defaultOrg = await ensureDefaultOrg(database.db);
@@ -47,14 +56,29 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       changes,
       secrets: new SecretBox(resolveSecretKey(config)),
     };
+    const metrics = new Metrics();
+    const index = new RoutingIndex(ctx.db, systemResolver, (error) => logger.error({ err: error }, 'routing index update failed'));
+    await index.start(changes);
+    const recorder = new CallRecorder(ctx.db, (error) => logger.error({ err: error }, 'call records not written'));
+    const sipEdge = new SipEdge({
+      sip: config.sip,
+      agentRuntimeUri: config.agentRuntimeUri,
+      index,
+      recorder,
+      metrics,
+      onError: (error) => logger.warn({ err: error }, 'SIP edge'),
+    });
+    edge = sipEdge;
+    const sipPorts = await sipEdge.start();
+    ctx.activeCalls = { byCredentials: (id) => sipEdge.router.callsSettingUp(id) };
     const app = await buildApp({
       ctx,
-      metrics: new Metrics(),
+      metrics,
       bodyLimitBytes: config.http.bodyLimitBytes,
-      logger: options.logger ?? { level: config.logLevel },
+      logger,
       isReady: async () => {
         await sql`select 1`.execute(database.db);
-        return true;
+        return sipEdge.ready;
       },
     });
     await app.listen({ host: config.http.host, port: config.http.port });
@@ -67,14 +91,20 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       database,
       defaultOrg,
       httpPort,
+      sipPort: sipPorts.udpPort,
+      edge: sipEdge,
       close: () =>
         (closing ??= (async () => {
           await app.close();
+          await sipEdge.stop();
+          index.stop();
+          await recorder.flush();
           await ctx.changes.close();
           await database.close();
         })()),
     };
   } catch (error) {
+    await edge?.stop();
     await changes?.close();
     await database.close();
     throw error;

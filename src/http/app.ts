@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -19,7 +19,7 @@ export interface AppOptions {
   ctx: Context;
   metrics: Metrics;
   bodyLimitBytes: number;
-  logger: FastifyServerOptions['logger'];
+  logger: FastifyBaseLogger;
   /** True when the database and the SIP edge can serve; /readyz reports it. */
   isReady: () => Promise<boolean>;
 }
@@ -37,7 +37,7 @@ function validators() {
 
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: options.logger,
+    loggerInstance: options.logger,
     bodyLimit: options.bodyLimitBytes,
     frameworkErrors: frameworkError,
     // Logs carry no request bodies or headers: those hold SIP passwords and API keys.

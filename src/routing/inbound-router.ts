@@ -1,0 +1,129 @@
+import type { CallOutcome } from '../calls/schemas.ts';
+import type { CallRecorder } from '../calls/records.ts';
+import { normalizePhoneNumber } from '../numbers/normalize.ts';
+import { parseNameAddr, type SipRequest } from '../sip/message.ts';
+import type { InitialRequestRecord, RouteDecision } from '../sip/proxy.ts';
+import type { MessageSource } from '../sip/transport.ts';
+import { parseUri } from '../sip/uri.ts';
+import { decideInbound, type InboundDecision } from './decide.ts';
+import type { RoutingIndex } from './routing-index.ts';
+
+/** Headers the edge adds to every INVITE it proxies to an agent runtime (CONTRACT 5). */
+export const AGENT_ID_HEADER = 'X-Dialplane-Agent-Id';
+export const ORG_ID_HEADER = 'X-Dialplane-Org-Id';
+export const PHONE_NUMBER_ID_HEADER = 'X-Dialplane-Phone-Number-Id';
+/** Removed from what a caller sent, so nobody can impersonate the edge towards a runtime. */
+const DIALPLANE_HEADERS = [AGENT_ID_HEADER, ORG_ID_HEADER, PHONE_NUMBER_ID_HEADER];
+
+const ALLOWED_METHODS = 'INVITE, ACK, CANCEL, BYE, OPTIONS';
+
+export interface InboundObserver {
+  /** Seconds the routing decision took. */
+  decided(seconds: number): void;
+  /** One call attempt ended with this outcome. */
+  finished(outcome: CallOutcome): void;
+}
+
+/** What the router remembers about an INVITE until its final response, for the call record. */
+interface InboundContext {
+  dialled: string;
+  decision: InboundDecision;
+}
+
+/** The user part of a sip:/sips: Request-URI, or the number of a tel: URI. */
+export function dialledNumber(requestUri: string): string | null {
+  const uri = parseUri(requestUri);
+  if (!uri) return null;
+  if (uri.scheme === 'tel') return uri.number;
+  return uri.user ?? null;
+}
+
+function outcomeOf(decision: InboundDecision, finalStatus: number): CallOutcome {
+  if (decision.outcome !== 'route') return decision.outcome;
+  if (finalStatus >= 200 && finalStatus < 300) return 'answered';
+  if (finalStatus === 487) return 'cancelled';
+  if (finalStatus === 408) return 'timeout';
+  if (finalStatus === 503) return 'failed';
+  return 'rejected';
+}
+
+/**
+ * Turns an out-of-dialog request at the SIP edge into a proxy decision through the one routing
+ * decision (decide.ts), and each finished INVITE into a call record.
+ */
+export class InboundRouter {
+  /** INVITEs being set up per credentials, for affected-agents' affectedCallsCount. */
+  private readonly settingUp = new Map<string, number>();
+
+  constructor(
+    private readonly index: RoutingIndex,
+    private readonly defaultRuntimeUri: string | null,
+    private readonly recorder: CallRecorder,
+    private readonly observer: InboundObserver,
+  ) {}
+
+  callsSettingUp(credentialsId: string): number {
+    return this.settingUp.get(credentialsId) ?? 0;
+  }
+
+  route(request: SipRequest, source: MessageSource): RouteDecision {
+    if (request.method !== 'INVITE') {
+      return { action: 'reject', status: 405, reason: 'Method Not Allowed', headers: [['Allow', ALLOWED_METHODS]] };
+    }
+    const started = performance.now();
+    const dialled = dialledNumber(request.uri) ?? '';
+    const normalized = normalizePhoneNumber(dialled);
+    const decision = decideInbound(
+      normalized === null ? undefined : this.index.candidates(normalized),
+      source.address,
+      this.defaultRuntimeUri,
+    );
+    this.observer.decided((performance.now() - started) / 1000);
+    const context: InboundContext = { dialled: normalized ?? dialled, decision };
+    if (decision.outcome !== 'route') {
+      return { action: 'reject', status: decision.status, reason: decision.reason, context };
+    }
+    const credentialsId = decision.number.credentials.id;
+    this.settingUp.set(credentialsId, (this.settingUp.get(credentialsId) ?? 0) + 1);
+    return {
+      action: 'forward',
+      target: decision.target,
+      removeHeaders: DIALPLANE_HEADERS,
+      addHeaders: [
+        [AGENT_ID_HEADER, decision.agent.id],
+        [ORG_ID_HEADER, decision.agent.orgId],
+        [PHONE_NUMBER_ID_HEADER, decision.number.id],
+      ],
+      context,
+    };
+  }
+
+  done(record: InitialRequestRecord): void {
+    const context = record.context as InboundContext | undefined;
+    if (!context) return;
+    const { decision } = context;
+    if (decision.outcome === 'route') {
+      const credentialsId = decision.number.credentials.id;
+      const left = (this.settingUp.get(credentialsId) ?? 1) - 1;
+      if (left > 0) this.settingUp.set(credentialsId, left);
+      else this.settingUp.delete(credentialsId);
+    }
+    const outcome = outcomeOf(decision, record.finalStatus);
+    this.observer.finished(outcome);
+    const from = record.request.headers.get('from');
+    this.recorder.record({
+      orgId: 'number' in decision ? decision.number.credentials.orgId : null,
+      direction: 'inbound',
+      startedTime: record.startedAt.toISOString(),
+      endedTime: record.endedAt.toISOString(),
+      phoneNumberId: 'number' in decision ? decision.number.id : null,
+      phoneNumber: context.dialled,
+      remoteParty: (from && parseNameAddr(from)?.uri) ?? '',
+      agentId: decision.outcome === 'route' ? decision.agent.id : ('number' in decision ? (decision.number.agent?.id ?? null) : null),
+      outcome,
+      statusCode: record.finalStatus,
+      callId: record.request.headers.get('call-id') ?? '',
+      sourceAddress: `${record.source.address}:${record.source.port}`,
+    });
+  }
+}

@@ -1,0 +1,694 @@
+/**
+ * Stateful, record-routing SIP proxy core (RFC 3261 §16). It knows nothing
+ * about numbers or agents: out-of-dialog requests are handed to a router
+ * callback that either rejects them or names a target; everything else
+ * (in-dialog requests, ACK, CANCEL, responses) is handled here.
+ *
+ * Policy choices:
+ * - Every out-of-dialog request goes to the router, except OPTIONS addressed
+ *   to the proxy itself (answered 200). The router sees Route headers left
+ *   after ours are popped, but a forward decision replaces them: the target
+ *   is authoritative, so a pre-loaded Route cannot steer a call past the
+ *   router (toll fraud). The router may answer 405 for methods it refuses.
+ * - In-dialog requests (To tag) are forwarded along their Route set only when
+ *   they carried our Route (we record-route every dialog we create), else
+ *   answered 481; ACK without our Route is dropped.
+ * - A branch that times out gets 408 upstream; one the transport cannot
+ *   reach gets 503; either becomes 487 when the caller had cancelled.
+ * - One target per request: no forking, so the first final response is the
+ *   best one (§16.7 step 6 reduces to forwarding it).
+ * - Loop detection (§16.3 item 4) hashes the fields §16.6 step 8 lists except
+ *   the top Via, which differs at every hop and would defeat the check; the
+ *   branch is that hash plus a counter, so forwarded requests still get
+ *   unique branches. Only the hash part is compared.
+ * - No DNS SRV/NAPTR (RFC 3263): the next hop is the URI's host (or maddr),
+ *   port (default 5060) and transport parameter (udp or tcp; default udp).
+ */
+import { hash } from 'node:crypto';
+import net from 'node:net';
+import {
+  buildResponse,
+  cloneMessage,
+  parseMaxForwards,
+  parseNameAddr,
+  parseVia,
+  type SipRequest,
+  type SipResponse,
+} from './message.ts';
+import {
+  BRANCH_MAGIC_COOKIE,
+  createCancel,
+  createTag,
+  TransactionLayer,
+  type ClientTransaction,
+  type ClientTransactionHandler,
+  type ServerTransaction,
+  type SipSender,
+  type TransactionTimers,
+} from './transaction.ts';
+import type { Destination, MessageSource, TransportProtocol } from './transport.ts';
+import { formatHost, parseSipUri, parseUri, uriScheme, type SipUri } from './uri.ts';
+
+export type RouteDecision =
+  | {
+      action: 'reject';
+      /** 300-699. */
+      status: number;
+      reason?: string;
+      /** Extra headers for the response, e.g. Retry-After. */
+      headers?: Array<[name: string, value: string]>;
+      /** Handed back in the completion record. */
+      context?: unknown;
+    }
+  | {
+      action: 'forward';
+      /** SIP URI: becomes the Request-URI; its host, port and transport parameter say where to send. */
+      target: string;
+      addHeaders?: Array<[name: string, value: string]>;
+      /** Removed before addHeaders are applied, so a header can be replaced. */
+      removeHeaders?: string[];
+      context?: unknown;
+    };
+
+/**
+ * Decides what to do with an out-of-dialog request. The request is the copy
+ * about to be forwarded (our Route popped); treat it as read-only and
+ * express changes in the decision.
+ */
+export type Router = (request: SipRequest, source: MessageSource) => RouteDecision | Promise<RouteDecision>;
+
+/** Outcome of an out-of-dialog INVITE the router decided on, for call records. */
+export interface InitialRequestRecord {
+  /** The INVITE as received. */
+  request: SipRequest;
+  source: MessageSource;
+  decision: RouteDecision;
+  /** Final status sent upstream. */
+  finalStatus: number;
+  startedAt: Date;
+  endedAt: Date;
+  context: unknown;
+}
+
+export interface SipProxyOptions {
+  transport: SipSender;
+  /** Public address (IP or hostname) written in Via and Record-Route. */
+  host: string;
+  /** Public port written in Via and Record-Route. */
+  port: number;
+  /** Other hosts (e.g. the listen address) that, with `port`, also mean this proxy. */
+  aliases?: readonly string[];
+  timers?: Partial<TransactionTimers>;
+  /** Timer C (§16.6 step 11): how long an INVITE may stay without a final response after its last provisional (default 3 minutes). */
+  timerC?: number;
+  route: Router;
+  /** Called once per routed or rejected out-of-dialog INVITE, when its final response has gone upstream. */
+  onInitialRequestDone?(record: InitialRequestRecord): void;
+  /** Router failures, unsendable stateless messages, callback exceptions; defaults to process.emitWarning. */
+  onError?(error: Error): void;
+}
+
+export interface ProxyStats {
+  activeServerTransactions: number;
+  activeClientTransactions: number;
+  /** Requests sent downstream, statefully or (ACK) statelessly. */
+  requestsForwarded: number;
+  /** Responses relayed upstream, through a server transaction or statelessly. */
+  responsesForwarded: number;
+  /** Final responses the proxy generated itself (rejections, validation failures, timeouts). */
+  localResponses: number;
+}
+
+const DEFAULT_TIMER_C = 180_000;
+const DEFAULT_SIP_PORT = 5060;
+const DEFAULT_SIPS_PORT = 5061;
+const DEFAULT_MAX_FORWARDS = 70;
+const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, REFER, SUBSCRIBE, NOTIFY, MESSAGE';
+/** Out-of-dialog methods that create dialogs, so the proxy stays on the path (§16.6 step 4). */
+const DIALOG_CREATING_METHODS = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
+/** Length of the hash part of our branch (base64url characters, 96 bits). */
+const BRANCH_HASH_LENGTH = 16;
+const UNSAFE_TEXT = /[\0\r\n]/;
+
+/** Responses to a CANCEL we send need no action: the INVITE's own response settles the call. */
+const IGNORE_CANCEL_OUTCOME: ClientTransactionHandler = {
+  onResponse: () => undefined,
+  onTimeout: () => undefined,
+  onTransportError: () => undefined,
+};
+
+/** Brackets stripped, lowercase, IPv6 in canonical form: a comparable host. */
+function normalizeHost(host: string): string {
+  const bare = host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+  const lower = bare.toLowerCase();
+  if (!net.isIPv6(lower)) return lower;
+  return new net.SocketAddress({ address: lower, family: 'ipv6' }).address;
+}
+
+function toError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}
+
+function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
+  return typeof (value as { then?: unknown }).then === 'function';
+}
+
+/** State of one proxied request: its server transaction and the single branch it was forwarded on (§16's response context). */
+class ResponseContext {
+  readonly request: SipRequest;
+  readonly source: MessageSource;
+  readonly server: ServerTransaction;
+  /** Loop-detection hash of the request as received; our branch starts with it. */
+  readonly hash: string;
+  /** Set when the router is consulted and the request is an INVITE: it gets a completion record. */
+  readonly startedAt: Date | null;
+  decision: RouteDecision | null = null;
+  /** The request as forwarded, once it is. */
+  forwarded: SipRequest | null = null;
+  client: ClientTransaction | null = null;
+  provisionalReceived = false;
+  /** The caller sent CANCEL. */
+  cancelled = false;
+  cancelSent = false;
+  /** Final status sent upstream; 0 until then. */
+  finalStatus = 0;
+  /** Timer C, or after a CANCEL the 64*T1 wait for the INVITE's final response. */
+  timer: NodeJS.Timeout | null = null;
+
+  constructor(request: SipRequest, source: MessageSource, server: ServerTransaction, hash: string, startedAt: Date | null) {
+    this.request = request;
+    this.source = source;
+    this.server = server;
+    this.hash = hash;
+    this.startedAt = startedAt;
+  }
+
+  get isInvite(): boolean {
+    return this.request.method === 'INVITE';
+  }
+
+  clearTimer(): void {
+    if (this.timer === null) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+  }
+}
+
+/** Outcome of Route processing (§16.4) on the copy to forward. */
+interface RouteInfo {
+  /** A Route naming us was removed, or the Request-URI restored from a strict router: the request is on a path we set up. */
+  routedViaUs: boolean;
+  /** The Request-URI addresses the proxy itself (host and port are ours, no user part). */
+  addressedToUs: boolean;
+}
+
+export class SipProxy {
+  readonly transactions: TransactionLayer;
+  readonly #options: SipProxyOptions;
+  readonly #hosts: Set<string>;
+  readonly #viaHostPort: string;
+  readonly #timerC: number;
+  /** Forwarded or routing INVITEs by server transaction, for CANCEL. */
+  readonly #invites = new Map<ServerTransaction, ResponseContext>();
+  #branchCounter = 0;
+  #requestsForwarded = 0;
+  #responsesForwarded = 0;
+  #localResponses = 0;
+  #closed = false;
+
+  constructor(options: SipProxyOptions) {
+    this.#options = options;
+    this.#hosts = new Set([options.host, ...(options.aliases ?? [])].map(normalizeHost));
+    this.#viaHostPort = `${formatHost(options.host)}:${options.port}`;
+    this.#timerC = options.timerC ?? DEFAULT_TIMER_C;
+    this.transactions = new TransactionLayer({
+      transport: options.transport,
+      timers: options.timers,
+      onRequest: (request, source, transaction) => this.#onRequest(request, source, transaction),
+      onStrayResponse: (response) => this.#onStrayResponse(response),
+      onServerTransportError: (_transaction, error) => this.#reportError(error),
+      onError: (error) => this.#reportError(error),
+    });
+  }
+
+  get stats(): ProxyStats {
+    return {
+      activeServerTransactions: this.transactions.serverTransactionCount,
+      activeClientTransactions: this.transactions.clientTransactionCount,
+      requestsForwarded: this.#requestsForwarded,
+      responsesForwarded: this.#responsesForwarded,
+      localResponses: this.#localResponses,
+    };
+  }
+
+  /** Entry point for every inbound message (wire SipTransportLayer's onMessage here). */
+  receive(message: SipRequest | SipResponse, source: MessageSource): void {
+    this.transactions.receive(message, source);
+  }
+
+  /** Stops all timers and forgets every transaction. The transport is the caller's to close. */
+  close(): void {
+    this.#closed = true;
+    for (const context of this.#invites.values()) context.clearTimer();
+    this.#invites.clear();
+    this.transactions.close();
+  }
+
+  // -------------------------------------------------------------------------
+  // Requests
+
+  #onRequest(request: SipRequest, source: MessageSource, transaction: ServerTransaction | null): void {
+    if (transaction === null) {
+      this.#forwardAck(request);
+      return;
+    }
+    if (request.method === 'CANCEL') {
+      this.#onCancel(request, transaction);
+      return;
+    }
+
+    // §16.3 validation.
+    if (parseUri(request.uri) === null) {
+      const scheme = uriScheme(request.uri);
+      this.#reply(transaction, scheme === 'sip' || scheme === 'sips' || scheme === 'tel' ? 400 : 416);
+      return;
+    }
+    const maxForwards = request.headers.get('max-forwards');
+    if (maxForwards !== undefined && parseMaxForwards(maxForwards) === 0) {
+      if (request.method === 'OPTIONS') this.#replyOptions(transaction);
+      else this.#reply(transaction, 483);
+      return;
+    }
+    const requestHash = this.#requestHash(request);
+    if (this.#isLoop(request, requestHash)) {
+      this.#reply(transaction, 482);
+      return;
+    }
+    const proxyRequire = request.headers.getAll('proxy-require');
+    if (proxyRequire.length > 0) {
+      this.#reply(transaction, 420, [['Unsupported', proxyRequire.join(', ')]]);
+      return;
+    }
+
+    const forwarded = cloneMessage(request);
+    const route = this.#processRoute(forwarded);
+    if (route === null) {
+      this.#reply(transaction, 400);
+      return;
+    }
+    const to = request.headers.get('to');
+    const inDialog = to !== undefined && parseNameAddr(to)?.params.has('tag') === true;
+
+    if (route.addressedToUs && !forwarded.headers.has('route') && request.method === 'OPTIONS') {
+      this.#replyOptions(transaction);
+      return;
+    }
+    if (inDialog && !route.routedViaUs) {
+      this.#reply(transaction, 481);
+      return;
+    }
+
+    const context = new ResponseContext(request, source, transaction, requestHash, !inDialog && request.method === 'INVITE' ? new Date() : null);
+    if (context.isInvite) {
+      this.#invites.set(transaction, context);
+      // §16.2: answer at once so the caller stops retransmitting while we route and forward.
+      transaction.respond(buildResponse(request, 100));
+    }
+    if (inDialog) this.#forward(context, forwarded, false);
+    else this.#routeInitial(context, forwarded);
+  }
+
+  #routeInitial(context: ResponseContext, forwarded: SipRequest): void {
+    let result: RouteDecision | Promise<RouteDecision>;
+    try {
+      result = this.#options.route(forwarded, context.source);
+    } catch (error) {
+      this.#routerFailed(context, forwarded, error);
+      return;
+    }
+    if (isPromiseLike(result)) {
+      result.then(
+        (decision) => this.#applyDecision(context, forwarded, decision),
+        (error: unknown) => this.#routerFailed(context, forwarded, error),
+      );
+    } else {
+      this.#applyDecision(context, forwarded, result);
+    }
+  }
+
+  #routerFailed(context: ResponseContext, forwarded: SipRequest, error: unknown): void {
+    this.#reportError(error);
+    this.#applyDecision(context, forwarded, { action: 'reject', status: 500 });
+  }
+
+  #applyDecision(context: ResponseContext, forwarded: SipRequest, decision: RouteDecision): void {
+    if (this.#closed) return;
+    context.decision = decision;
+    if (context.finalStatus !== 0) {
+      // Cancelled (487 sent) or the proxy closed while the router was working.
+      this.#record(context);
+      return;
+    }
+    if (decision.action === 'reject') {
+      const status = Number.isInteger(decision.status) && decision.status >= 300 && decision.status <= 699 ? decision.status : 500;
+      if (status !== decision.status) this.#reportError(new Error(`router rejected with invalid status ${decision.status}`));
+      // A reason phrase that cannot be serialized would lose the response; the standard one is used instead.
+      const reason = decision.reason !== undefined && !UNSAFE_TEXT.test(decision.reason) ? decision.reason : undefined;
+      this.#finalUpstream(context, status, reason, decision.headers);
+      return;
+    }
+    if (parseSipUri(decision.target) === null) {
+      this.#reportError(new Error(`router target is not a SIP URI: ${decision.target}`));
+      this.#finalUpstream(context, 500);
+      return;
+    }
+    try {
+      forwarded.uri = decision.target;
+      forwarded.headers.delete('route');
+      for (const name of decision.removeHeaders ?? []) forwarded.headers.delete(name);
+      for (const [name, value] of decision.addHeaders ?? []) forwarded.headers.append(name, value);
+    } catch (error) {
+      this.#reportError(error);
+      this.#finalUpstream(context, 500);
+      return;
+    }
+    this.#forward(context, forwarded, DIALOG_CREATING_METHODS.has(forwarded.method));
+  }
+
+  /**
+   * §16.4 on the copy to forward: restore the Request-URI after a strict
+   * router, then pop every Route naming us (two after double record-routing).
+   * Null when a Route value is malformed.
+   */
+  #processRoute(request: SipRequest): RouteInfo | null {
+    let routedViaUs = false;
+    let requestUri = parseSipUri(request.uri);
+    if (requestUri !== null && requestUri.user === null && this.#isUriUs(requestUri)) {
+      const routes = request.headers.getAll('route');
+      if (routes.length > 0) {
+        const last = parseNameAddr(routes[routes.length - 1]);
+        if (last === null) return null;
+        request.uri = last.uri;
+        request.headers.set('route', routes.slice(0, -1));
+        requestUri = parseSipUri(request.uri);
+        routedViaUs = true;
+      }
+    }
+    for (let top = request.headers.get('route'); top !== undefined; top = request.headers.get('route')) {
+      const address = parseNameAddr(top);
+      if (address === null) return null;
+      const uri = parseSipUri(address.uri);
+      if (uri === null || !this.#isUriUs(uri)) break;
+      request.headers.removeFirst('route');
+      routedViaUs = true;
+    }
+    const addressedToUs = requestUri !== null && requestUri.user === null && this.#isUriUs(requestUri);
+    return { routedViaUs, addressedToUs };
+  }
+
+  /** §16.6: forward the prepared copy through a new client transaction. */
+  #forward(context: ResponseContext, request: SipRequest, recordRoute: boolean): void {
+    const destination = this.#prepareNextHop(request);
+    if (typeof destination === 'number') {
+      this.#finalUpstream(context, destination);
+      return;
+    }
+    if (recordRoute) {
+      // RFC 5658: when the legs differ in transport, one entry per leg; the downstream-facing one on top.
+      if (context.source.transport !== destination.transport) request.headers.prepend('record-route', this.#recordRoute(context.source.transport));
+      request.headers.prepend('record-route', this.#recordRoute(destination.transport));
+    }
+    const branch = `${BRANCH_MAGIC_COOKIE}${context.hash}.${(this.#branchCounter++).toString(36)}`;
+    request.headers.prepend('via', `SIP/2.0/${destination.transport.toUpperCase()} ${this.#viaHostPort};branch=${branch};rport`);
+    context.forwarded = request;
+    try {
+      context.client = this.transactions.sendRequest(request, destination, {
+        onResponse: (response) => this.#onBranchResponse(context, response),
+        onTimeout: () => this.#onBranchFailure(context, 408),
+        onTransportError: () => this.#onBranchFailure(context, 503),
+      });
+    } catch (error) {
+      this.#reportError(error);
+      this.#finalUpstream(context, 500);
+      return;
+    }
+    this.#requestsForwarded++;
+    if (context.isInvite) context.timer = this.#timer(this.#timerC, () => this.#onTimerC(context));
+  }
+
+  /**
+   * Decrements Max-Forwards and resolves the next hop (§16.6 steps 3, 6, 7):
+   * the top Route if it is a loose router, else after a strict-router rewrite
+   * or with no Route, the Request-URI. Returns a status to answer instead
+   * when the next hop cannot be reached.
+   */
+  #prepareNextHop(request: SipRequest): Destination | number {
+    const maxForwards = request.headers.get('max-forwards');
+    request.headers.set('max-forwards', String(maxForwards === undefined ? DEFAULT_MAX_FORWARDS : (parseMaxForwards(maxForwards) ?? 1) - 1));
+    let nextHop: SipUri | null;
+    const topRoute = request.headers.get('route');
+    if (topRoute !== undefined) {
+      const routeUri = parseNameAddr(topRoute)?.uri;
+      nextHop = routeUri === undefined ? null : parseSipUri(routeUri);
+      if (nextHop === null || routeUri === undefined) return 400;
+      if (!nextHop.params.has('lr')) {
+        // Strict router: it receives the route in the Request-URI, the remote target goes last.
+        request.headers.append('route', `<${request.uri}>`);
+        request.headers.removeFirst('route');
+        request.uri = routeUri;
+      }
+    } else {
+      nextHop = parseSipUri(request.uri);
+      if (nextHop === null) return 416;
+    }
+    const transport = nextHop.params.get('transport')?.toLowerCase() ?? (nextHop.scheme === 'sips' ? 'tls' : 'udp');
+    if (transport !== 'udp' && transport !== 'tcp') return 503;
+    const defaultPort = nextHop.scheme === 'sips' ? DEFAULT_SIPS_PORT : DEFAULT_SIP_PORT;
+    return { transport, host: nextHop.params.get('maddr') || nextHop.host, port: nextHop.port ?? defaultPort };
+  }
+
+  #recordRoute(transport: TransportProtocol): string {
+    return transport === 'tcp' ? `<sip:${this.#viaHostPort};transport=tcp;lr>` : `<sip:${this.#viaHostPort};lr>`;
+  }
+
+  /** ACK for a 2xx (or one no transaction absorbed): forwarded statelessly along the route set we are on (§16.11). */
+  #forwardAck(request: SipRequest): void {
+    const forwarded = cloneMessage(request);
+    const route = this.#processRoute(forwarded);
+    if (route === null || !route.routedViaUs) return;
+    const maxForwards = forwarded.headers.get('max-forwards');
+    if (maxForwards !== undefined && parseMaxForwards(maxForwards) === 0) return;
+    const destination = this.#prepareNextHop(forwarded);
+    if (typeof destination === 'number') return;
+    // Deterministic branch, so a retransmitted ACK gets the same one (§16.11).
+    const incomingBranch = parseVia(request.headers.get('via') ?? '')?.params.get('branch') ?? '';
+    const branch = `${BRANCH_MAGIC_COOKIE}${this.#requestHash(request, incomingBranch)}`;
+    forwarded.headers.prepend('via', `SIP/2.0/${destination.transport.toUpperCase()} ${this.#viaHostPort};branch=${branch};rport`);
+    this.#requestsForwarded++;
+    this.#options.transport.send(forwarded, destination).catch((error: unknown) => this.#reportError(error));
+  }
+
+  /** §16.10: answer the CANCEL, then cancel the branch of the INVITE it names. */
+  #onCancel(cancel: SipRequest, transaction: ServerTransaction): void {
+    const invite = this.transactions.findInviteServerTransaction(cancel);
+    if (invite === null) {
+      this.#reply(transaction, 481);
+      return;
+    }
+    this.#reply(transaction, 200);
+    const context = this.#invites.get(invite);
+    if (context === undefined || context.finalStatus !== 0 || context.cancelled) return;
+    context.cancelled = true;
+    if (context.client === null) {
+      // Still routing: nothing went downstream, so end the call here.
+      this.#finalUpstream(context, 487);
+      return;
+    }
+    // §9.1: a CANCEL may only follow a provisional response; otherwise it goes when one arrives.
+    if (context.provisionalReceived) this.#cancelBranch(context);
+  }
+
+  #cancelBranch(context: ResponseContext): void {
+    const { client, forwarded } = context;
+    if (client === null || forwarded === null || context.cancelSent) return;
+    context.cancelSent = true;
+    try {
+      this.transactions.sendRequest(createCancel(forwarded), client.destination, IGNORE_CANCEL_OUTCOME);
+    } catch (error) {
+      this.#reportError(error);
+    }
+    // §9.1: without a final response within 64*T1 the INVITE is given up.
+    context.clearTimer();
+    context.timer = this.#timer(64 * this.transactions.timers.t1, () => {
+      context.timer = null;
+      client.terminate();
+      this.#onBranchFailure(context, 408);
+    });
+  }
+
+  #onTimerC(context: ResponseContext): void {
+    context.timer = null;
+    if (context.provisionalReceived) {
+      this.#cancelBranch(context);
+    } else {
+      context.client?.terminate();
+      this.#onBranchFailure(context, 408);
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Responses
+
+  /** §16.7 for the response to our branch. */
+  #onBranchResponse(context: ResponseContext, response: SipResponse): void {
+    const { status } = response;
+    if (status < 200) {
+      context.provisionalReceived = true;
+      if (context.cancelled) this.#cancelBranch(context);
+      if (status === 100) return;
+      // Timer C restarts on every provisional but 100 (§16.7 step 2), until a CANCEL is under way.
+      if (!context.cancelSent) context.timer?.refresh();
+    } else {
+      context.clearTimer();
+    }
+    response.headers.removeFirst('via');
+    // With no Via left (a broken next hop dropped the caller's) there is nobody to relay to.
+    if (response.headers.has('via')) {
+      if (context.server.respond(response)) {
+        this.#responsesForwarded++;
+      } else if (context.isInvite && status >= 200 && status < 300) {
+        // A 2xx after the server transaction ended still belongs to the caller (§16.7 step 10).
+        this.#sendStateless(response);
+      }
+    }
+    if (status >= 200) this.#finish(context, status);
+  }
+
+  /** The branch failed without a final response: timeout (408) or unreachable (503); 487 once cancelled. */
+  #onBranchFailure(context: ResponseContext, status: number): void {
+    context.clearTimer();
+    this.#finalUpstream(context, context.cancelled ? 487 : status);
+  }
+
+  /** Responses matching no transaction: relayed statelessly when the top Via is ours (§16.7, §18.1.2). */
+  #onStrayResponse(response: SipResponse): void {
+    const via = parseVia(response.headers.get('via') ?? '');
+    if (via === null || !this.#isUs(via.host, via.port, DEFAULT_SIP_PORT)) return;
+    response.headers.removeFirst('via');
+    if (!response.headers.has('via')) return;
+    this.#sendStateless(response);
+  }
+
+  #sendStateless(response: SipResponse): void {
+    this.#responsesForwarded++;
+    this.#options.transport.sendResponse(response).catch((error: unknown) => this.#reportError(error));
+  }
+
+  // -------------------------------------------------------------------------
+  // Helpers
+
+  /** Sends a final response generated here upstream and settles the context. */
+  #finalUpstream(context: ResponseContext, status: number, reason?: string, headers?: Array<[string, string]>): void {
+    if (context.finalStatus !== 0) return;
+    try {
+      const response = buildResponse(context.request, status, { reason, toTag: createTag() });
+      for (const [name, value] of headers ?? []) response.headers.append(name, value);
+      context.server.respond(response);
+      this.#localResponses++;
+    } catch (error) {
+      this.#reportError(error);
+      context.server.respond(buildResponse(context.request, 500, { toTag: createTag() }));
+      status = 500;
+    }
+    this.#finish(context, status);
+  }
+
+  #finish(context: ResponseContext, status: number): void {
+    if (context.finalStatus !== 0) return;
+    context.finalStatus = status;
+    context.clearTimer();
+    this.#invites.delete(context.server);
+    if (context.decision !== null) this.#record(context);
+  }
+
+  #record(context: ResponseContext): void {
+    const { startedAt, decision } = context;
+    const callback = this.#options.onInitialRequestDone;
+    if (startedAt === null || decision === null || callback === undefined) return;
+    try {
+      callback({
+        request: context.request,
+        source: context.source,
+        decision,
+        finalStatus: context.finalStatus,
+        startedAt,
+        endedAt: new Date(),
+        context: decision.context,
+      });
+    } catch (error) {
+      this.#reportError(error);
+    }
+  }
+
+  /** Answers a request locally (validation failures, CANCEL, OPTIONS to us). */
+  #reply(transaction: ServerTransaction, status: number, headers?: Array<[string, string]>): void {
+    const response = buildResponse(transaction.request, status, { toTag: createTag() });
+    for (const [name, value] of headers ?? []) response.headers.append(name, value);
+    transaction.respond(response);
+    this.#localResponses++;
+  }
+
+  #replyOptions(transaction: ServerTransaction): void {
+    this.#reply(transaction, 200, [['Allow', ALLOW]]);
+  }
+
+  /**
+   * Hash of what identifies a request at this hop (§16.6 step 8 minus the top
+   * Via; see the module comment), plus `extra` where a branch must differ per
+   * incoming transaction (stateless ACK).
+   */
+  #requestHash(request: SipRequest, extra = ''): string {
+    const { headers } = request;
+    const key = `${request.method} ${request.uri}\n${headers.get('from')}\n${headers.get('to')}\n${headers.get('call-id')}\n${headers.get('cseq')}\n${headers.getAll('route').join(',')}\n${headers.getAll('proxy-require').join(',')}\n${headers.getAll('proxy-authorization').join(',')}\n${extra}`;
+    return hash('sha1', key, 'base64url').slice(0, BRANCH_HASH_LENGTH);
+  }
+
+  /** §16.3 item 4: a Via of ours whose branch carries this request's hash means it came back unchanged. */
+  #isLoop(request: SipRequest, requestHash: string): boolean {
+    const marker = `${BRANCH_MAGIC_COOKIE}${requestHash}.`;
+    for (const value of request.headers.getAll('via')) {
+      if (!value.includes(marker)) continue;
+      const via = parseVia(value);
+      if (via !== null && via.params.get('branch')?.startsWith(marker) === true && this.#isUs(via.host, via.port, DEFAULT_SIP_PORT)) return true;
+    }
+    return false;
+  }
+
+  #isUriUs(uri: SipUri): boolean {
+    return this.#isUs(uri.host, uri.port, uri.scheme === 'sips' ? DEFAULT_SIPS_PORT : DEFAULT_SIP_PORT);
+  }
+
+  #isUs(host: string, port: number | null, defaultPort: number): boolean {
+    return (port ?? defaultPort) === this.#options.port && this.#hosts.has(normalizeHost(host));
+  }
+
+  #timer(ms: number, callback: () => void): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      try {
+        callback();
+      } catch (error) {
+        this.#reportError(error);
+      }
+    }, ms);
+    timer.unref();
+    return timer;
+  }
+
+  #reportError(error: unknown): void {
+    try {
+      (this.#options.onError ?? ((e: Error) => process.emitWarning(e)))(toError(error));
+    } catch {
+      // A throwing error handler must not break message processing.
+    }
+  }
+}
