@@ -135,6 +135,14 @@ for (const transport of ['udp', 'tcp'] as SippTransport[]) {
       assert.equal(record.statusCode, 487);
     });
 
+    test('the edge counts INVITEs by outcome, times its decisions and shows active transactions', async () => {
+      const metrics = await server.request('GET', '/metrics');
+      assert.match(metrics.body, /dialplane_sip_invites_total\{direction="inbound",outcome="answered"\} [1-9]/);
+      assert.match(metrics.body, /dialplane_sip_invites_total\{direction="inbound",outcome="not_found"\} [1-9]/);
+      assert.match(metrics.body, /dialplane_sip_routing_decision_seconds_count [1-9]/);
+      assert.match(metrics.body, /dialplane_sip_active_transactions\{side="server"\} \d+/);
+    });
+
     test('a relink during traffic sends the next calls to the new agent', async () => {
       const [portA, portB] = [await freePort(), await freePort()];
       const [agentA, agentB] = [await agentAt(portA), await agentAt(portB)];

@@ -1,0 +1,80 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CallRecorder, type CallAttempt } from '../../src/calls/records.ts';
+import { testBackends } from '../support/backends.ts';
+import { startTestServer, type TestServer } from '../support/server.ts';
+
+/** The call-record list: batching writer, filters, pagination, organization isolation. */
+for (const backend of await testBackends()) {
+  describe(`call records (${backend})`, () => {
+    let server: TestServer;
+    let other: { orgId: string; apiKey: string };
+    const numberA = '11111111-1111-4111-8111-111111111111';
+    const numberB = '22222222-2222-4222-8222-222222222222';
+    const agent = '33333333-3333-4333-8333-333333333333';
+
+    const attempt = (over: Partial<CallAttempt>): CallAttempt => ({
+      orgId: server.defaultOrgId,
+      direction: 'inbound',
+      startedTime: new Date().toISOString(),
+      endedTime: new Date().toISOString(),
+      phoneNumberId: numberA,
+      phoneNumber: '+15550100000',
+      remoteParty: 'sip:caller@192.0.2.1',
+      agentId: agent,
+      outcome: 'answered',
+      statusCode: 200,
+      callId: 'c1',
+      sourceAddress: '192.0.2.1:5060',
+      ...over,
+    });
+
+    before(async () => {
+      server = await startTestServer(backend);
+      other = await server.newOrg();
+      const recorder = new CallRecorder(server.server.ctx.db);
+      const t = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
+      recorder.record(attempt({ startedTime: t(1), callId: 'a1' }));
+      recorder.record(attempt({ startedTime: t(2), callId: 'a2', outcome: 'unavailable', statusCode: 480, agentId: null }));
+      recorder.record(attempt({ startedTime: t(3), callId: 'b1', phoneNumberId: numberB, outcome: 'cancelled', statusCode: 487 }));
+      recorder.record(attempt({ startedTime: t(4), callId: 'x', orgId: null, phoneNumberId: null, agentId: null, outcome: 'not_found', statusCode: 404 }));
+      recorder.record(attempt({ startedTime: t(5), callId: 'o1', orgId: other.orgId }));
+      await recorder.flush();
+    });
+    after(() => server.close());
+
+    const list = (key: string, query: Record<string, string | number> = {}) =>
+      server.request('GET', '/api/v1/call-records', { key, query });
+
+    test('lists the organization’s records, newest first, with the total', async () => {
+      const page = await list(server.defaultKey);
+      assert.equal(page.status, 200);
+      assert.equal(page.body.totalCount, 3);
+      assert.deepEqual(page.body.items.map((r: any) => r.callId), ['b1', 'a2', 'a1']);
+      assert.equal(page.body.items[0].statusCode, 487);
+      assert.equal(page.body.items[0].direction, 'inbound');
+    });
+
+    test('filters by phoneNumberId, agentId and outcome, and pages', async () => {
+      assert.equal((await list(server.defaultKey, { phoneNumberId: numberA })).body.totalCount, 2);
+      assert.equal((await list(server.defaultKey, { agentId: agent })).body.totalCount, 2);
+      assert.deepEqual((await list(server.defaultKey, { outcome: 'unavailable' })).body.items.map((r: any) => r.callId), ['a2']);
+      const second = await list(server.defaultKey, { skip: 1, take: 1 });
+      assert.deepEqual(second.body.items.map((r: any) => r.callId), ['a2']);
+      assert.equal(second.body.totalCount, 3);
+    });
+
+    test('another organization sees only its own; nobody sees calls to unknown numbers', async () => {
+      const page = await list(other.apiKey);
+      assert.deepEqual(page.body.items.map((r: any) => r.callId), ['o1']);
+    });
+
+    test('bad filters are 400 problems', async () => {
+      for (const query of [{ outcome: 'nope' }, { phoneNumberId: 'x' }, { take: 0 }, { direction: 'sideways' }]) {
+        const response = await list(server.defaultKey, query);
+        assert.equal(response.status, 400, JSON.stringify(query));
+        assert.ok(response.body.errors);
+      }
+    });
+  });
+}
