@@ -113,12 +113,17 @@ export async function replaceCredentials(
 ): Promise<Credentials> {
   const columns = columnsFromInput(input);
   const existing = await findRow(ctx, orgId, id);
-  const password =
-    input.authPassword === undefined
-      ? existing.auth_password_enc
-      : input.authPassword === null
-        ? null
-        : ctx.secrets.seal(input.authPassword, id);
+  const passwordUnchanged =
+    input.authPassword === undefined ||
+    (input.authPassword === null ? existing.auth_password_enc === null : revealPassword(ctx, existing) === input.authPassword);
+  const changed = !passwordUnchanged || (Object.keys(columns) as (keyof typeof columns)[]).some((k) => columns[k] !== existing[k]);
+  // Like numbers and agents: a PUT that changes nothing leaves lastUpdateTime alone.
+  if (!changed) return credentialsFromRow(existing);
+  const password = passwordUnchanged
+    ? existing.auth_password_enc
+    : input.authPassword == null
+      ? null
+      : ctx.secrets.seal(input.authPassword, id);
   const updated = await ctx.db
     .updateTable('sip_credentials')
     .set({ ...columns, auth_password_enc: password, last_update_time: now() })

@@ -70,7 +70,8 @@ for (const backend of await testBackends()) {
     });
 
     test('bad filters are 400 problems', async () => {
-      for (const query of [{ outcome: 'nope' }, { phoneNumberId: 'x' }, { take: 0 }, { direction: 'sideways' }]) {
+      const bad: Record<string, string | number>[] = [{ outcome: 'nope' }, { phoneNumberId: 'x' }, { take: 0 }, { direction: 'sideways' }];
+      for (const query of bad) {
         const response = await list(server.defaultKey, query);
         assert.equal(response.status, 400, JSON.stringify(query));
         assert.ok(response.body.errors);

@@ -91,6 +91,19 @@ for (const backend of await testBackends()) {
       assert.deepEqual(got.body, created.body);
     });
 
+    test('a PUT that changes nothing (same password included) leaves lastUpdateTime alone', async () => {
+      const body = { server: 'same.example.com', authUser: 'u', authPassword: 'p4ss', allowedAddresses: ['192.0.2.1'] };
+      const created = (await api.req('POST', BASE, { body })).body;
+      await nextMillisecond();
+      const again = await api.req('PUT', `${BASE}/${created.id}`, { body });
+      assert.equal(again.status, 200);
+      assert.equal(again.body.lastUpdateTime, created.lastUpdateTime);
+      const withoutPassword = await api.req('PUT', `${BASE}/${created.id}`, { body: { ...body, authPassword: undefined } });
+      assert.equal(withoutPassword.body.lastUpdateTime, created.lastUpdateTime);
+      const newPassword = await api.req('PUT', `${BASE}/${created.id}`, { body: { ...body, authPassword: 'other' } });
+      assert.ok(newPassword.body.lastUpdateTime > created.lastUpdateTime, 'a new password is a change');
+    });
+
     test('GET of a missing id is 404', async () => {
       assertProblem(await api.req('GET', `${BASE}/${missingId()}`), 404, [], /not found/);
     });
