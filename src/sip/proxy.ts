@@ -24,7 +24,7 @@
  * - No DNS SRV/NAPTR (RFC 3263): the next hop is the URI's host (or maddr),
  *   port (default 5060) and transport parameter (udp or tcp; default udp).
  */
-import { hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import net from 'node:net';
 import {
   buildResponse,
@@ -32,6 +32,7 @@ import {
   parseMaxForwards,
   parseNameAddr,
   parseVia,
+  type SipMessage,
   type SipRequest,
   type SipResponse,
 } from './message.ts';
@@ -99,7 +100,7 @@ export interface SipProxyOptions {
   /** Other hosts (e.g. the listen address) that, with `port`, also mean this proxy. */
   aliases?: readonly string[];
   timers?: Partial<TransactionTimers>;
-  /** Timer C (§16.6 step 11): how long an INVITE may stay without a final response after its last provisional (default 3 minutes). */
+  /** Timer C (§16.6 step 11): how long an INVITE may go without a final response after its last provisional (default 181 s). */
   timerC?: number;
   route: Router;
   /** Called once per routed or rejected out-of-dialog INVITE, when its final response has gone upstream. */
@@ -119,7 +120,8 @@ export interface ProxyStats {
   localResponses: number;
 }
 
-const DEFAULT_TIMER_C = 180_000;
+/** §16.6 step 11: Timer C MUST be greater than 3 minutes. */
+const DEFAULT_TIMER_C = 181_000;
 const DEFAULT_SIP_PORT = 5060;
 const DEFAULT_SIPS_PORT = 5061;
 const DEFAULT_MAX_FORWARDS = 70;
@@ -242,7 +244,7 @@ export class SipProxy {
   }
 
   /** Entry point for every inbound message (wire SipTransportLayer's onMessage here). */
-  receive(message: SipRequest | SipResponse, source: MessageSource): void {
+  receive(message: SipMessage, source: MessageSource): void {
     this.transactions.receive(message, source);
   }
 
@@ -650,7 +652,7 @@ export class SipProxy {
   #requestHash(request: SipRequest, extra = ''): string {
     const { headers } = request;
     const key = `${request.method} ${request.uri}\n${headers.get('from')}\n${headers.get('to')}\n${headers.get('call-id')}\n${headers.get('cseq')}\n${headers.getAll('route').join(',')}\n${headers.getAll('proxy-require').join(',')}\n${headers.getAll('proxy-authorization').join(',')}\n${extra}`;
-    return hash('sha1', key, 'base64url').slice(0, BRANCH_HASH_LENGTH);
+    return createHash('sha1').update(key).digest('base64url').slice(0, BRANCH_HASH_LENGTH);
   }
 
   /** §16.3 item 4: a Via of ours whose branch carries this request's hash means it came back unchanged. */

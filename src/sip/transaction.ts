@@ -299,10 +299,6 @@ export abstract class ClientTransaction extends Transaction {
     this.handler = handler;
   }
 
-  get isInvite(): boolean {
-    return this.request.method === 'INVITE';
-  }
-
   /** Sends the request for the first time and starts the timers. */
   abstract start(): void;
 
@@ -464,11 +460,7 @@ export abstract class ServerTransaction extends Transaction {
     this.source = source;
   }
 
-  get isInvite(): boolean {
-    return this.request.method === 'INVITE';
-  }
-
-  /** The last response the TU sent, which a retransmitted request gets again. */
+  /** The response a retransmitted request gets again (none once an INVITE is Accepted). */
   get lastResponse(): SipResponse | null {
     return this.#lastResponse;
   }
@@ -483,14 +475,17 @@ export abstract class ServerTransaction extends Transaction {
   /** The request was received again. */
   abstract receiveRetransmission(request: SipRequest): void;
 
-  protected transmit(response: SipResponse): void {
-    this.#lastResponse = response;
-    this.retransmit();
+  /** Sends a response; `keep` makes it the one retransmitted requests get. */
+  protected transmit(response: SipResponse, keep = true): void {
+    this.#lastResponse = keep ? response : null;
+    this.#send(response);
   }
 
   protected retransmit(): void {
-    const response = this.#lastResponse;
-    if (response === null) return;
+    if (this.#lastResponse !== null) this.#send(this.#lastResponse);
+  }
+
+  #send(response: SipResponse): void {
     this.services.sender.sendResponse(response, this.source).catch((error: unknown) => this.#failed(toError(error)));
   }
 
@@ -518,7 +513,8 @@ export class InviteServerTransaction extends ServerTransaction {
           this.transmit(response);
         } else if (status < 300) {
           this.#state = 'accepted';
-          this.transmit(response);
+          // Not kept: Accepted absorbs INVITE retransmissions, and holding every 2xx for 64*T1 costs memory under load.
+          this.transmit(response, false);
           // Timer L: stay to absorb INVITE retransmissions and pass 2xx retransmissions from the TU.
           this.setStateTimer(64 * t1, () => this.terminate());
         } else {
@@ -534,7 +530,7 @@ export class InviteServerTransaction extends ServerTransaction {
         return true;
       case 'accepted':
         if (status < 200 || status >= 300) return false;
-        this.transmit(response);
+        this.transmit(response, false);
         return true;
       default:
         return false;
