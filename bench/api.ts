@@ -65,7 +65,7 @@ async function load(name: string, options: autocannon.Options): Promise<number> 
 }
 
 async function dialplaneRows(backend: 'sqlite' | 'postgres', env: Record<string, string>) {
-  const server = await start(['bin/dialplane.js', 'serve'], { DIALPLANE_HTTP_PORT: '0', ...env }, /Server listening at (http:\/\/[^"\s]+)/);
+  const server = await start(['bin/dialplane.js', 'serve'], { DIALPLANE_HTTP_PORT: '0', ...env }, /"http":"(http:\/\/[^"]+)"[^\n]*"msg":"dialplane ready"/);
   const url = server.match[1]!;
   try {
     const key = /\b(dpk_[A-Za-z0-9_-]+)/.exec(server.stdout())![1]!;

@@ -47,6 +47,11 @@ async function serve(config: Config): Promise<void> {
         `Its API key, shown only this once:\n\n  ${server.defaultOrg.apiKey}\n\n`,
     );
   }
+  // One line that says everything is up (scripts wait for it; the key above is printed first).
+  server.app.log.info(
+    { http: `http://${config.http.host}:${server.httpPort}`, sip: `${config.sip.host}:${server.sipPort}` },
+    'dialplane ready',
+  );
   const stop = (signal: string) => {
     server.app.log.info({ signal }, 'shutting down');
     server.close().then(

@@ -173,6 +173,36 @@ const migrations: Record<string, DialectMigration> = {
       .columns(['org_id', 'started_time', 'id'])
       .execute();
   },
+
+  /**
+   * Which instance keeps which registration (CONTRACT 4): one row per registration key (transport,
+   * registrar, AOR), claimed with a conditional write and renewed while the owner lives.
+   */
+  async '0004_registration_leases'(db) {
+    await db.schema
+      .createTable('registration_leases')
+      .addColumn('key', 'text', (c) => c.primaryKey())
+      .addColumn('owner', 'text', (c) => c.notNull())
+      .addColumn('lease_until', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('registration_leases_owner').on('registration_leases').column('owner').execute();
+  },
+
+  /**
+   * Outbound cps budgets (CONTRACT 3.1 cpsLimit/cpsKey, src/outbound/cps-limiter.ts): one row per
+   * budget and one-second window, counted up with an atomic upsert, so the limit holds across
+   * instances sharing the database.
+   */
+  async '0005_cps_counters'(db) {
+    await db.schema
+      .createTable('cps_counters')
+      .addColumn('key', 'text', (c) => c.notNull())
+      .addColumn('window_start', 'bigint', (c) => c.notNull())
+      .addColumn('count', 'integer', (c) => c.notNull())
+      .addPrimaryKeyConstraint('cps_counters_pk', ['key', 'window_start'])
+      .execute();
+    await db.schema.createIndex('cps_counters_window').on('cps_counters').column('window_start').execute();
+  },
 };
 
 function provider(dialect: Dialect): MigrationProvider {
@@ -191,7 +221,13 @@ export class MigrationError extends Error {}
 
 /** Applies pending migrations; safe to run from several instances at once (the migrator locks). */
 export async function migrateToLatest(handle: DatabaseHandle): Promise<string[]> {
-  const migrator = new Migrator({ db: handle.db, provider: provider(handle.dialect) });
+  // Kysely looks for its bookkeeping tables in every schema unless told which one: several
+  // deployments (or test runs) sharing one PostgreSQL database must each use their own.
+  const migrationTableSchema =
+    handle.dialect === 'postgres'
+      ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(handle.db)).rows[0]?.schema
+      : undefined;
+  const migrator = new Migrator({ db: handle.db, provider: provider(handle.dialect), migrationTableSchema });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error');

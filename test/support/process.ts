@@ -29,7 +29,7 @@ export async function spawnServer(env: Record<string, string>, timeoutMs = 20000
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in time:\n${stdout}\n${stderr}`)), timeoutMs);
     const check = () => {
-      const match = /Server listening at (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+      const match = /"http":"(http:\/\/[^"]+)"[^\n]*"msg":"dialplane ready"/.exec(stdout);
       if (match) {
         clearTimeout(timer);
         child.stdout!.off('data', check);

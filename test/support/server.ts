@@ -71,7 +71,8 @@ export async function request<T = any>(
   let payload: string | undefined = options.rawBody;
   if (options.body !== undefined) payload = JSON.stringify(options.body);
   if (payload !== undefined) headers['content-type'] ??= 'application/json';
-  const response = await fetch(url, { method, headers, body: payload });
+  // Bounded, so that a server that stops answering fails the test instead of hanging it.
+  const response = await fetch(url, { method, headers, body: payload, signal: AbortSignal.timeout(20000) });
   const text = await response.text();
   let body: any = text;
   if (text !== '' && /json/.test(response.headers.get('content-type') ?? '')) body = JSON.parse(text);
