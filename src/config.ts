@@ -15,6 +15,16 @@ export interface Config {
   agentRuntimeUri: string | null;
   runtimeAddresses: string[];
   logLevel: string;
+  /** Registration with SIP providers (CONTRACT 4, src/registration/). */
+  registration: {
+    /** How long an instance's claim on a registration lasts without renewal. */
+    leaseSeconds: number;
+    /** First retry after a failure; doubles per failure (with jitter) up to retryCapMs. */
+    retryBaseMs: number;
+    retryCapMs: number;
+    /** Expiry asked of registrars (they may grant less, or demand more with 423). */
+    expiresSeconds: number;
+  };
 }
 
 export class ConfigError extends Error {}
@@ -96,5 +106,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     agentRuntimeUri: env.DIALPLANE_AGENT_RUNTIME_URI || null,
     runtimeAddresses: list(env.DIALPLANE_RUNTIME_ADDRESSES),
     logLevel: env.DIALPLANE_LOG_LEVEL || 'info',
+    registration: {
+      leaseSeconds: positiveInteger(env, 'DIALPLANE_REGISTRATION_LEASE_SECONDS', 30),
+      retryBaseMs: positiveInteger(env, 'DIALPLANE_REGISTRATION_RETRY_BASE_MS', 30_000),
+      retryCapMs: positiveInteger(env, 'DIALPLANE_REGISTRATION_RETRY_CAP_MS', 30 * 60_000),
+      expiresSeconds: positiveInteger(env, 'DIALPLANE_REGISTRATION_EXPIRES', 3600),
+    },
   };
 }

@@ -14,6 +14,7 @@ import { RoutingIndex, systemResolver } from './routing/routing-index.ts';
 import { buildApp } from './http/app.ts';
 import { Metrics } from './http/metrics.ts';
 import { ensureDefaultOrg, type NewOrg } from './orgs/orgs.ts';
+import { RegistrationManager } from './registration/manager.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -25,6 +26,8 @@ export interface RunningServer {
   /** The SIP edge's port (UDP and TCP). */
   sipPort: number;
   edge: SipEdge;
+  /** Keeps numbers with `registration: true` registered (CONTRACT 4). */
+  registrations: RegistrationManager;
   /** Graceful: stop accepting, let in-flight requests finish, then close the database. */
   close(): Promise<void>;
 }
@@ -45,6 +48,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   const database = openDatabase(config.database);
   let changes: ChangeFeed | null = null;
   let edge: SipEdge | null = null;
+  let registrations: RegistrationManager | null = null;
   const logger = pino(options.logger === false ? { enabled: false } : { level: options.logger?.level ?? config.logLevel });
   try {
     await migrateToLatest(database);
@@ -66,11 +70,26 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       index,
       recorder,
       metrics,
+      outbound: { ctx, runtimeAddresses: config.runtimeAddresses },
       onError: (error) => logger.warn({ err: error }, 'SIP edge'),
     });
     edge = sipEdge;
     const sipPorts = await sipEdge.start();
     ctx.activeCalls = { byCredentials: (id) => sipEdge.router.callsSettingUp(id) };
+    const registrationManager = new RegistrationManager({
+      ctx,
+      edge: {
+        transactions: () => sipEdge.transactions,
+        address: () => (sipEdge.ports ? { host: sipEdge.publicHost, port: sipEdge.ports.udpPort } : null),
+      },
+      registry: metrics.registry,
+      leaseMs: config.registration.leaseSeconds * 1000,
+      retry: { baseMs: config.registration.retryBaseMs, capMs: config.registration.retryCapMs, jitter: 0.2 },
+      expiresSeconds: config.registration.expiresSeconds,
+      onError: (error) => logger.warn({ err: error }, 'registration'),
+    });
+    registrations = registrationManager;
+    await registrationManager.start();
     const app = await buildApp({
       ctx,
       metrics,
@@ -93,9 +112,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       httpPort,
       sipPort: sipPorts.udpPort,
       edge: sipEdge,
+      registrations: registrationManager,
       close: () =>
         (closing ??= (async () => {
           await app.close();
+          // unREGISTERs go out through the edge, so before it stops.
+          await registrationManager.stop();
           await sipEdge.stop();
           index.stop();
           await recorder.flush();
@@ -104,6 +126,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         })()),
     };
   } catch (error) {
+    await registrations?.stop();
     await edge?.stop();
     await changes?.close();
     await database.close();

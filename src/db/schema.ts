@@ -85,8 +85,29 @@ export interface CallRecordsTable {
   source_address: string;
 }
 
+/** One row per registration (src/registration/leases.ts): the instance that keeps it, and until when. */
+export interface RegistrationLeasesTable {
+  /** transport, registrar address and AOR (src/registration/target.ts). */
+  key: string;
+  /** The instance id of the owner. */
+  owner: string;
+  /** ISO 8601 UTC; past this, any instance may claim the row. */
+  lease_until: string;
+}
+
+/** Outbound calls counted per cps budget and one-second window (src/outbound/cps-limiter.ts). */
+export interface CpsCountersTable {
+  /** `cred:<credentialsId>`, or `key:<orgId>:<cpsKey>` when credentials share a budget. */
+  key: string;
+  /** Unix time in whole seconds: the window's start. */
+  window_start: number;
+  count: number;
+}
+
 export interface Database {
+  cps_counters: CpsCountersTable;
   call_records: CallRecordsTable;
+  registration_leases: RegistrationLeasesTable;
   orgs: OrgsTable;
   api_keys: ApiKeysTable;
   sip_credentials: SipCredentialsTable;

@@ -1,10 +1,13 @@
 import client from 'prom-client';
 import type { Config } from '../config.ts';
 import type { CallRecorder } from '../calls/records.ts';
+import type { Context } from '../context.ts';
 import type { Metrics } from '../http/metrics.ts';
+import { OutboundRouter, PRIVATE_HEADERS } from '../outbound/outbound-router.ts';
 import { InboundRouter } from '../routing/inbound-router.ts';
 import type { RoutingIndex } from '../routing/routing-index.ts';
 import { SipProxy } from '../sip/proxy.ts';
+import type { TransactionLayer } from '../sip/transaction.ts';
 import { SipTransportLayer } from '../sip/transport.ts';
 
 export interface SipEdgeOptions {
@@ -13,6 +16,8 @@ export interface SipEdgeOptions {
   index: RoutingIndex;
   recorder: CallRecorder;
   metrics: Metrics;
+  /** Outbound calls from agent runtimes (CONTRACT 6); without it, every INVITE is routed as inbound. */
+  outbound?: { ctx: Context; runtimeAddresses: readonly string[] };
   onError(error: unknown): void;
 }
 
@@ -23,6 +28,7 @@ export interface SipEdgeOptions {
  */
 export class SipEdge {
   readonly router: InboundRouter;
+  readonly outbound: OutboundRouter | null;
   private transport: SipTransportLayer | null = null;
   private proxy: SipProxy | null = null;
   ports: { udpPort: number; tcpPort: number } | null = null;
@@ -57,10 +63,25 @@ export class SipEdge {
       decided: (seconds) => decisions.observe(seconds),
       finished: (outcome) => invites.inc({ direction: 'inbound', outcome }),
     });
+    this.outbound = options.outbound
+      ? new OutboundRouter(options.outbound.ctx, options.outbound.runtimeAddresses, options.recorder, {
+          finished: (outcome) => invites.inc({ direction: 'outbound', outcome }),
+        })
+      : null;
   }
 
   get ready(): boolean {
     return this.ports !== null;
+  }
+
+  /** The proxy's transaction layer, shared by other transaction users (registration); null unless started. */
+  get transactions(): TransactionLayer | null {
+    return this.proxy?.transactions ?? null;
+  }
+
+  /** The address written into Via and Contact (DIALPLANE_SIP_PUBLIC_HOST). */
+  get publicHost(): string {
+    return this.options.sip.publicHost;
   }
 
   async start(): Promise<{ udpPort: number; tcpPort: number }> {
@@ -80,8 +101,13 @@ export class SipEdge {
       aliases: [sip.host],
       // RFC 3261's defaults are T1 500 ms, T2 4 s, T4 5 s, D 32 s: all scale with the configured T1.
       timers: { t1: sip.t1Ms, t2: 8 * sip.t1Ms, t4: 10 * sip.t1Ms, timerD: 64 * sip.t1Ms },
-      route: (request, source) => this.router.route(request, source),
-      onInitialRequestDone: (record) => this.router.done(record),
+      // INVITEs carrying X-Dialplane-Agent-Id are agent runtimes' outbound calls; the rest is inbound.
+      route: (request, source) =>
+        this.outbound !== null && OutboundRouter.isOutbound(request) ? this.outbound.route(request, source) : this.router.route(request, source),
+      onInitialRequestDone: (record) => {
+        if (this.outbound?.done(record) !== true) this.router.done(record);
+      },
+      dialogRemoveHeaders: PRIVATE_HEADERS,
       onError: (error) => this.options.onError(error),
     });
     this.ports = ports;

@@ -23,12 +23,35 @@
  *   unique branches. Only the hash part is compared.
  * - No DNS SRV/NAPTR (RFC 3263): the next hop is the URI's host (or maddr),
  *   port (default 5060) and transport parameter (udp or tcp; default udp).
+ *
+ * Rewritten dialogs (a forward decision with `from` or `credentials`, e.g.
+ * outbound calls through a carrier trunk), without per-dialog state:
+ * - `from` replaces From's URI and display name on the way downstream (tag and
+ *   other parameters kept); every response relayed upstream carries the
+ *   caller's From and CSeq again (copied from the request as received).
+ * - `credentials` answer a 401/407 to the forwarded INVITE with a digest
+ *   re-send (new branch, CSeq + 1; at most two rounds), and the final response
+ *   goes upstream with the caller's CSeq. A null password answers nothing: the
+ *   challenge is relayed as it is.
+ * - Our Record-Route URI carries `dpr` (a hash of the caller's From tag: marks
+ *   which side of the dialog is the caller's) and, after a digest re-send,
+ *   `dpcs` (the CSeq offset). In-dialog requests whose From tag matches `dpr`
+ *   come from the caller's side: they get CSeq + dpcs on the way to the callee
+ *   (ACK for 2xx included), lose the headers named by `dialogRemoveHeaders`,
+ *   and their responses get the caller's CSeq back. Requests from the callee's
+ *   side pass untouched. In-dialog From/To URIs are not rewritten: dialogs are
+ *   identified by tags (RFC 3261 §12), which are kept.
+ * - Header names in `removeHeaders` / `dialogRemoveHeaders` may end in `*`
+ *   (prefix match, e.g. `X-Dialplane-*`).
  */
 import { createHash } from 'node:crypto';
+import { DigestClient } from './digest.ts';
 import net from 'node:net';
 import {
   buildResponse,
   cloneMessage,
+  formatNameAddr,
+  parseCSeq,
   parseMaxForwards,
   parseNameAddr,
   parseVia,
@@ -66,8 +89,12 @@ export type RouteDecision =
       /** SIP URI: becomes the Request-URI; its host, port and transport parameter say where to send. */
       target: string;
       addHeaders?: Array<[name: string, value: string]>;
-      /** Removed before addHeaders are applied, so a header can be replaced. */
+      /** Removed before addHeaders are applied, so a header can be replaced. A trailing `*` matches a prefix. */
       removeHeaders?: string[];
+      /** Replaces From's URI and display name (tag kept); responses relayed upstream carry the original From. */
+      from?: { uri: string; displayName: string | null };
+      /** Answers a 401/407 to the forwarded INVITE with digest authentication; a null password answers nothing. */
+      credentials?: { username: string; password: string | null };
       context?: unknown;
     };
 
@@ -103,6 +130,11 @@ export interface SipProxyOptions {
   /** Timer C (§16.6 step 11): how long an INVITE may go without a final response after its last provisional (default 181 s). */
   timerC?: number;
   route: Router;
+  /**
+   * Headers (a trailing `*` matches a prefix) removed from in-dialog requests sent from the
+   * caller's side of a rewritten dialog (see the module comment).
+   */
+  dialogRemoveHeaders?: readonly string[];
   /** Called once per routed or rejected out-of-dialog INVITE, when its final response has gone upstream. */
   onInitialRequestDone?(record: InitialRequestRecord): void;
   /** Router failures, unsendable stateless messages, callback exceptions; defaults to process.emitWarning. */
@@ -131,6 +163,38 @@ const DIALOG_CREATING_METHODS = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY
 /** Length of the hash part of our branch (base64url characters, 96 bits). */
 const BRANCH_HASH_LENGTH = 16;
 const UNSAFE_TEXT = /[\0\r\n]/;
+/** Digest re-sends per INVITE (a 401 then a 407 from a second proxy is the most a trunk needs). */
+const MAX_AUTH_ROUNDS = 2;
+/** Record-Route parameters of rewritten dialogs (module comment). */
+const SIDE_PARAM = 'dpr';
+const CSEQ_OFFSET_PARAM = 'dpcs';
+
+/** The `dpr` marker of a From tag: short, URI-safe, not the tag itself. */
+function sideMarker(tag: string): string {
+  return createHash('sha1').update(tag).digest('base64url').slice(0, 12);
+}
+
+/** Removes the headers named (or, with a trailing `*`, prefixed) by `patterns`. */
+export function removeHeaderPatterns(headers: SipRequest['headers'], patterns: readonly string[]): void {
+  for (const pattern of patterns) {
+    if (!pattern.endsWith('*')) {
+      headers.delete(pattern);
+      continue;
+    }
+    const prefix = pattern.slice(0, -1).toLowerCase();
+    const keys: string[] = [];
+    for (const field of headers) if (field.key.startsWith(prefix)) keys.push(field.key);
+    for (const key of keys) headers.delete(key);
+  }
+}
+
+/** CSeq with its number moved by `delta`; unchanged when unparsable. */
+function shiftCSeq(headers: SipRequest['headers'], delta: number): void {
+  if (delta === 0) return;
+  const cseq = parseCSeq(headers.get('cseq') ?? '');
+  if (cseq === null) return;
+  headers.set('cseq', `${Math.min(cseq.seq + delta, 0xffffffff)} ${cseq.method}`);
+}
 
 /** Responses to a CANCEL we send need no action: the INVITE's own response settles the call. */
 const IGNORE_CANCEL_OUTCOME: ClientTransactionHandler = {
@@ -176,6 +240,15 @@ class ResponseContext {
   finalStatus = 0;
   /** Timer C, or after a CANCEL the 64*T1 wait for the INVITE's final response. */
   timer: NodeJS.Timeout | null = null;
+  /** Responses relayed upstream get the request's From and CSeq back (rewritten dialogs). */
+  restoreUpstream = false;
+  /** Answers challenges to the forwarded INVITE; null when there are no credentials. */
+  digest: DigestClient | null = null;
+  authRounds = 0;
+  /** `;dpr=…` etc. for our Record-Route entries; empty for ordinary dialogs. */
+  recordRouteParams = '';
+  /** How many Record-Route values we put on top of the forwarded request. */
+  recordRouted = 0;
 
   constructor(request: SipRequest, source: MessageSource, server: ServerTransaction, hash: string, startedAt: Date | null) {
     this.request = request;
@@ -200,6 +273,8 @@ class ResponseContext {
 interface RouteInfo {
   /** A Route naming us was removed, or the Request-URI restored from a strict router: the request is on a path we set up. */
   routedViaUs: boolean;
+  /** The first of our URIs found (Route or strict-routed Request-URI): its parameters are the ones we record-routed. */
+  ours: SipUri | null;
   /** The Request-URI addresses the proxy itself (host and port are ours, no user part). */
   addressedToUs: boolean;
 }
@@ -316,8 +391,12 @@ export class SipProxy {
       // §16.2: answer at once so the caller stops retransmitting while we route and forward.
       transaction.respond(buildResponse(request, 100));
     }
-    if (inDialog) this.#forward(context, forwarded, false);
-    else this.#routeInitial(context, forwarded);
+    if (inDialog) {
+      if (this.#adjustCallerSide(forwarded, route)) context.restoreUpstream = true;
+      this.#forward(context, forwarded, false);
+    } else {
+      this.#routeInitial(context, forwarded);
+    }
   }
 
   #routeInitial(context: ResponseContext, forwarded: SipRequest): void {
@@ -367,14 +446,47 @@ export class SipProxy {
     try {
       forwarded.uri = decision.target;
       forwarded.headers.delete('route');
-      for (const name of decision.removeHeaders ?? []) forwarded.headers.delete(name);
+      removeHeaderPatterns(forwarded.headers, decision.removeHeaders ?? []);
       for (const [name, value] of decision.addHeaders ?? []) forwarded.headers.append(name, value);
+      if (decision.from !== undefined || decision.credentials !== undefined) this.#rewrite(context, forwarded, decision);
     } catch (error) {
       this.#reportError(error);
       this.#finalUpstream(context, 500);
       return;
     }
     this.#forward(context, forwarded, DIALOG_CREATING_METHODS.has(forwarded.method));
+  }
+
+  /** A forward decision with `from` or `credentials`: the module comment's rewritten dialog. */
+  #rewrite(context: ResponseContext, forwarded: SipRequest, decision: Extract<RouteDecision, { action: 'forward' }>): void {
+    context.restoreUpstream = true;
+    const from = parseNameAddr(forwarded.headers.get('from') ?? '');
+    if (from === null) throw new Error('From is missing or malformed');
+    const tag = from.params.get('tag');
+    if (typeof tag === 'string' && tag !== '') context.recordRouteParams = `;${SIDE_PARAM}=${sideMarker(tag)}`;
+    if (decision.from !== undefined) {
+      if (parseUri(decision.from.uri) === null) throw new Error(`From URI is not a URI: ${decision.from.uri}`);
+      forwarded.headers.set('from', formatNameAddr({ displayName: decision.from.displayName, uri: decision.from.uri, params: from.params }));
+    }
+    const credentials = decision.credentials;
+    if (credentials !== undefined && credentials.password !== null && forwarded.method === 'INVITE') {
+      context.digest = new DigestClient({ username: credentials.username, password: credentials.password });
+    }
+  }
+
+  /**
+   * An in-dialog request of a rewritten dialog from the caller's side (its From tag matches our
+   * Record-Route's `dpr`): CSeq + `dpcs`, the dialog's private headers removed. True when it was.
+   */
+  #adjustCallerSide(forwarded: SipRequest, route: RouteInfo): boolean {
+    const marker = route.ours?.params.get(SIDE_PARAM);
+    if (typeof marker !== 'string') return false;
+    const tag = parseNameAddr(forwarded.headers.get('from') ?? '')?.params.get('tag');
+    if (typeof tag !== 'string' || sideMarker(tag) !== marker) return false;
+    const offset = Number(route.ours?.params.get(CSEQ_OFFSET_PARAM) ?? 0);
+    if (Number.isInteger(offset) && offset > 0 && offset <= MAX_AUTH_ROUNDS) shiftCSeq(forwarded.headers, offset);
+    removeHeaderPatterns(forwarded.headers, this.#options.dialogRemoveHeaders ?? []);
+    return true;
   }
 
   /**
@@ -384,12 +496,14 @@ export class SipProxy {
    */
   #processRoute(request: SipRequest): RouteInfo | null {
     let routedViaUs = false;
+    let ours: SipUri | null = null;
     let requestUri = parseSipUri(request.uri);
     if (requestUri !== null && requestUri.user === null && this.#isUriUs(requestUri)) {
       const routes = request.headers.getAll('route');
       if (routes.length > 0) {
         const last = parseNameAddr(routes[routes.length - 1]);
         if (last === null) return null;
+        ours = requestUri;
         request.uri = last.uri;
         request.headers.set('route', routes.slice(0, -1));
         requestUri = parseSipUri(request.uri);
@@ -403,9 +517,10 @@ export class SipProxy {
       if (uri === null || !this.#isUriUs(uri)) break;
       request.headers.removeFirst('route');
       routedViaUs = true;
+      ours ??= uri;
     }
     const addressedToUs = requestUri !== null && requestUri.user === null && this.#isUriUs(requestUri);
-    return { routedViaUs, addressedToUs };
+    return { routedViaUs, ours, addressedToUs };
   }
 
   /** §16.6: forward the prepared copy through a new client transaction. */
@@ -415,11 +530,23 @@ export class SipProxy {
       this.#finalUpstream(context, destination);
       return;
     }
-    if (recordRoute) {
-      // RFC 5658: when the legs differ in transport, one entry per leg; the downstream-facing one on top.
-      if (context.source.transport !== destination.transport) request.headers.prepend('record-route', this.#recordRoute(context.source.transport));
-      request.headers.prepend('record-route', this.#recordRoute(destination.transport));
+    if (recordRoute) this.#addRecordRoute(context, request, destination.transport);
+    this.#sendBranch(context, request, destination);
+  }
+
+  #addRecordRoute(context: ResponseContext, request: SipRequest, transport: TransportProtocol): void {
+    const params = context.recordRouteParams;
+    context.recordRouted = 1;
+    // RFC 5658: when the legs differ in transport, one entry per leg; the downstream-facing one on top.
+    if (context.source.transport !== transport) {
+      request.headers.prepend('record-route', this.#recordRoute(context.source.transport, params));
+      context.recordRouted = 2;
     }
+    request.headers.prepend('record-route', this.#recordRoute(transport, params));
+  }
+
+  /** Sends `request` (Via added here) on a new client transaction for the context. */
+  #sendBranch(context: ResponseContext, request: SipRequest, destination: Destination): void {
     const branch = `${BRANCH_MAGIC_COOKIE}${context.hash}.${(this.#branchCounter++).toString(36)}`;
     request.headers.prepend('via', `SIP/2.0/${destination.transport.toUpperCase()} ${this.#viaHostPort};branch=${branch};rport`);
     context.forwarded = request;
@@ -469,8 +596,8 @@ export class SipProxy {
     return { transport, host: nextHop.params.get('maddr') || nextHop.host, port: nextHop.port ?? defaultPort };
   }
 
-  #recordRoute(transport: TransportProtocol): string {
-    return transport === 'tcp' ? `<sip:${this.#viaHostPort};transport=tcp;lr>` : `<sip:${this.#viaHostPort};lr>`;
+  #recordRoute(transport: TransportProtocol, params = ''): string {
+    return transport === 'tcp' ? `<sip:${this.#viaHostPort};transport=tcp;lr${params}>` : `<sip:${this.#viaHostPort};lr${params}>`;
   }
 
   /** ACK for a 2xx (or one no transaction absorbed): forwarded statelessly along the route set we are on (§16.11). */
@@ -480,6 +607,7 @@ export class SipProxy {
     if (route === null || !route.routedViaUs) return;
     const maxForwards = forwarded.headers.get('max-forwards');
     if (maxForwards !== undefined && parseMaxForwards(maxForwards) === 0) return;
+    this.#adjustCallerSide(forwarded, route);
     const destination = this.#prepareNextHop(forwarded);
     if (typeof destination === 'number') return;
     // Deterministic branch, so a retransmitted ACK gets the same one (§16.11).
@@ -551,9 +679,11 @@ export class SipProxy {
       // Timer C restarts on every provisional but 100 (§16.7 step 2), until a CANCEL is under way.
       if (!context.cancelSent) context.timer?.refresh();
     } else {
+      if ((status === 401 || status === 407) && this.#answerChallenge(context, response)) return;
       context.clearTimer();
     }
     response.headers.removeFirst('via');
+    if (context.restoreUpstream) this.#restoreUpstream(context, response);
     // With no Via left (a broken next hop dropped the caller's) there is nobody to relay to.
     if (response.headers.has('via')) {
       if (context.server.respond(response)) {
@@ -564,6 +694,52 @@ export class SipProxy {
       }
     }
     if (status >= 200) this.#finish(context, status);
+  }
+
+  /**
+   * A 401/407 to a forwarded INVITE with credentials: re-sends it with digest answers on a new
+   * branch (CSeq + 1, our Record-Route's dpcs moved along). False when the challenge goes upstream.
+   */
+  #answerChallenge(context: ResponseContext, response: SipResponse): boolean {
+    const { digest, forwarded, client } = context;
+    if (digest === null || forwarded === null || client === null || context.cancelled || context.authRounds >= MAX_AUTH_ROUNDS) return false;
+    const status = response.status as 401 | 407;
+    let headers;
+    try {
+      const outcome = digest.handleChallenge(status, response.headers.getAll(status === 407 ? 'proxy-authenticate' : 'www-authenticate'), {
+        method: forwarded.method,
+        uri: forwarded.uri,
+      });
+      if (outcome.kind !== 'authorize' || outcome.headers.length === 0) return false;
+      headers = outcome.headers;
+    } catch (error) {
+      this.#reportError(error);
+      return false;
+    }
+    context.authRounds++;
+    const retry = cloneMessage(forwarded);
+    retry.headers.removeFirst('via');
+    shiftCSeq(retry.headers, 1);
+    retry.headers.delete('authorization');
+    retry.headers.delete('proxy-authorization');
+    for (const header of headers) retry.headers.append(header.name, header.value);
+    if (context.recordRouted > 0) {
+      for (let i = 0; i < context.recordRouted; i++) retry.headers.removeFirst('record-route');
+      context.recordRouteParams = `${context.recordRouteParams.replace(/;dpcs=\d+/, '')};${CSEQ_OFFSET_PARAM}=${context.authRounds}`;
+      this.#addRecordRoute(context, retry, client.destination.transport);
+    }
+    context.clearTimer();
+    context.provisionalReceived = false;
+    this.#sendBranch(context, retry, client.destination);
+    return true;
+  }
+
+  /** A response of a rewritten dialog goes upstream with the From and CSeq its request came with. */
+  #restoreUpstream(context: ResponseContext, response: SipResponse): void {
+    for (const name of ['from', 'cseq']) {
+      const value = context.request.headers.get(name);
+      if (value !== undefined) response.headers.set(name, value);
+    }
   }
 
   /** The branch failed without a final response: timeout (408) or unreachable (503); 487 once cancelled. */

@@ -1,0 +1,382 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The outbound row of `npm run bench:sip`: the highest rate of outbound calls (CONTRACT 6) the
+ * SIP edge carries cleanly with the carrier challenging every call, beside Kamailio doing the
+ * same job (bench/kamailio/outbound.cfg, whose uac module answers the challenge).
+ *
+ * A sipp agent runtime (bench/sipp/runtime.xml) places full calls with X-Dialplane-Agent-Id
+ * through the proxy; a sipp carrier (bench/sipp/carrier-auth.xml) answers each INVITE with 401,
+ * checks the re-sent INVITE's answer with sipp's verifyauth and P-Asserted-Identity with an
+ * ereg, then 180, 200, ACK, BYE. A rate is clean when every call succeeds on both sides and
+ * nobody retransmitted anything. The rate doubles from START_RATE until a step is not clean,
+ * then BISECTIONS steps narrow it; every step gets a fresh proxy and a warm-up. Bounded to a
+ * few minutes: MAX_RATE caps the doubling, steps are STEP_SECONDS long.
+ *
+ * Alone: `node --import tsx bench/sip-outbound.ts` (BENCH_SIP_OUTBOUND_STEP_SECONDS to change
+ * the step length).
+ */
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const STEP_SECONDS = Number(process.env.BENCH_SIP_OUTBOUND_STEP_SECONDS ?? 5);
+const START_RATE = 50;
+const MAX_RATE = 6400;
+const BISECTIONS = 3;
+const WARMUP_CALLS = 200;
+const WARMUP_RATE = 100;
+const DRAIN_SECONDS = 5;
+const CORES = os.cpus().length;
+
+const RUNTIME_SCENARIO = path.join(ROOT, 'bench/sipp/runtime.xml');
+const CARRIER_SCENARIO = path.join(ROOT, 'bench/sipp/carrier-auth.xml');
+const KAMAILIO_CONFIG = path.join(ROOT, 'bench/kamailio/outbound.cfg');
+
+const NUMBER = '+15550199000';
+const DISPLAY_NAME = 'Bench Caller';
+const DOMAIN = 'carrier.example';
+const AUTH_USER = 'benchtrunk';
+const PASSWORD = 'bench-secret';
+
+const running = new Set<ChildProcess>();
+
+function track(child: ChildProcess): Promise<number | null> {
+  running.add(child);
+  return new Promise((resolve) => {
+    child.on('exit', (code) => {
+      running.delete(child);
+      resolve(code);
+    });
+  });
+}
+
+/** Children are spawned detached, leading their own process group (Kamailio's workers go with it). */
+function killTree(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+async function freePort(): Promise<number> {
+  for (;;) {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    await new Promise((resolve) => server.close(resolve));
+    const socket = dgram.createSocket('udp4');
+    const ok = await new Promise<boolean>((resolve) => {
+      socket.once('error', () => resolve(false));
+      socket.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    socket.close();
+    if (ok) return port;
+  }
+}
+
+async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  killTree(child, 'SIGTERM');
+  const timer = setTimeout(() => killTree(child, 'SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Kamailio's main process and the workers it forked. */
+function processTree(pid: number): number[] {
+  const pids = [pid];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      if (Number(fields[1]) === pid) pids.push(Number(entry));
+    } catch {
+      // Exited while listed.
+    }
+  }
+  return pids;
+}
+
+// --- sipp ----------------------------------------------------------------------------------
+
+interface SippStats {
+  code: number | null;
+  successful: number;
+  failed: number;
+  retransmissions: number;
+  rate: number;
+}
+
+interface SippRun {
+  scenario: string;
+  port: number;
+  calls: number;
+  dir: string;
+  name: string;
+  remote?: string;
+  rate?: number;
+  timeoutSeconds: number;
+}
+
+async function sipp(options: SippRun): Promise<SippStats> {
+  const statsFile = path.join(options.dir, `${options.name}.csv`);
+  fs.rmSync(statsFile, { force: true });
+  const args = [
+    '-sf', options.scenario,
+    '-i', '127.0.0.1', '-p', String(options.port), '-t', 'u1',
+    '-m', String(options.calls),
+    '-nostdin',
+    '-timeout', `${options.timeoutSeconds}s`, '-timeout_error',
+    '-trace_stat', '-stf', statsFile, '-fd', '3600',
+  ];
+  if (options.rate !== undefined) args.push('-r', String(options.rate), '-l', String(options.rate * 2), '-s', '15557770000');
+  if (options.remote) args.push(options.remote);
+  const child = spawn('sipp', args, { cwd: options.dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const code = await track(child);
+  const lines = fs.existsSync(statsFile) ? fs.readFileSync(statsFile, 'utf8').trim().split('\n') : [];
+  if (lines.length < 2) throw new Error(`sipp ${options.name} wrote no statistics (exit ${code}): ${stderr}`);
+  const columns = lines[0]!.split(';');
+  const last = lines.at(-1)!.split(';');
+  const column = (name: string) => Number(last[columns.indexOf(name)]);
+  return {
+    code,
+    successful: column('SuccessfulCall(C)'),
+    failed: column('FailedCall(C)'),
+    retransmissions: column('Retransmissions(C)'),
+    rate: column('CallRate(C)'),
+  };
+}
+
+/** A scenario with its {{placeholders}} filled, written into the run's folder. */
+function filled(dir: string, scenario: string, values: Record<string, string>): string {
+  let text = fs.readFileSync(scenario, 'utf8');
+  for (const [name, value] of Object.entries(values)) text = text.replaceAll(`{{${name}}}`, value);
+  const file = path.join(dir, `filled-${path.basename(scenario)}`);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+// --- the proxies ---------------------------------------------------------------------------
+
+interface RunningProxy {
+  port: number;
+  stop(): Promise<void>;
+}
+
+interface Proxy {
+  name: string;
+  shape: string;
+  start(): Promise<RunningProxy>;
+}
+
+async function startDialplane(env: Record<string, string>) {
+  const child = spawn(process.execPath, ['bin/dialplane.js', 'serve'], {
+    cwd: ROOT,
+    env: {
+      ...process.env, DIALPLANE_LOG_LEVEL: 'info', DIALPLANE_HTTP_HOST: '127.0.0.1', DIALPLANE_HTTP_PORT: '0',
+      DIALPLANE_SIP_HOST: '127.0.0.1', DIALPLANE_RUNTIME_ADDRESSES: '127.0.0.1', ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const exited = track(child);
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const url = await new Promise<string>((resolve, reject) => {
+    const check = () => {
+      const match = /Server listening at (http:\/\/[^"\s]+)/.exec(output);
+      if (match) {
+        child.stdout!.off('data', check);
+        resolve(match[1]!);
+      }
+    };
+    child.stdout!.on('data', check);
+    exited.then((code) => reject(new Error(`dialplane exited with ${code}:\n${output}`)));
+  });
+  return { child, url, output: () => output, exited };
+}
+
+async function api(url: string, key: string, method: string, route: string, body?: unknown): Promise<any> {
+  const response = await fetch(`${url}/api/v1${route}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+/** Through the API of a first dialplane process: the trunk at the carrier, the number, the agent, the outbound link. */
+async function createAgent(db: string, sipPort: number, carrierPort: number): Promise<string> {
+  const server = await startDialplane({ DIALPLANE_DB: db, DIALPLANE_SIP_PORT: String(sipPort) });
+  try {
+    while (!/\bdpk_[A-Za-z0-9_-]+\s/.test(server.output())) await sleep(20);
+    const key = /\b(dpk_[A-Za-z0-9_-]+)/.exec(server.output())![1]!;
+    const credentials = await api(server.url, key, 'POST', '/sip-credentials', {
+      server: `127.0.0.1:${carrierPort}`, domain: DOMAIN, authUser: AUTH_USER, authPassword: PASSWORD,
+    });
+    const number = await api(server.url, key, 'POST', '/sip-phone-numbers', { phoneNumber: NUMBER, credentialsId: credentials.id, displayName: DISPLAY_NAME });
+    const agent = await api(server.url, key, 'POST', '/agents', { name: 'bench outbound agent' });
+    await api(server.url, key, 'PUT', `/sip-phone-numbers/${number.id}/agent-link?agentId=${agent.agentId}&mode=replaceOutbound`);
+    return agent.agentId as string;
+  } finally {
+    await stopChild(server.child, server.exited);
+  }
+}
+
+function dialplaneProxy(db: string, port: number): Proxy {
+  return {
+    name: 'dialplane',
+    shape: '1 Node.js process, SQLite',
+    async start() {
+      const server = await startDialplane({ DIALPLANE_DB: db, DIALPLANE_SIP_PORT: String(port) });
+      return { port, stop: () => stopChild(server.child, server.exited) };
+    },
+  };
+}
+
+function kamailioProxy(agentId: string, carrierPort: number, dir: string, port: number): Proxy {
+  const dbDir = path.join(dir, 'kamailio-db');
+  fs.mkdirSync(dbDir, { recursive: true });
+  const escape = (value: string) => value.replaceAll('\\', '\\\\').replaceAll(':', '\\:');
+  const value = [NUMBER, DISPLAY_NAME, DOMAIN, `127.0.0.1:${carrierPort}`, AUTH_USER, PASSWORD].join('|');
+  fs.writeFileSync(
+    path.join(dbDir, 'agents'),
+    `id(int,auto) key_name(string) key_type(int) value_type(int) key_value(string) expires(int)\n1:${escape(agentId)}:0:0:${escape(value)}:0\n`,
+  );
+  const args = [
+    '-f', KAMAILIO_CONFIG, '-A', `DB_URL="text://${dbDir}"`, '-l', `udp:127.0.0.1:${port}`,
+    '-n', String(CORES), '-m', '256', '-DD', '-E', '-w', dir, '-Y', dir,
+  ];
+  return {
+    name: 'Kamailio',
+    shape: `${CORES} UDP workers, uac_auth`,
+    async start() {
+      const child = spawn('kamailio', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+      const exited = track(child);
+      let output = '';
+      child.stderr!.on('data', (chunk) => (output += chunk));
+      const deadline = Date.now() + 10_000;
+      while (processTree(child.pid!).length < 1 + CORES) {
+        if (child.exitCode !== null) throw new Error(`kamailio exited with ${child.exitCode}:\n${output}`);
+        if (Date.now() > deadline) throw new Error(`kamailio did not start its workers:\n${output}`);
+        await sleep(50);
+      }
+      await sleep(200);
+      return { port, stop: () => stopChild(child, exited) };
+    },
+  };
+}
+
+// --- the search ----------------------------------------------------------------------------
+
+interface Setup {
+  dir: string;
+  carrierPort: number;
+  runtimeScenario: string;
+  carrierScenario: string;
+}
+
+function verdict(expected: number, side: string, stats: SippStats): string | null {
+  if (stats.code !== 0 || stats.failed > 0 || stats.successful !== expected) {
+    return `${side}: ${stats.successful}/${expected} calls succeeded, ${stats.failed} failed (exit ${stats.code})`;
+  }
+  if (stats.retransmissions > 0) return `${side}: ${stats.retransmissions} retransmissions`;
+  return null;
+}
+
+async function step(proxy: Proxy, setup: Setup, rate: number): Promise<{ clean: boolean; why: string }> {
+  const calls = rate * STEP_SECONDS;
+  const instance = await proxy.start();
+  try {
+    const carrier = sipp({
+      scenario: setup.carrierScenario, port: setup.carrierPort, calls: WARMUP_CALLS + calls, dir: setup.dir, name: 'carrier',
+      timeoutSeconds: WARMUP_CALLS / WARMUP_RATE + STEP_SECONDS + 2 * DRAIN_SECONDS + 5,
+    });
+    await sleep(300);
+    const runtime = async (name: string, count: number, callRate: number) =>
+      sipp({
+        scenario: setup.runtimeScenario, port: await freePort(), calls: count, rate: callRate, dir: setup.dir, name,
+        remote: `127.0.0.1:${instance.port}`, timeoutSeconds: count / callRate + DRAIN_SECONDS,
+      });
+    const warmup = await runtime('warmup', WARMUP_CALLS, Math.min(rate, WARMUP_RATE));
+    const measured = await runtime('runtime', calls, rate);
+    const carrierStats = await carrier;
+    const why =
+      verdict(WARMUP_CALLS, 'warm-up runtime', warmup) ??
+      verdict(calls, 'runtime', measured) ??
+      verdict(WARMUP_CALLS + calls, 'carrier', carrierStats) ??
+      (measured.rate < rate * 0.9 ? `sipp placed only ${measured.rate.toFixed(0)} calls/s` : null);
+    return { clean: why === null, why: why ?? 'clean' };
+  } finally {
+    await instance.stop();
+  }
+}
+
+async function search(proxy: Proxy, setup: Setup): Promise<{ best: number; failedAt: number | null }> {
+  let best = 0;
+  let failedAt: number | null = null;
+  const attempt = async (rate: number) => {
+    const result = await step(proxy, setup, rate);
+    process.stderr.write(`  ${proxy.name} outbound ${rate} calls/s: ${result.why}\n`);
+    if (result.clean) best = rate;
+    else failedAt = rate;
+    return result.clean;
+  };
+  for (let rate = START_RATE; rate <= MAX_RATE && (await attempt(rate)); rate *= 2);
+  for (let i = 0; i < BISECTIONS && failedAt !== null; i++) {
+    const high: number = failedAt;
+    const rate = Math.round((best + high) / 2 / 10) * 10;
+    if (rate <= best || rate >= high) break;
+    await attempt(rate);
+  }
+  return { best, failedAt };
+}
+
+/** Highest clean outbound call rate through the edge and through Kamailio, the carrier challenging every call. */
+export async function benchOutbound(): Promise<{ dialplaneCps: number; kamailioCps: number }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dialplane-sip-outbound-bench-'));
+  try {
+    const [edgePort, kamailioPort, carrierPort] = [await freePort(), await freePort(), await freePort()];
+    const db = path.join(dir, 'bench.db');
+    const agentId = await createAgent(db, edgePort, carrierPort);
+    const caller = `${DISPLAY_NAME}. .sip:\\${NUMBER}@${DOMAIN.replace('.', '\\.')}`;
+    const setup: Setup = {
+      dir,
+      carrierPort,
+      runtimeScenario: filled(dir, RUNTIME_SCENARIO, { agent: agentId }),
+      carrierScenario: filled(dir, CARRIER_SCENARIO, { user: AUTH_USER, password: PASSWORD, caller }),
+    };
+    const results: number[] = [];
+    for (const proxy of [dialplaneProxy(db, edgePort), kamailioProxy(agentId, carrierPort, dir, kamailioPort)]) {
+      process.stderr.write(`${proxy.name} (${proxy.shape}): outbound, ${STEP_SECONDS} s steps from ${START_RATE} calls/s\n`);
+      results.push((await search(proxy, setup)).best);
+    }
+    return { dialplaneCps: results[0]!, kamailioCps: results[1]! };
+  } finally {
+    for (const child of running) killTree(child, 'SIGKILL');
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const { dialplaneCps, kamailioCps } = await benchOutbound();
+  const ratio = kamailioCps > 0 ? dialplaneCps / kamailioCps : NaN;
+  process.stdout.write(
+    `\nOutbound calls (INVITE/401/ACK/INVITE+auth/100/180/200/ACK/BYE/200) over UDP on 127.0.0.1, carrier challenging every call, ` +
+      `${STEP_SECONDS} s per step; ${CORES} cores (${os.cpus()[0]?.model ?? ''})\n\n` +
+      `| proxy | highest clean outbound rate |\n|---|---:|\n| dialplane | ${dialplaneCps} calls/s |\n| Kamailio (uac_auth) | ${kamailioCps} calls/s |\n\n` +
+      `dialplane / Kamailio: ${ratio.toFixed(2)}\n`,
+  );
+}

@@ -1,0 +1,518 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { benchRoutingIndex } from './routing-index.ts';
+
+/**
+ * `npm run bench:sip`: the highest call rate the SIP edge proxies cleanly, beside Kamailio doing
+ * the same job (bench/kamailio/kamailio.cfg), then the routing index at a million numbers.
+ *
+ * For each proxy, sipp places full calls (bench/sipp/caller.xml: INVITE … BYE, each to another
+ * number of a 1,000-number table) through it to a sipp agent runtime
+ * (test/interop/scenarios/agent-answer.xml, which fails a call missing an X-Dialplane header).
+ * A rate is clean when every call succeeds on both sides and nobody retransmitted anything:
+ * over loopback a retransmission means some message waited 500 ms (T1) in a queue. The rate
+ * doubles from 100 calls/s until a step is not clean, then a few bisection steps narrow it.
+ *
+ * Every step gets a fresh proxy process (a failed step leaves transactions behind that would
+ * spill into the next one) and warms it with a few hundred calls first, so that Node's JIT is
+ * not measured cold; Kamailio gets the same warm-up. Everything runs on UDP over 127.0.0.1,
+ * on this machine's cores shared with the two sipp processes.
+ */
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const STEP_SECONDS = Number(process.env.BENCH_SIP_STEP_SECONDS ?? 6);
+const NUMBERS = 1000;
+const START_RATE = 100;
+/** The doubling stops here: far above what either proxy manages on a small machine. */
+const MAX_RATE = 12_800;
+const BISECTIONS = 3;
+const WARMUP_CALLS = 200;
+const WARMUP_RATE = 200;
+/** How long sipp waits, beyond the calls' own time, for stragglers before it gives up. */
+const DRAIN_SECONDS = 5;
+const CORES = os.cpus().length;
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+const CALLER_SCENARIO = path.join(ROOT, 'bench/sipp/caller.xml');
+const AGENT_SCENARIO = path.join(ROOT, 'test/interop/scenarios/agent-answer.xml');
+const KAMAILIO_CONFIG = path.join(ROOT, 'bench/kamailio/kamailio.cfg');
+
+/** Every child still running, so that no exit path of the bench leaves one behind. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) killTree(child, 'SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+
+function track(child: ChildProcess): Promise<number | null> {
+  running.add(child);
+  return new Promise((resolve) => {
+    child.on('exit', (code) => {
+      running.delete(child);
+      resolve(code);
+    });
+  });
+}
+
+/** Children spawned detached lead their own process group: Kamailio's workers go with it. */
+function killTree(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** A port free for both UDP and TCP on 127.0.0.1 (the edge binds both on its SIP port). */
+async function freePort(): Promise<number> {
+  for (;;) {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as net.AddressInfo).port;
+    await new Promise((resolve) => server.close(resolve));
+    const socket = dgram.createSocket('udp4');
+    const ok = await new Promise<boolean>((resolve) => {
+      socket.once('error', () => resolve(false));
+      socket.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    socket.close();
+    if (ok) return port;
+  }
+}
+
+/** User plus system CPU seconds of these processes so far (all threads included). */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // Fields after the parenthesized command name: utime and stime are the 12th and 13th.
+      const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // Exited in between: its time is lost from both readings alike.
+    }
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+/** The process and its direct children (Kamailio's main process forks its workers). */
+function processTree(pid: number): number[] {
+  const pids = [pid];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      if (Number(fields[1]) === pid) pids.push(Number(entry));
+    } catch {
+      // Exited while listed.
+    }
+  }
+  return pids;
+}
+
+// --- sipp ----------------------------------------------------------------------------------
+
+interface SippStats {
+  code: number | null;
+  successful: number;
+  failed: number;
+  retransmissions: number;
+  /** Calls per second over the whole run, as sipp measured it. */
+  rate: number;
+}
+
+interface SippRunOptions {
+  scenario: string;
+  port: number;
+  calls: number;
+  dir: string;
+  name: string;
+  /** host:port to call; absent for the agent runtime (UAS). */
+  remote?: string;
+  rate?: number;
+  numbersFile?: string;
+  timeoutSeconds: number;
+}
+
+/** Runs sipp to completion (it stops by itself after `calls` calls or its timeout) and reads its final statistics. */
+async function sipp(options: SippRunOptions): Promise<SippStats> {
+  const statsFile = path.join(options.dir, `${options.name}.csv`);
+  fs.rmSync(statsFile, { force: true });
+  const args = [
+    '-sf', options.scenario,
+    '-i', '127.0.0.1', '-p', String(options.port), '-t', 'u1',
+    '-m', String(options.calls),
+    '-nostdin',
+    '-timeout', `${options.timeoutSeconds}s`, '-timeout_error',
+    // Statistics at the end only: a periodic dump would be sipp work during the run.
+    '-trace_stat', '-stf', statsFile, '-fd', '3600',
+  ];
+  if (options.numbersFile) args.push('-inf', options.numbersFile);
+  // The concurrent-call cap only guards sipp against a proxy that stopped answering.
+  if (options.rate !== undefined) args.push('-r', String(options.rate), '-l', String(options.rate * 2));
+  if (options.remote) args.push(options.remote);
+  // sipp redraws its screen on stdout all along; nothing in it is needed beyond the stats file.
+  const child = spawn('sipp', args, { cwd: options.dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  const code = await track(child);
+  const lines = fs.existsSync(statsFile) ? fs.readFileSync(statsFile, 'utf8').trim().split('\n') : [];
+  if (lines.length < 2) throw new Error(`sipp ${options.name} wrote no statistics (exit ${code}): ${stderr}`);
+  const columns = lines[0]!.split(';');
+  const last = lines.at(-1)!.split(';');
+  const column = (name: string) => Number(last[columns.indexOf(name)]);
+  return {
+    code,
+    successful: column('SuccessfulCall(C)'),
+    failed: column('FailedCall(C)'),
+    retransmissions: column('Retransmissions(C)'),
+    rate: column('CallRate(C)'),
+  };
+}
+
+// --- the proxies ---------------------------------------------------------------------------
+
+interface RunningProxy {
+  port: number;
+  /** The processes doing the proxy's work, for their CPU time. */
+  pids(): number[];
+  stop(): Promise<void>;
+}
+
+interface Proxy {
+  name: string;
+  /** What the table says about how it runs. */
+  shape: string;
+  start(): Promise<RunningProxy>;
+}
+
+interface Table {
+  /** Dialled as carriers send them: E.164 digits without the '+'. */
+  dialled: string[];
+  numberIds: string[];
+  agentId: string;
+  orgId: string;
+  agentUri: string;
+}
+
+/** Starts `dialplane serve` and resolves once it listens, with what it printed so far. */
+async function startDialplane(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, ['bin/dialplane.js', 'serve'], {
+    cwd: ROOT,
+    env: { ...process.env, DIALPLANE_LOG_LEVEL: 'info', DIALPLANE_HTTP_HOST: '127.0.0.1', DIALPLANE_HTTP_PORT: '0', DIALPLANE_SIP_HOST: '127.0.0.1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const exited = track(child);
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const url = await new Promise<string>((resolve, reject) => {
+    const check = () => {
+      const match = /Server listening at (http:\/\/[^"\s]+)/.exec(output);
+      if (match) {
+        child.stdout!.off('data', check);
+        resolve(match[1]!);
+      }
+    };
+    child.stdout!.on('data', check);
+    exited.then((code) => reject(new Error(`dialplane exited with ${code}:\n${output}`)));
+  });
+  return { child, url, output: () => output, exited };
+}
+
+async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  killTree(child, 'SIGTERM');
+  const timer = setTimeout(() => killTree(child, 'SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function api(url: string, key: string, method: string, route: string, body?: unknown): Promise<any> {
+  const response = await fetch(`${url}/api/v1${route}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+/**
+ * Creates the table through the API of a first dialplane process: a trunk on 127.0.0.1 (so the
+ * callers' source address is allowed), one agent whose runtime is the sipp UAS, and NUMBERS
+ * numbers linked inbound to it. Every later process reads the same database file.
+ */
+async function createTable(db: string, sipPort: number, agentPort: number): Promise<Table> {
+  const server = await startDialplane({ DIALPLANE_DB: db, DIALPLANE_SIP_PORT: String(sipPort) });
+  try {
+    // The key is printed on the first start, right after the listening line.
+    while (!/\bdpk_[A-Za-z0-9_-]+\s/.test(server.output())) await sleep(20);
+    const key = /\b(dpk_[A-Za-z0-9_-]+)/.exec(server.output())![1]!;
+    const credentials = await api(server.url, key, 'POST', '/sip-credentials', { server: '127.0.0.1' });
+    const agentUri = `sip:agent@127.0.0.1:${agentPort}`;
+    const agent = await api(server.url, key, 'POST', '/agents', { name: 'bench agent', sipUri: agentUri });
+    const dialled = Array.from({ length: NUMBERS }, (_, i) => `1555${String(i).padStart(7, '0')}`);
+    const numberIds: string[] = [];
+    // A few requests in flight at a time: quicker than one by one, gentle on SQLite's one writer.
+    for (let start = 0; start < dialled.length; start += 20) {
+      const ids = await Promise.all(
+        dialled.slice(start, start + 20).map(async (digits) => {
+          const number = await api(server.url, key, 'POST', '/sip-phone-numbers', { phoneNumber: `+${digits}`, credentialsId: credentials.id });
+          await api(server.url, key, 'PUT', `/sip-phone-numbers/${number.id}/agent-link?agentId=${agent.agentId}&mode=inbound`);
+          return number.id as string;
+        }),
+      );
+      numberIds.push(...ids);
+    }
+    return { dialled, numberIds, agentId: agent.agentId, orgId: agent.orgId, agentUri };
+  } finally {
+    await stopChild(server.child, server.exited);
+  }
+}
+
+function dialplaneProxy(db: string, port: number): Proxy {
+  return {
+    name: 'dialplane',
+    shape: '1 Node.js process',
+    async start() {
+      const server = await startDialplane({ DIALPLANE_DB: db, DIALPLANE_SIP_PORT: String(port) });
+      return {
+        port,
+        pids: () => [server.child.pid!],
+        stop: () => stopChild(server.child, server.exited),
+      };
+    },
+  };
+}
+
+/** db_text's format: a header of typed columns, then one row per line, ':' between fields. */
+function dbTextTable(rows: [string, string][]): string {
+  const escape = (value: string) => value.replaceAll('\\', '\\\\').replaceAll(':', '\\:');
+  const header = 'id(int,auto) key_name(string) key_type(int) value_type(int) key_value(string) expires(int)';
+  return [header, ...rows.map(([key, value], i) => `${i + 1}:${escape(key)}:0:0:${escape(value)}:0`)].join('\n') + '\n';
+}
+
+/**
+ * Kamailio with as many UDP workers as there are cores: the usual sizing for a CPU-bound proxy,
+ * and the most it can use here, while dialplane is one Node process (one core for its event
+ * loop). 256 MB of shared memory: tm keeps every transaction there until its wait timer, and
+ * the 64 MB default ran out near 1,000 calls/s.
+ */
+function kamailioProxy(table: Table, dir: string, port: number): Proxy {
+  const dbDir = path.join(dir, 'kamailio-db');
+  fs.mkdirSync(dbDir, { recursive: true });
+  fs.writeFileSync(
+    path.join(dbDir, 'numbers'),
+    dbTextTable(table.dialled.map((digits, i) => [`+${digits}`, `${table.numberIds[i]}|${table.agentId}`])),
+  );
+  fs.writeFileSync(path.join(dbDir, 'agents'), dbTextTable([[table.agentId, `${table.orgId}|${table.agentUri}`]]));
+  const args = [
+    '-f', KAMAILIO_CONFIG,
+    '-A', `DB_URL="text://${dbDir}"`,
+    '-l', `udp:127.0.0.1:${port}`,
+    '-n', String(CORES),
+    '-m', '256',
+    // In the foreground, logging to stderr, with its runtime files in the temp dir.
+    '-DD', '-E', '-w', dir, '-Y', dir,
+  ];
+  return {
+    name: 'Kamailio',
+    shape: `${CORES} UDP workers (-n ${CORES})`,
+    async start() {
+      const child = spawn('kamailio', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+      const exited = track(child);
+      let output = '';
+      child.stderr!.on('data', (chunk) => (output += chunk));
+      // Kamailio prints its listening sockets before forking the workers; wait for those too.
+      const deadline = Date.now() + 10_000;
+      while (processTree(child.pid!).length < 1 + CORES) {
+        if (child.exitCode !== null) throw new Error(`kamailio exited with ${child.exitCode}:\n${output}`);
+        if (Date.now() > deadline) throw new Error(`kamailio did not start its workers:\n${output}`);
+        await sleep(50);
+      }
+      await sleep(200);
+      return {
+        port,
+        pids: () => processTree(child.pid!),
+        stop: () => stopChild(child, exited),
+      };
+    },
+  };
+}
+
+// --- the search ----------------------------------------------------------------------------
+
+interface Step {
+  rate: number;
+  clean: boolean;
+  why: string;
+  cpuSeconds: number;
+  calls: number;
+}
+
+interface Setup {
+  dir: string;
+  agentPort: number;
+  numbersFile: string;
+}
+
+/** Why a sipp run was not clean, or null when it was. */
+function problem(expected: number, side: string, stats: SippStats): string | null {
+  if (stats.code === 0 && stats.failed === 0 && stats.successful === expected && stats.retransmissions === 0) return null;
+  return `${side} ${stats.successful}/${expected} ok, ${stats.failed} failed, ${stats.retransmissions} retransmissions (exit ${stats.code})`;
+}
+
+/** One step: a fresh proxy, a warm-up, then STEP_SECONDS of calls at `rate`. */
+async function step(proxy: Proxy, setup: Setup, rate: number): Promise<Step> {
+  const calls = rate * STEP_SECONDS;
+  const instance = await proxy.start();
+  try {
+    const agent = sipp({
+      scenario: AGENT_SCENARIO, port: setup.agentPort, calls: WARMUP_CALLS + calls, dir: setup.dir, name: 'agent',
+      timeoutSeconds: WARMUP_CALLS / WARMUP_RATE + STEP_SECONDS + 2 * DRAIN_SECONDS + 5,
+    });
+    // sipp prints nothing once its socket is bound; a short pause is what works.
+    await sleep(300);
+    const caller = async (name: string, count: number, callRate: number) =>
+      sipp({
+        scenario: CALLER_SCENARIO, port: await freePort(), calls: count, rate: callRate, dir: setup.dir, name,
+        remote: `127.0.0.1:${instance.port}`, numbersFile: setup.numbersFile,
+        timeoutSeconds: count / callRate + DRAIN_SECONDS,
+      });
+    const warmup = await caller('warmup', WARMUP_CALLS, Math.min(rate, WARMUP_RATE));
+    const cpuBefore = cpuSeconds(instance.pids());
+    const measured = await caller('caller', calls, rate);
+    const cpu = cpuSeconds(instance.pids()) - cpuBefore;
+    const agentStats = await agent;
+    const problems = [
+      problem(WARMUP_CALLS, 'warm-up caller', warmup),
+      problem(calls, 'caller', measured),
+      problem(WARMUP_CALLS + calls, 'agent', agentStats),
+    ].filter((text) => text !== null);
+    // sipp's own ceiling: every call went through, but not as fast as asked. (After a failure
+    // the measured rate means nothing: stuck calls kept sipp running until its timeout.)
+    if (problems.length === 0 && measured.rate < rate * 0.9) problems.push(`sipp placed only ${measured.rate.toFixed(0)} calls/s`);
+    const why = problems.length > 0 ? problems.join('; ') : null;
+    return { rate, clean: why === null, why: why ?? 'clean', cpuSeconds: cpu, calls };
+  } finally {
+    await instance.stop();
+  }
+}
+
+/** The rate after a step: doubling while clean, then halfway between the best and the lowest failure. */
+function nextRate(best: number, failedAt: number | null, bisected: number): number | null {
+  if (failedAt === null) return best * 2 <= MAX_RATE ? best * 2 : null;
+  if (bisected >= BISECTIONS) return null;
+  const rate = Math.round((best + failedAt) / 2 / 10) * 10;
+  return rate > best && rate < failedAt ? rate : null;
+}
+
+/** Doubles from START_RATE until a step is not clean, then bisects BISECTIONS times. */
+async function search(proxy: Proxy, setup: Setup): Promise<{ best: Step | null; failedAt: number | null }> {
+  let best: Step | null = null;
+  let failedAt: number | null = null;
+  let bisected = 0;
+  for (let rate: number | null = START_RATE; rate !== null; ) {
+    if (failedAt !== null) bisected++;
+    const result = await step(proxy, setup, rate);
+    process.stderr.write(`  ${proxy.name} ${rate} calls/s: ${result.why}\n`);
+    if (result.clean) best = result;
+    else failedAt = rate;
+    rate = nextRate(best?.rate ?? 0, failedAt, bisected);
+  }
+  return { best, failedAt };
+}
+
+/**
+ * sipp alone, the caller straight to the agent runtime, at the highest rate where a proxy
+ * failed: clean means the two sipp processes were not what failed there.
+ */
+async function sippCeiling(setup: Setup, rate: number): Promise<string | null> {
+  // The agent runtime's header checks fail without a proxy to add them; the calls are the same.
+  const scenario = path.join(setup.dir, 'agent-unchecked.xml');
+  fs.writeFileSync(scenario, fs.readFileSync(AGENT_SCENARIO, 'utf8').replaceAll('check_it="true"', 'check_it="false"'));
+  const calls = rate * STEP_SECONDS;
+  const agent = sipp({ scenario, port: setup.agentPort, calls, dir: setup.dir, name: 'agent', timeoutSeconds: STEP_SECONDS + 2 * DRAIN_SECONDS });
+  await sleep(300);
+  const caller = await sipp({
+    scenario: CALLER_SCENARIO, port: await freePort(), calls, rate, dir: setup.dir, name: 'caller',
+    remote: `127.0.0.1:${setup.agentPort}`, numbersFile: setup.numbersFile, timeoutSeconds: STEP_SECONDS + DRAIN_SECONDS,
+  });
+  const agentStats = await agent;
+  const problems = [
+    problem(calls, 'caller', caller),
+    problem(calls, 'agent', agentStats),
+  ].filter((text) => text !== null);
+  if (problems.length === 0 && caller.rate < rate * 0.9) problems.push(`sipp placed only ${caller.rate.toFixed(0)} calls/s`);
+  return problems.length > 0 ? problems.join('; ') : null;
+}
+
+// --- main ----------------------------------------------------------------------------------
+
+const started = performance.now();
+// Other work on the machine takes cores from the proxies and sipp alike: say how much there was.
+const loadBefore = os.loadavg()[0]!;
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dialplane-sip-bench-'));
+try {
+  const [edgePort, kamailioPort, agentPort] = [await freePort(), await freePort(), await freePort()];
+  const db = path.join(dir, 'bench.db');
+  process.stderr.write(`creating ${NUMBERS} numbers through the API…\n`);
+  const table = await createTable(db, edgePort, agentPort);
+  const numbersFile = path.join(dir, 'numbers.csv');
+  // SEQUENTIAL: call n dials line n (wrapping around), so consecutive calls hit different numbers.
+  fs.writeFileSync(numbersFile, ['SEQUENTIAL', ...table.dialled.map((digits) => `${digits};`)].join('\n') + '\n');
+  const setup: Setup = { dir, agentPort, numbersFile };
+
+  const proxies = [dialplaneProxy(db, edgePort), kamailioProxy(table, dir, kamailioPort)];
+  const results = [];
+  for (const proxy of proxies) {
+    process.stderr.write(`${proxy.name}: ${STEP_SECONDS} s steps from ${START_RATE} calls/s\n`);
+    results.push({ proxy, ...(await search(proxy, setup)) });
+  }
+  const failures = results.map((r) => r.failedAt).filter((rate): rate is number => rate !== null);
+  const ceilingRate = failures.length > 0 ? Math.max(...failures) : MAX_RATE;
+  process.stderr.write(`sipp alone at ${ceilingRate} calls/s…\n`);
+  const ceiling = await sippCeiling(setup, ceilingRate);
+
+  const [edge, kamailio] = results.map((r) => r.best?.rate ?? 0);
+  const ratio = kamailio! > 0 ? edge! / kamailio! : NaN;
+  process.stdout.write(
+    `\nFull calls (INVITE/100/180/200/ACK/BYE/200) over UDP on 127.0.0.1, ${STEP_SECONDS} s per step, ` +
+      `${NUMBERS} numbers; ${CORES} cores (${os.cpus()[0]?.model ?? ''}), 1-minute load average ${loadBefore.toFixed(2)} before, ` +
+      `${os.loadavg()[0]!.toFixed(2)} after (above 0 means other work shared the cores)\n\n`,
+  );
+  process.stdout.write('| proxy | runs as | highest clean rate | lowest failing rate | CPU during best run | CPU per call |\n|---|---|---:|---:|---:|---:|\n');
+  for (const { proxy, best, failedAt } of results) {
+    const cpu = best ? `${best.cpuSeconds.toFixed(2)} s / ${STEP_SECONDS} s` : '–';
+    const perCall = best ? `${((best.cpuSeconds / best.calls) * 1e6).toFixed(0)} µs` : '–';
+    process.stdout.write(`| ${proxy.name} | ${proxy.shape} | ${best?.rate ?? 0} calls/s | ${failedAt ?? `none up to ${MAX_RATE}`} | ${cpu} | ${perCall} |\n`);
+  }
+  process.stdout.write(`\ndialplane / Kamailio: ${ratio.toFixed(2)} (goal ≥ 0.5: ${ratio >= 0.5 ? 'met' : 'MISSED'})\n`);
+  process.stdout.write(
+    ceiling === null
+      ? `sipp alone (caller straight to the agent) is clean at ${ceilingRate} calls/s: the proxies, not sipp, set these limits.\n`
+      : `sipp alone is NOT clean at ${ceilingRate} calls/s (${ceiling}): sipp may be the ceiling there.\n`,
+  );
+
+  process.stderr.write(`\nrouting index: ${process.env.BENCH_NUMBERS ?? '1000000'} numbers…\n`);
+  const figures = await benchRoutingIndex();
+  process.stdout.write(
+    `\n| numbers | load time | memory per number | decision p50 | decision p99 |\n|---:|---:|---:|---:|---:|\n` +
+      `| ${figures.numbers} | ${figures.loadSeconds.toFixed(2)} s | ${Math.round(figures.bytesPerNumber)} B (goal < 300) | ` +
+      `${figures.decisionP50Micros.toFixed(2)} µs | ${figures.decisionP99Micros.toFixed(2)} µs (goal < 1000) |\n`,
+  );
+  process.stdout.write(`\nbench:sip took ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
+} finally {
+  for (const child of running) killTree(child, 'SIGKILL');
+  fs.rmSync(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,170 @@
+import type net from 'node:net';
+import type { CallRecorder } from '../calls/records.ts';
+import type { CallOutcome } from '../calls/schemas.ts';
+import { addressMatcher } from '../common/addresses.ts';
+import type { Context } from '../context.ts';
+import { revealPassword } from '../credentials/credentials.ts';
+import { dialledNumber } from '../routing/inbound-router.ts';
+import { formatNameAddr, type SipRequest } from '../sip/message.ts';
+import type { InitialRequestRecord, RouteDecision } from '../sip/proxy.ts';
+import type { MessageSource } from '../sip/transport.ts';
+import { CpsLimiter } from './cps-limiter.ts';
+import { decideOutbound, NOT_A_RUNTIME, UNKNOWN_AGENT, type OutboundDecision, type OutboundRow } from './decide.ts';
+
+/** What an agent runtime puts on an INVITE to have it sent out with its agent's number (CONTRACT 6). */
+export const OUTBOUND_AGENT_HEADER = 'X-Dialplane-Agent-Id';
+/** Never leaves towards a carrier, in the INVITE or later in the dialog. */
+export const PRIVATE_HEADERS = ['X-Dialplane-*'];
+/** A runtime's own identity assertions are replaced by the number's. */
+const IDENTITY_HEADERS = ['P-Asserted-Identity', 'P-Preferred-Identity', 'Remote-Party-ID'];
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export interface OutboundObserver {
+  /** One outbound call attempt ended with this outcome. */
+  finished(outcome: CallOutcome): void;
+}
+
+/** Remembered from the decision to the final response, for the call record. */
+class OutboundContext {
+  constructor(
+    readonly decision: OutboundDecision,
+    readonly rateLimited: boolean,
+  ) {}
+}
+
+function outcomeOf(context: OutboundContext, finalStatus: number): CallOutcome {
+  if (context.rateLimited) return 'rate_limited';
+  const { decision } = context;
+  if (decision.outcome !== 'route') return decision.outcome;
+  if (finalStatus >= 200 && finalStatus < 300) return 'answered';
+  if (finalStatus === 487) return 'cancelled';
+  if (finalStatus === 408) return 'timeout';
+  if (finalStatus === 503) return 'failed';
+  return 'rejected';
+}
+
+/**
+ * Decides for each new INVITE from an agent runtime (it carries X-Dialplane-Agent-Id): the source
+ * must be a runtime address; then one database query joins agent → outbound number → credentials
+ * (no cache: outbound call rates are low, and a relink or unlink applies to the very next call);
+ * then the cps budget, when the credentials have one.
+ */
+export class OutboundRouter {
+  private readonly runtimes: net.BlockList;
+  private readonly limiter: CpsLimiter;
+
+  constructor(
+    private readonly ctx: Context,
+    runtimeAddresses: readonly string[],
+    private readonly recorder: CallRecorder,
+    private readonly observer: OutboundObserver,
+    limiter?: CpsLimiter,
+  ) {
+    this.runtimes = addressMatcher(runtimeAddresses);
+    this.limiter = limiter ?? new CpsLimiter(ctx.db);
+  }
+
+  /** Whether an out-of-dialog request is an agent runtime's outbound call. */
+  static isOutbound(request: SipRequest): boolean {
+    return request.method === 'INVITE' && request.headers.has(OUTBOUND_AGENT_HEADER);
+  }
+
+  isRuntime(address: string): boolean {
+    return this.runtimes.check(address, address.includes(':') ? 'ipv6' : 'ipv4');
+  }
+
+  /** The joined row for an agent, or undefined when there is no such agent. */
+  async lookup(agentId: string): Promise<OutboundRow | undefined> {
+    if (!UUID.test(agentId)) return undefined;
+    const row = await this.ctx.db
+      .selectFrom('agents as a')
+      .leftJoin('phone_numbers as n', 'n.id', 'a.outbound_phone_number_id')
+      .leftJoin('sip_credentials as c', 'c.id', 'n.credentials_id')
+      .select([
+        'a.id as agentId',
+        'a.org_id as orgId',
+        'a.is_enabled as isEnabled',
+        'n.id as numberId',
+        'n.phone_number as phoneNumber',
+        'n.display_name as displayName',
+        'c.id as credentialsId',
+        'c.server as server',
+        'c.transport as transport',
+        'c.domain as domain',
+        'c.auth_user as authUser',
+        'c.auth_password_enc as authPasswordEnc',
+        'c.cps_limit as cpsLimit',
+        'c.cps_key as cpsKey',
+      ])
+      .where('a.id', '=', agentId)
+      .executeTakeFirst();
+    if (row === undefined) return undefined;
+    return { ...row, isEnabled: Number(row.isEnabled) === 1, cpsLimit: row.cpsLimit === null ? null : Number(row.cpsLimit) };
+  }
+
+  /** The decision for a request and source, database lookup included, cps budget not taken. */
+  async decide(request: SipRequest, source: MessageSource): Promise<OutboundDecision> {
+    if (!this.isRuntime(source.address)) return NOT_A_RUNTIME;
+    const agentId = request.headers.get(OUTBOUND_AGENT_HEADER)?.trim() ?? '';
+    const row = agentId === '' ? undefined : await this.lookup(agentId);
+    if (row === undefined) return UNKNOWN_AGENT;
+    return decideOutbound(row, dialledNumber(request.uri));
+  }
+
+  async route(request: SipRequest, source: MessageSource): Promise<RouteDecision> {
+    const decision = await this.decide(request, source);
+    if (decision.outcome !== 'route') {
+      return { action: 'reject', status: decision.status, reason: decision.reason, context: new OutboundContext(decision, false) };
+    }
+    const { row } = decision;
+    if (row.cpsLimit !== null) {
+      const verdict = await this.limiter.take({ credentialsId: row.credentialsId, orgId: row.orgId, cpsKey: row.cpsKey, limit: row.cpsLimit });
+      if (!verdict.allowed) {
+        return {
+          action: 'reject',
+          status: 503,
+          reason: 'Service Unavailable: cps limit',
+          headers: [['Retry-After', String(verdict.retryAfterSeconds)]],
+          context: new OutboundContext(decision, true),
+        };
+      }
+    }
+    const password = revealPassword(this.ctx, { id: row.credentialsId, auth_password_enc: row.authPasswordEnc });
+    const identity = formatNameAddr({ displayName: decision.displayName, uri: decision.callerUri, params: new Map() });
+    return {
+      action: 'forward',
+      target: decision.target,
+      from: { uri: decision.callerUri, displayName: decision.displayName },
+      removeHeaders: [...PRIVATE_HEADERS, ...IDENTITY_HEADERS],
+      addHeaders: [['P-Asserted-Identity', identity]],
+      credentials: { username: decision.authUser, password },
+      context: new OutboundContext(decision, false),
+    };
+  }
+
+  /** Records a finished outbound attempt; false when the record is not an outbound one. */
+  done(record: InitialRequestRecord): boolean {
+    const context = record.context;
+    if (!(context instanceof OutboundContext)) return false;
+    const outcome = outcomeOf(context, record.finalStatus);
+    this.observer.finished(outcome);
+    const { decision } = context;
+    const row = decision.row;
+    this.recorder.record({
+      orgId: row?.orgId ?? null,
+      direction: 'outbound',
+      startedTime: record.startedAt.toISOString(),
+      endedTime: record.endedAt.toISOString(),
+      phoneNumberId: row?.numberId ?? null,
+      phoneNumber: row?.phoneNumber ?? '',
+      remoteParty: decision.outcome === 'route' ? decision.target : record.request.uri,
+      agentId: row?.agentId ?? null,
+      outcome,
+      statusCode: record.finalStatus,
+      callId: record.request.headers.get('call-id') ?? '',
+      sourceAddress: `${record.source.address}:${record.source.port}`,
+    });
+    return true;
+  }
+}

@@ -1,0 +1,100 @@
+/**
+ * Writes registration status into the numbers' reg_* columns, which the API reads: a number's
+ * registrationStatus is what was last written here. Writes made in the same turn of the event
+ * loop are coalesced (the latest per number wins) and grouped into `update ... where id in`
+ * statements, so ten thousand registrations succeeding together cost a few statements, not ten
+ * thousand. Each write only touches a number that still registers with the credentials the
+ * status is about, so a late write never overwrites what an API call just set.
+ */
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.ts';
+
+export type RegistrationState = 'Registering' | 'Registered' | 'Failed';
+
+export interface RegistrationStatus {
+  state: RegistrationState;
+  errorDescription: string | null;
+  sipResponseMessage: string | null;
+  expiresAt: string | null;
+}
+
+interface Pending {
+  status: RegistrationStatus;
+  credentialsId: string;
+  time: string;
+}
+
+const CHUNK = 500;
+
+export class StatusWriter {
+  #pending = new Map<string, Pending>();
+  #flushing: Promise<void> | null = null;
+  #scheduled = false;
+  #idle: (() => void)[] = [];
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  /** Queues `status` for each (number id, its credentials id). */
+  write(numbers: Iterable<readonly [numberId: string, credentialsId: string]>, status: RegistrationStatus): void {
+    const time = new Date().toISOString();
+    for (const [id, credentialsId] of numbers) this.#pending.set(id, { status, credentialsId, time });
+    this.#schedule();
+  }
+
+  /** Resolves once everything written so far is in the database. */
+  async flush(): Promise<void> {
+    while (this.#pending.size > 0 || this.#flushing !== null || this.#scheduled) {
+      await new Promise<void>((resolve) => this.#idle.push(resolve));
+    }
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#flushing !== null) return;
+    this.#scheduled = true;
+    setImmediate(() => {
+      this.#scheduled = false;
+      this.#flushing = this.#run().finally(() => {
+        this.#flushing = null;
+        if (this.#pending.size > 0) this.#schedule();
+        else for (const resolve of this.#idle.splice(0)) resolve();
+      });
+    });
+  }
+
+  async #run(): Promise<void> {
+    const batch = this.#pending;
+    this.#pending = new Map();
+    const groups = new Map<string, { pending: Pending; ids: string[] }>();
+    for (const [id, pending] of batch) {
+      const { status } = pending;
+      const key = JSON.stringify([status.state, status.errorDescription, status.sipResponseMessage, status.expiresAt, pending.credentialsId]);
+      const group = groups.get(key);
+      if (group) group.ids.push(id);
+      else groups.set(key, { pending, ids: [id] });
+    }
+    for (const { pending, ids } of groups.values()) {
+      for (let i = 0; i < ids.length; i += CHUNK) {
+        try {
+          await this.db
+            .updateTable('phone_numbers')
+            .set({
+              reg_state: pending.status.state,
+              reg_error_description: pending.status.errorDescription,
+              reg_sip_response_message: pending.status.sipResponseMessage,
+              reg_expires_at: pending.status.expiresAt,
+              reg_last_updated: pending.time,
+            })
+            .where('id', 'in', ids.slice(i, i + CHUNK))
+            .where('registration', '=', 1)
+            .where('credentials_id', '=', pending.credentialsId)
+            .execute();
+        } catch (error) {
+          this.onError(error);
+        }
+      }
+    }
+  }
+}
