@@ -21,6 +21,8 @@ import { MAX_MESSAGE_SIZE, parseMessage } from './parser.ts';
 import { serializeMessage } from './serializer.ts';
 import { hostKind } from './uri.ts';
 
+const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+
 export type TransportProtocol = 'udp' | 'tcp';
 
 /** A TCP connection carrying SIP, as exposed to upper layers. */
@@ -298,7 +300,14 @@ export class SipTransportLayer {
 
   #bindUdp(host: string, port: number): Promise<dgram.Socket> {
     return new Promise((resolve, reject) => {
-      const socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
+      // A large receive buffer rides out a pause of the event loop (a GC, a burst of work)
+      // without the kernel dropping datagrams, which would come back as retransmissions.
+      // The kernel caps it at net.core.rmem_max / wmem_max.
+      const socket = dgram.createSocket({
+        type: net.isIPv6(host) ? 'udp6' : 'udp4',
+        recvBufferSize: UDP_SOCKET_BUFFER_BYTES,
+        sendBufferSize: UDP_SOCKET_BUFFER_BYTES,
+      });
       socket.once('error', reject);
       socket.bind(port, host, () => {
         socket.off('error', reject);
