@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { testBackends } from '../support/backends.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
+
+const withoutStatus = ({ registrationStatus: _status, ...rest }: Record<string, unknown>) => rest;
 import { UUID, assertProblem, clientFor, missingId, nextMillisecond, type Client } from '../support/api.ts';
 
 /** CONTRACT 3.3: SIP phone numbers. */
@@ -238,7 +240,7 @@ for (const backend of await testBackends()) {
         description: null,
         registration: false,
         providerId: c2.providerId,
-        registrationStatus: { ...linked.registrationStatus, state: 'Disabled', lastUpdated: n.registrationStatus.lastUpdated },
+        registrationStatus: { state: 'Disabled', errorDescription: null, sipResponseMessage: null, expiresAt: null, lastUpdated: n.registrationStatus.lastUpdated },
         lastUpdateTime: n.lastUpdateTime,
       });
       assert.equal(n.incomingCallsAgentId, agent.agentId, 'links are not part of the replacement');
@@ -265,7 +267,8 @@ for (const backend of await testBackends()) {
       );
       const foreign = await (await clientFor(server)).createCredentials();
       assertProblem(await org.req('PUT', `${BASE}/${created.id}`, { body: { phoneNumber: '+15550107002', credentialsId: foreign.id } }), 404);
-      assert.deepEqual(await org.getNumber(created.id), registering.body, 'rejected PUTs change nothing');
+      // The registration manager works on the number meanwhile: its status is its own to move.
+      assert.deepEqual(withoutStatus(await org.getNumber(created.id)), withoutStatus(registering.body), 'rejected PUTs change nothing');
     });
 
     test('PUT onto an existing (phoneNumber, credentialsId) is 409; onto a number linked elsewhere too', async () => {
@@ -392,9 +395,10 @@ for (const backend of await testBackends()) {
         const r = await res;
         assert.equal(r.status, 200, what);
         const now = await org.getNumber(before.id);
-        assert.deepEqual(r.body, now, `${what}: the answer is the stored number`);
+        // With registration on, the registration manager moves registrationStatus on its own.
+        assert.deepEqual(withoutStatus(r.body), withoutStatus(now), `${what}: the answer is the stored number`);
         if (moves) assert.ok(now.lastUpdateTime > before.lastUpdateTime, `${what} moves lastUpdateTime`);
-        else assert.deepEqual(now, before, `${what} changes nothing`);
+        else assert.deepEqual(withoutStatus(now), withoutStatus(before), `${what} changes nothing`);
         assert.equal(now.createdTime, before.createdTime);
         current = now;
       };
