@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchRoutingIndex } from './routing-index.ts';
+import { benchOutbound } from './sip-outbound.ts';
 
 /**
  * `npm run bench:sip`: the highest call rate the SIP edge proxies cleanly, beside Kamailio doing
@@ -502,6 +503,15 @@ try {
     ceiling === null
       ? `sipp alone (caller straight to the agent) is clean at ${ceilingRate} calls/s: the proxies, not sipp, set these limits.\n`
       : `sipp alone is NOT clean at ${ceilingRate} calls/s (${ceiling}): sipp may be the ceiling there.\n`,
+  );
+
+  process.stderr.write('\noutbound calls, the carrier challenging every call…\n');
+  const outbound = await benchOutbound();
+  const outboundRatio = outbound.kamailioCps > 0 ? outbound.dialplaneCps / outbound.kamailioCps : NaN;
+  process.stdout.write(
+    `\nOutbound (runtime → edge → carrier answering 401, digest re-send, full call), ${CORES} cores\n\n` +
+      `| proxy | highest clean outbound rate |\n|---|---:|\n| dialplane | ${outbound.dialplaneCps} calls/s |\n` +
+      `| Kamailio (uac_auth) | ${outbound.kamailioCps} calls/s |\n\ndialplane / Kamailio (outbound): ${outboundRatio.toFixed(2)}\n`,
   );
 
   process.stderr.write(`\nrouting index: ${process.env.BENCH_NUMBERS ?? '1000000'} numbers…\n`);

@@ -19,6 +19,18 @@ export interface CallAttempt {
   sourceAddress: string;
 }
 
+/**
+ * The outcome of a call the edge forwarded, from the final status the caller got. (Calls the
+ * edge refused itself carry the refusal's outcome instead.)
+ */
+export function forwardedCallOutcome(finalStatus: number): CallOutcome {
+  if (finalStatus >= 200 && finalStatus < 300) return 'answered';
+  if (finalStatus === 487) return 'cancelled';
+  if (finalStatus === 408) return 'timeout';
+  if (finalStatus === 503) return 'failed';
+  return 'rejected';
+}
+
 const FLUSH_INTERVAL_MS = 200;
 const ROWS_PER_INSERT = 500;
 /** Past this many unwritten records (the database is down or slow) new ones are dropped and counted. */

@@ -1,5 +1,5 @@
 import type net from 'node:net';
-import type { CallRecorder } from '../calls/records.ts';
+import { forwardedCallOutcome, type CallRecorder } from '../calls/records.ts';
 import type { CallOutcome } from '../calls/schemas.ts';
 import { addressMatcher } from '../common/addresses.ts';
 import type { Context } from '../context.ts';
@@ -36,12 +36,7 @@ class OutboundContext {
 function outcomeOf(context: OutboundContext, finalStatus: number): CallOutcome {
   if (context.rateLimited) return 'rate_limited';
   const { decision } = context;
-  if (decision.outcome !== 'route') return decision.outcome;
-  if (finalStatus >= 200 && finalStatus < 300) return 'answered';
-  if (finalStatus === 487) return 'cancelled';
-  if (finalStatus === 408) return 'timeout';
-  if (finalStatus === 503) return 'failed';
-  return 'rejected';
+  return decision.outcome !== 'route' ? decision.outcome : forwardedCallOutcome(finalStatus);
 }
 
 /**

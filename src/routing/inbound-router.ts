@@ -1,5 +1,5 @@
 import type { CallOutcome } from '../calls/schemas.ts';
-import type { CallRecorder } from '../calls/records.ts';
+import { forwardedCallOutcome, type CallRecorder } from '../calls/records.ts';
 import { normalizePhoneNumber } from '../numbers/normalize.ts';
 import { parseNameAddr, type SipRequest } from '../sip/message.ts';
 import type { InitialRequestRecord, RouteDecision } from '../sip/proxy.ts';
@@ -39,12 +39,7 @@ export function dialledNumber(requestUri: string): string | null {
 }
 
 function outcomeOf(decision: InboundDecision, finalStatus: number): CallOutcome {
-  if (decision.outcome !== 'route') return decision.outcome;
-  if (finalStatus >= 200 && finalStatus < 300) return 'answered';
-  if (finalStatus === 487) return 'cancelled';
-  if (finalStatus === 408) return 'timeout';
-  if (finalStatus === 503) return 'failed';
-  return 'rejected';
+  return decision.outcome !== 'route' ? decision.outcome : forwardedCallOutcome(finalStatus);
 }
 
 /**
