@@ -37,9 +37,9 @@ export interface StartOptions {
   logger?: false | { level: string };
 }
 
-async function openChangeFeed(config: Config): Promise<ChangeFeed> {
-  if (config.database.kind === 'sqlite') return new LocalChangeFeed();
-  const feed = new PostgresChangeFeed(config.database.url);
+async function openChangeFeed(database: DatabaseHandle, onError: (error: unknown) => void): Promise<ChangeFeed> {
+  if (database.config.kind === 'sqlite') return new LocalChangeFeed();
+  const feed = new PostgresChangeFeed(database.config.url, onError, (pid) => database.isOwnBackend(pid));
   await feed.start();
   return feed;
 }
@@ -53,7 +53,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   try {
     await migrateToLatest(database);
     const defaultOrg = await ensureDefaultOrg(database.db);
-    changes = await openChangeFeed(config);
+    changes = await openChangeFeed(database, (error) => logger.warn({ err: error }, 'change feed connection'));
     const ctx: Context = {
       db: database.db,
       dialect: database.dialect,

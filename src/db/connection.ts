@@ -12,6 +12,8 @@ export interface DatabaseHandle {
   db: Kysely<Database>;
   dialect: Dialect;
   config: DatabaseConfig;
+  /** PostgreSQL: whether a server backend (by pid) is one of this process's pool connections. */
+  isOwnBackend(pid: number): boolean;
   close(): Promise<void>;
 }
 
@@ -56,7 +58,7 @@ function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>): Databa
   // The CLI may write while a server runs against the same file.
   sqlite.pragma('busy_timeout = 5000');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
-  return { db, dialect: 'sqlite', config, close: () => db.destroy() };
+  return { db, dialect: 'sqlite', config, isOwnBackend: () => false, close: () => db.destroy() };
 }
 
 function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>, options: PoolOptions): DatabaseHandle {
@@ -68,8 +70,14 @@ function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>, opt
   });
   // A dropped idle connection must not take the process down; the pool replaces it.
   pool.on('error', () => {});
+  // The backends behind our own connections: a change notification from one of them is an
+  // echo of a change this process has already announced to itself.
+  const backends = new Set<number>();
+  const pidOf = (client: pg.PoolClient) => (client as unknown as { processID: number | null }).processID;
+  pool.on('connect', (client) => void backends.add(pidOf(client) ?? -1));
+  pool.on('remove', (client) => void backends.delete(pidOf(client) ?? -1));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { db, dialect: 'postgres', config, close: () => db.destroy() };
+  return { db, dialect: 'postgres', config, isOwnBackend: (pid) => backends.has(pid), close: () => db.destroy() };
 }
 
 export function openDatabase(config: DatabaseConfig, options: PoolOptions = {}): DatabaseHandle {

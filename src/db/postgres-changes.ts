@@ -37,9 +37,14 @@ export class PostgresChangeFeed implements ChangeFeed {
   private reconnectTimer: NodeJS.Timeout | null = null;
   private readonly onError: (error: unknown) => void;
 
+  /**
+   * `isOwnBackend` tells the notifications this process caused (already delivered locally when
+   * it published them) from those of other instances.
+   */
   constructor(
     private readonly url: string,
     onError: (error: unknown) => void = () => {},
+    private readonly isOwnBackend: (pid: number) => boolean = () => false,
   ) {
     this.onError = onError;
   }
@@ -53,7 +58,7 @@ export class PostgresChangeFeed implements ChangeFeed {
     const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 5000, keepAlive: true });
     let channel = '';
     client.on('notification', (message) => {
-      if (message.channel !== channel) return;
+      if (message.channel !== channel || this.isOwnBackend(message.processId)) return;
       const change = parseNotification(message.payload);
       if (change) void this.listeners.deliver(change).catch(this.onError);
     });

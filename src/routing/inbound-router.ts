@@ -66,15 +66,10 @@ export class InboundRouter {
       return { action: 'reject', status: 405, reason: 'Method Not Allowed', headers: [['Allow', ALLOWED_METHODS]] };
     }
     const started = performance.now();
-    const dialled = dialledNumber(request.uri) ?? '';
-    const normalized = normalizePhoneNumber(dialled);
-    const decision = decideInbound(
-      normalized === null ? undefined : this.index.candidates(normalized),
-      source.address,
-      this.defaultRuntimeUri,
-    );
+    const { dialled, candidates } = this.lookup(request);
+    const decision = decideInbound(candidates, source.address, this.defaultRuntimeUri);
     this.observer.decided((performance.now() - started) / 1000);
-    const context: InboundContext = { dialled: normalized ?? dialled, decision };
+    const context: InboundContext = { dialled, decision };
     if (decision.outcome !== 'route') {
       return { action: 'reject', status: decision.status, reason: decision.reason, context };
     }
@@ -91,6 +86,24 @@ export class InboundRouter {
       ],
       context,
     };
+  }
+
+  /**
+   * The number called: the Request-URI's user part (CONTRACT 5). When that names no number, the
+   * To URI's user part: a provider delivering to a registered Contact (`sip:<authUser>@edge`)
+   * puts the number there.
+   */
+  private lookup(request: SipRequest): { dialled: string; candidates: ReturnType<RoutingIndex['candidates']> } {
+    const fromRequestUri = dialledNumber(request.uri) ?? '';
+    const normalized = normalizePhoneNumber(fromRequestUri);
+    const candidates = normalized === null ? undefined : this.index.candidates(normalized);
+    if (candidates !== undefined) return { dialled: normalized!, candidates };
+    const to = request.headers.get('to');
+    const toUri = to === undefined ? null : parseNameAddr(to)?.uri;
+    const toNumber = toUri ? normalizePhoneNumber(dialledNumber(toUri) ?? '') : null;
+    const viaTo = toNumber === null ? undefined : this.index.candidates(toNumber);
+    if (viaTo !== undefined) return { dialled: toNumber!, candidates: viaTo };
+    return { dialled: normalized ?? fromRequestUri, candidates: undefined };
   }
 
   done(record: InitialRequestRecord): void {
