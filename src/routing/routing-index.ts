@@ -57,8 +57,13 @@ export class RoutingIndex {
   private agents = new Map<string, AgentEntry>();
   private credentials = new Map<string, CredentialsEntry>();
   private unsubscribe: (() => void) | null = null;
-  /** Changes are applied one at a time, in order; a reload supersedes what is queued. */
-  private work: Promise<void> = Promise.resolve();
+  /**
+   * Changes wait here while a batch is being applied; the next batch takes all of them at once,
+   * with one query per kind, so a burst of changes costs a few round trips, not one each.
+   */
+  private pending: Change[] = [];
+  private waiting: (() => void)[] = [];
+  private draining: Promise<void> | null = null;
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -84,7 +89,13 @@ export class RoutingIndex {
   /** Loads everything and follows the feed from then on. */
   async start(changes: ChangeFeed): Promise<void> {
     this.unsubscribe = changes.subscribe((change) => this.enqueue(change));
-    await this.enqueueAndWait({ kind: 'reload' });
+    const loaded = this.reload();
+    // Changes that arrive during the first load are applied after it.
+    this.draining = loaded.then(
+      () => this.drain(),
+      () => this.drain(),
+    );
+    await loaded;
   }
 
   stop(): void {
@@ -92,37 +103,37 @@ export class RoutingIndex {
     this.unsubscribe = null;
   }
 
-  /** Resolves when every change received so far has been applied. */
-  settled(): Promise<void> {
-    return this.work;
-  }
-
-  /** The returned promise resolves once this change is applied: a publisher may wait for it. */
+  /** Resolves once this change is applied: a publisher may wait for it. */
   private enqueue(change: Change): Promise<void> {
-    this.work = this.work.then(() => this.apply(change)).catch((error: unknown) => this.onError(error));
-    return this.work;
+    this.pending.push(change);
+    const applied = new Promise<void>((resolve) => this.waiting.push(resolve));
+    this.draining ??= this.drain();
+    return applied;
   }
 
-  private enqueueAndWait(change: Change): Promise<void> {
-    this.work = this.work.then(() => this.apply(change));
-    const done = this.work;
-    this.work = done.catch((error: unknown) => this.onError(error));
-    return done;
-  }
-
-  private async apply(change: Change): Promise<void> {
-    switch (change.kind) {
-      case 'reload':
-        return this.reload();
-      case 'credentials':
-        await this.refreshCredentials(change.id);
-        return;
-      case 'agent':
-        await this.refreshAgent(change.id);
-        return;
-      case 'number':
-        return this.refreshNumber(change.id);
+  private async drain(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending;
+      const waiting = this.waiting;
+      this.pending = [];
+      this.waiting = [];
+      try {
+        await this.apply(batch);
+      } catch (error) {
+        this.onError(error);
+      }
+      for (const resolve of waiting) resolve();
     }
+    this.draining = null;
+  }
+
+  /** Credentials and agents before numbers, which refer to them; a reload covers everything. */
+  private async apply(batch: Change[]): Promise<void> {
+    if (batch.some((change) => change.kind === 'reload')) return this.reload();
+    const ids = (kind: Change['kind']) => [...new Set(batch.flatMap((c) => (c.kind === kind && 'id' in c ? [c.id] : [])))];
+    await this.refreshCredentials(ids('credentials'));
+    await this.refreshAgents(ids('agent'));
+    await this.refreshNumbers(ids('number'));
   }
 
   private async allowedFor(row: CredentialsRow, resolved: Map<string, Promise<string[]>>): Promise<net.BlockList> {
@@ -198,70 +209,78 @@ export class RoutingIndex {
     };
   }
 
-  private async refreshAgent(id: string): Promise<AgentEntry | null> {
-    const row = await this.db
+  private async refreshAgents(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const rows = await this.db
       .selectFrom('agents')
       .select(['id', 'org_id', 'is_enabled', 'sip_uri'])
-      .where('id', '=', id)
-      .executeTakeFirst();
-    const existing = this.agents.get(id);
-    if (!row) {
-      // Deleting an agent unlinks its numbers first, and their changes come before this one;
-      // should any entry still point here, it must not route.
-      this.agents.delete(id);
-      if (existing) existing.isEnabled = false;
-      return null;
+      .where('id', 'in', ids)
+      .execute();
+    const found = new Map(rows.map((row) => [row.id, row]));
+    for (const id of ids) {
+      const row = found.get(id);
+      const existing = this.agents.get(id);
+      if (!row) {
+        // Deleting an agent unlinks its numbers first, and their changes come no later than
+        // this one; should any entry still point here, it must not route.
+        this.agents.delete(id);
+        if (existing) existing.isEnabled = false;
+      } else if (existing) {
+        existing.isEnabled = row.is_enabled === 1;
+        existing.sipUri = row.sip_uri;
+      } else {
+        this.agents.set(id, { id: row.id, orgId: row.org_id, isEnabled: row.is_enabled === 1, sipUri: row.sip_uri });
+      }
     }
-    if (existing) {
-      existing.isEnabled = row.is_enabled === 1;
-      existing.sipUri = row.sip_uri;
-      return existing;
-    }
-    const entry = { id: row.id, orgId: row.org_id, isEnabled: row.is_enabled === 1, sipUri: row.sip_uri };
-    this.agents.set(id, entry);
-    return entry;
   }
 
-  private async refreshCredentials(id: string): Promise<CredentialsEntry | null> {
-    const row = await this.db
+  private async refreshCredentials(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const rows = await this.db
       .selectFrom('sip_credentials')
       .select(['id', 'org_id', 'server', 'transport', 'allowed_addresses'])
-      .where('id', '=', id)
-      .executeTakeFirst();
-    const existing = this.credentials.get(id);
-    if (!row) {
-      this.credentials.delete(id);
-      return null;
+      .where('id', 'in', ids)
+      .execute();
+    const found = new Map(rows.map((row) => [row.id, row]));
+    const resolved = new Map<string, Promise<string[]>>();
+    for (const id of ids) {
+      const row = found.get(id);
+      if (!row) {
+        this.credentials.delete(id);
+        continue;
+      }
+      const allowed = await this.allowedFor(row, resolved);
+      const existing = this.credentials.get(id);
+      if (existing) existing.allowed = allowed;
+      else this.credentials.set(id, { id: row.id, orgId: row.org_id, allowed });
     }
-    const allowed = await this.allowedFor(row, new Map());
-    if (existing) {
-      existing.allowed = allowed;
-      return existing;
-    }
-    const entry = { id: row.id, orgId: row.org_id, allowed };
-    this.credentials.set(id, entry);
-    return entry;
   }
 
-  private async refreshNumber(id: string): Promise<void> {
-    const row = await this.db
+  private async refreshNumbers(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    const rows = await this.db
       .selectFrom('phone_numbers')
       .select(['id', 'phone_number', 'credentials_id', 'incoming_calls_agent_id'])
-      .where('id', '=', id)
-      .executeTakeFirst();
-    const previous = this.byId.get(id);
-    if (previous) {
-      remove(this.byNumber, previous);
-      this.byId.delete(id);
+      .where('id', 'in', ids)
+      .execute();
+    // Credentials or agents this instance has not heard of yet (their changes may still be on their way).
+    await this.refreshCredentials([...new Set(rows.map((r) => r.credentials_id).filter((id) => !this.credentials.has(id)))]);
+    await this.refreshAgents([
+      ...new Set(rows.flatMap((r) => (r.incoming_calls_agent_id !== null && !this.agents.has(r.incoming_calls_agent_id) ? [r.incoming_calls_agent_id] : []))),
+    ]);
+    for (const id of ids) {
+      const previous = this.byId.get(id);
+      if (previous) {
+        remove(this.byNumber, previous);
+        this.byId.delete(id);
+      }
     }
-    if (!row) return;
-    if (!this.credentials.has(row.credentials_id)) await this.refreshCredentials(row.credentials_id);
-    const agentId = row.incoming_calls_agent_id;
-    if (agentId !== null && !this.agents.has(agentId)) await this.refreshAgent(agentId);
-    const entry = this.entryFor(row, this.credentials, this.agents);
-    if (!entry) return;
-    this.byId.set(id, entry);
-    insert(this.byNumber, entry);
+    for (const row of rows) {
+      const entry = this.entryFor(row, this.credentials, this.agents);
+      if (!entry) continue;
+      this.byId.set(entry.id, entry);
+      insert(this.byNumber, entry);
+    }
   }
 }
 
