@@ -1,11 +1,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import dgram from 'node:dgram';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchRoutingIndex } from './routing-index.ts';
+import { freePort } from '../test/support/sipp.ts';
 import { benchOutbound } from './sip-outbound.ts';
 
 /**
@@ -70,23 +69,6 @@ function killTree(child: ChildProcess, signal: NodeJS.Signals): void {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** A port free for both UDP and TCP on 127.0.0.1 (the edge binds both on its SIP port). */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const server = net.createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const port = (server.address() as net.AddressInfo).port;
-    await new Promise((resolve) => server.close(resolve));
-    const socket = dgram.createSocket('udp4');
-    const ok = await new Promise<boolean>((resolve) => {
-      socket.once('error', () => resolve(false));
-      socket.bind(port, '127.0.0.1', () => resolve(true));
-    });
-    socket.close();
-    if (ok) return port;
-  }
 }
 
 /** User plus system CPU seconds of these processes so far (all threads included). */
