@@ -1,8 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../test/support/sipp.ts';
+import { killTree, processTree, running, sleep, stopChild, track } from './processes.ts';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -41,52 +42,6 @@ const DISPLAY_NAME = 'Bench Caller';
 const DOMAIN = 'carrier.example';
 const AUTH_USER = 'benchtrunk';
 const PASSWORD = 'bench-secret';
-
-const running = new Set<ChildProcess>();
-
-function track(child: ChildProcess): Promise<number | null> {
-  running.add(child);
-  return new Promise((resolve) => {
-    child.on('exit', (code) => {
-      running.delete(child);
-      resolve(code);
-    });
-  });
-}
-
-/** Children are spawned detached, leading their own process group (Kamailio's workers go with it). */
-function killTree(child: ChildProcess, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-child.pid!, signal);
-  } catch {
-    // Already gone.
-  }
-}
-
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  killTree(child, 'SIGTERM');
-  const timer = setTimeout(() => killTree(child, 'SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
-}
-
-/** Kamailio's main process and the workers it forked. */
-function processTree(pid: number): number[] {
-  const pids = [pid];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const fields = fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      if (Number(fields[1]) === pid) pids.push(Number(entry));
-    } catch {
-      // Exited while listed.
-    }
-  }
-  return pids;
-}
 
 // --- sipp ----------------------------------------------------------------------------------
 

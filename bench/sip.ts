@@ -1,10 +1,11 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchRoutingIndex } from './routing-index.ts';
 import { freePort } from '../test/support/sipp.ts';
+import { cpuSeconds, killTree, processTree, running, sleep, stopChild, track } from './processes.ts';
 import { benchOutbound } from './sip-outbound.ts';
 
 /**
@@ -35,71 +36,10 @@ const WARMUP_RATE = 200;
 /** How long sipp waits, beyond the calls' own time, for stragglers before it gives up. */
 const DRAIN_SECONDS = 5;
 const CORES = os.cpus().length;
-const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 const CALLER_SCENARIO = path.join(ROOT, 'bench/sipp/caller.xml');
 const AGENT_SCENARIO = path.join(ROOT, 'test/interop/scenarios/agent-answer.xml');
 const KAMAILIO_CONFIG = path.join(ROOT, 'bench/kamailio/kamailio.cfg');
-
-/** Every child still running, so that no exit path of the bench leaves one behind. */
-const running = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of running) killTree(child, 'SIGKILL');
-});
-for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
-
-function track(child: ChildProcess): Promise<number | null> {
-  running.add(child);
-  return new Promise((resolve) => {
-    child.on('exit', (code) => {
-      running.delete(child);
-      resolve(code);
-    });
-  });
-}
-
-/** Children spawned detached lead their own process group: Kamailio's workers go with it. */
-function killTree(child: ChildProcess, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-child.pid!, signal);
-  } catch {
-    // Already gone.
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** User plus system CPU seconds of these processes so far (all threads included). */
-function cpuSeconds(pids: number[]): number {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      // Fields after the parenthesized command name: utime and stime are the 12th and 13th.
-      const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // Exited in between: its time is lost from both readings alike.
-    }
-  }
-  return ticks / CLOCK_TICKS;
-}
-
-/** The process and its direct children (Kamailio's main process forks its workers). */
-function processTree(pid: number): number[] {
-  const pids = [pid];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const fields = fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
-      if (Number(fields[1]) === pid) pids.push(Number(entry));
-    } catch {
-      // Exited while listed.
-    }
-  }
-  return pids;
-}
 
 // --- sipp ----------------------------------------------------------------------------------
 
@@ -210,14 +150,6 @@ async function startDialplane(env: Record<string, string>): Promise<{ child: Chi
     exited.then((code) => reject(new Error(`dialplane exited with ${code}:\n${output}`)));
   });
   return { child, url, output: () => output, exited };
-}
-
-async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  killTree(child, 'SIGTERM');
-  const timer = setTimeout(() => killTree(child, 'SIGKILL'), 5000);
-  await exited;
-  clearTimeout(timer);
 }
 
 async function api(url: string, key: string, method: string, route: string, body?: unknown): Promise<any> {

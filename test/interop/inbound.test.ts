@@ -1,23 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestServer, type TestServer } from '../support/server.ts';
-import { freePort, runSipp, settle, sippAvailable, type SippTransport } from '../support/sipp.ts';
+import { freePort, runSipp, settle, sippAvailable, type SippTransport, waitFor } from '../support/sipp.ts';
 
 /**
  * CONTRACT 5 over real SIP: sipp plays the carrier and sipp plays the agent runtime, with the
  * edge between them, on UDP and on TCP.
  */
 const hasSipp = sippAvailable();
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await settle(50);
-  }
-}
 
 for (const transport of ['udp', 'tcp'] as SippTransport[]) {
   describe(`inbound calls over ${transport}`, { skip: !hasSipp && 'sipp not installed' }, () => {

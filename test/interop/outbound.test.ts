@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { startTestServer, type TestServer } from '../support/server.ts';
-import { freePort, runSipp, settle, sippAvailable, type SippTransport } from '../support/sipp.ts';
+import { freePort, runSipp, settle, sippAvailable, type SippTransport, waitFor } from '../support/sipp.ts';
 
 /**
  * CONTRACT 6 over real SIP: sipp plays the agent runtime (UAC, sending X-Dialplane-Agent-Id) and
@@ -34,16 +34,6 @@ function assertDigest(log: string, method: string): void {
   const ha1 = md5(`${params.username}:${params.realm}:${PASSWORD}`);
   const ha2 = md5(`${method}:${params.uri}`);
   assert.equal(params.response, md5(`${ha1}:${params.nonce}:${params.nc}:${params.cnonce}:auth:${ha2}`), 'the digest answer is right');
-}
-
-async function waitFor<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 5000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await settle(50);
-  }
 }
 
 function challenge(status: 401 | 407): Record<string, string> {

@@ -1,0 +1,78 @@
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+
+/**
+ * Child processes of the benches (proxies, sipp): tracked so that no exit path leaves one
+ * behind, stopped by process group, and measured through /proc.
+ */
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** Every child still running. */
+export const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) killTree(child, 'SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+
+/** Resolves with the child's exit code; until then the child counts as running. */
+export function track(child: ChildProcess): Promise<number | null> {
+  running.add(child);
+  return new Promise((resolve) => {
+    child.on('exit', (code) => {
+      running.delete(child);
+      resolve(code);
+    });
+  });
+}
+
+/** Children spawned detached lead their own process group: Kamailio's workers go with it. */
+export function killTree(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-child.pid!, signal);
+  } catch {
+    // Already gone.
+  }
+}
+
+/** SIGTERM, then SIGKILL if it has not exited within 5 s. */
+export async function stopChild(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  killTree(child, 'SIGTERM');
+  const timer = setTimeout(() => killTree(child, 'SIGKILL'), 5000);
+  await exited;
+  clearTimeout(timer);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** User plus system CPU seconds of these processes so far (all threads included). */
+export function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      // Fields after the parenthesized command name: utime and stime are the 12th and 13th.
+      const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      // Exited in between: its time is lost from both readings alike.
+    }
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+/** The process and its direct children (Kamailio's main process forks its workers). */
+export function processTree(pid: number): number[] {
+  const pids = [pid];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const fields = fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      if (Number(fields[1]) === pid) pids.push(Number(entry));
+    } catch {
+      // Exited while listed.
+    }
+  }
+  return pids;
+}
