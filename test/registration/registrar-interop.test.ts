@@ -181,8 +181,11 @@ describe('registration with a sipp registrar', { skip: !hasSipp && 'sipp not ins
   });
 
   test('a refresh comes before expiry, without any API call', async () => {
-    // Granted 2 s: the refresh is due after about 1 s, and sipp fails the call unless it arrives within 2 s.
-    const { port, run } = await registrar('registrar-refresh.xml', { expires: '2', within: '2000' });
+    // Granted 3 s: the refresh is due after 1.35-1.5 s, and sipp fails the call unless it arrives
+    // within 3 s. The API shows expiresAt in whole seconds, so the refresh must come more than a
+    // second after the first REGISTER for expiresAt to be sure to move (with 2 s granted it comes
+    // after 0.9-1 s and sometimes lands in the same second).
+    const { port, run } = await registrar('registrar-refresh.xml', { expires: '3', within: '3000' });
     const number = await registeredNumber(await credentialsAt(port));
     const first = await inState(number.id, 'Registered');
     const { log } = await finished(run);
