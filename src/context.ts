@@ -3,6 +3,7 @@ import type { Dialect } from './db/connection.ts';
 import type { Change, ChangeFeed } from './db/changes.ts';
 import type { Database } from './db/schema.ts';
 import type { SecretBox } from './credentials/secret-box.ts';
+import type { NumberRowCache } from './numbers/number-cache.ts';
 
 /** Live call counts, known once the SIP edge runs. */
 export interface ActiveCalls {
@@ -16,6 +17,8 @@ export interface Context {
   changes: ChangeFeed;
   secrets: SecretBox;
   activeCalls?: ActiveCalls;
+  /** Number rows that reads by id may be answered from; only where this process sees every write. */
+  numberRows?: NumberRowCache;
 }
 
 /**

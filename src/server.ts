@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import type { Config } from './config.ts';
 import type { Context } from './context.ts';
+import { NumberRowCache } from './numbers/number-cache.ts';
 import { LocalChangeFeed, type ChangeFeed } from './db/changes.ts';
 import { PostgresChangeFeed } from './db/postgres-changes.ts';
 import { openDatabase, type DatabaseHandle } from './db/connection.ts';
@@ -59,7 +60,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       dialect: database.dialect,
       changes,
       secrets: new SecretBox(resolveSecretKey(config)),
+      // On SQLite this process sees every write, so reads of a number may come from memory.
+      numberRows: database.dialect === 'sqlite' ? new NumberRowCache() : undefined,
     };
+    ctx.numberRows?.follow(changes);
     const metrics = new Metrics();
     const index = new RoutingIndex(ctx.db, systemResolver, (error) => logger.error({ err: error }, 'routing index update failed'));
     await index.start(changes);

@@ -1,6 +1,12 @@
 /** What changed; listeners re-read what they need. `reload` means "assume everything changed". */
 export type Change =
-  | { kind: 'number'; orgId: string; id: string }
+  | {
+      kind: 'number';
+      orgId: string;
+      id: string;
+      /** Set when only the number's inbound agent changed (a link or unlink), for listeners that do not care. */
+      linkOnly?: boolean;
+    }
   | { kind: 'agent'; orgId: string; id: string }
   | { kind: 'credentials'; orgId: string; id: string }
   | { kind: 'reload' };

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Kysely, PostgresDialect, SqliteDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
+import { preparedStatementName } from './prepared.ts';
 import type { DatabaseConfig } from '../config.ts';
 import type { Database } from './schema.ts';
 
@@ -61,6 +62,34 @@ function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>): Databa
   return { db, dialect: 'sqlite', config, isOwnBackend: () => false, close: () => db.destroy() };
 }
 
+/**
+ * The pool as Kysely sees it: the SQL of a prepared query (prepared.ts) goes out as a named
+ * statement, which PostgreSQL parses and plans once per connection instead of on every run.
+ */
+function namingPreparedStatements(pool: pg.Pool): PostgresPool {
+  const clients = new WeakMap<pg.PoolClient, PostgresPoolClient>();
+  const wrap = (client: pg.PoolClient): PostgresPoolClient => ({
+    // Kysely's other form, query(cursor), is for streaming, which no query here uses.
+    query: ((sql: string, parameters: readonly unknown[]) => {
+      const name = preparedStatementName(sql);
+      return client.query(name === undefined ? sql : { name, text: sql }, parameters as unknown[]);
+    }) as unknown as PostgresPoolClient['query'],
+    release: (destroy?: boolean) => client.release(destroy),
+  });
+  return {
+    async connect() {
+      const client = await pool.connect();
+      let wrapped = clients.get(client);
+      if (!wrapped) {
+        wrapped = wrap(client);
+        clients.set(client, wrapped);
+      }
+      return wrapped;
+    },
+    end: () => pool.end(),
+  };
+}
+
 function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>, options: PoolOptions): DatabaseHandle {
   const pool = new pg.Pool({
     connectionString: config.url,
@@ -76,7 +105,7 @@ function openPostgres(config: Extract<DatabaseConfig, { kind: 'postgres' }>, opt
   const pidOf = (client: pg.PoolClient) => (client as unknown as { processID: number | null }).processID;
   pool.on('connect', (client) => void backends.add(pidOf(client) ?? -1));
   pool.on('remove', (client) => void backends.delete(pidOf(client) ?? -1));
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: namingPreparedStatements(pool) }) });
   return { db, dialect: 'postgres', config, isOwnBackend: (pid) => backends.has(pid), close: () => db.destroy() };
 }
 

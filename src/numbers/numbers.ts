@@ -1,7 +1,8 @@
 import crypto from 'node:crypto';
-import type { Selectable } from 'kysely';
+import type { Kysely, Selectable } from 'kysely';
 import { withTransaction, type Context } from '../context.ts';
-import type { PhoneNumbersTable } from '../db/schema.ts';
+import type { Database, PhoneNumbersTable } from '../db/schema.ts';
+import { preparedQuery } from '../db/prepared.ts';
 import { foreignKeyViolation, uniqueViolation } from '../db/errors.ts';
 import { conflict, invalid, notFound } from '../common/errors.ts';
 import { now } from '../common/time.ts';
@@ -46,22 +47,30 @@ export function numberFromRow(row: NumberRow): PhoneNumber {
   };
 }
 
-export function selectNumbers(ctx: Context) {
-  return ctx.db
+export function selectNumbers(db: Kysely<Database>) {
+  return db
     .selectFrom('phone_numbers as n')
     .innerJoin('sip_credentials as c', 'c.id', 'n.credentials_id')
     .selectAll('n')
     .select('c.provider_id');
 }
 
+const numberById = preparedQuery((db, v: { id: string; orgId: string }) =>
+  selectNumbers(db).where('n.id', '=', v.id).where('n.org_id', '=', v.orgId),
+);
+
 export async function findNumberRow(ctx: Context, orgId: string, id: string): Promise<NumberRow> {
-  const row = await selectNumbers(ctx).where('n.id', '=', id).where('n.org_id', '=', orgId).executeTakeFirst();
+  const row = await numberById.first(ctx.db, { id, orgId });
   if (!row) throw notFound(`Phone number ${id} was not found`);
   return row;
 }
 
+/** A number as the API shows it; from the number cache where there is one (writes read the database). */
 export async function getNumber(ctx: Context, orgId: string, id: string): Promise<PhoneNumber> {
-  return numberFromRow(await findNumberRow(ctx, orgId, id));
+  const load = () => numberById.first(ctx.db, { id, orgId });
+  const row = ctx.numberRows ? await ctx.numberRows.read(id, load) : await load();
+  if (!row || row.org_id !== orgId) throw notFound(`Phone number ${id} was not found`);
+  return numberFromRow(row);
 }
 
 export function normalizeOrReject(field: string, value: string): string {
@@ -75,7 +84,7 @@ export function normalizeOrReject(field: string, value: string): string {
 export async function listNumbers(ctx: Context, orgId: string, query: PhoneNumberListQuery) {
   const phoneNumber = query.phoneNumber === undefined ? undefined : normalizeOrReject('phoneNumber', query.phoneNumber);
   const filtered = () => {
-    let q = selectNumbers(ctx).where('n.org_id', '=', orgId);
+    let q = selectNumbers(ctx.db).where('n.org_id', '=', orgId);
     if (phoneNumber !== undefined) q = q.where('n.phone_number', '=', phoneNumber);
     if (query.providerId !== undefined) q = q.where('c.provider_id', '=', query.providerId);
     if (query.linkedAgentId !== undefined) {

@@ -19,7 +19,7 @@ export interface NewOrg {
  * entropy a fast hash is safe, and it keeps authentication cheap on every request.
  */
 export function hashApiKey(apiKey: string): string {
-  return crypto.createHash('sha256').update(apiKey).digest('hex');
+  return crypto.hash('sha256', apiKey, 'hex');
 }
 
 function newApiKey(): string {

@@ -18,9 +18,12 @@
  *   shutdown all send unREGISTER (Expires: 0) for a binding that may still exist.
  */
 import crypto from 'node:crypto';
+import type { Kysely } from 'kysely';
 import client from 'prom-client';
 import type { Context } from '../context.ts';
 import type { Change } from '../db/changes.ts';
+import { preparedQuery } from '../db/prepared.ts';
+import type { Database } from '../db/schema.ts';
 import { revealPassword } from '../credentials/credentials.ts';
 import type { EdgeAccess, RegisterOutcome } from './register-session.ts';
 import { RegisterSession } from './register-session.ts';
@@ -98,6 +101,17 @@ const SOURCE_COLUMNS = [
   'c.auth_password_enc as authPasswordEnc',
 ] as const;
 
+function selectSources(db: Kysely<Database>) {
+  return db
+    .selectFrom('phone_numbers as n')
+    .innerJoin('sip_credentials as c', 'c.id', 'n.credentials_id')
+    .select(SOURCE_COLUMNS)
+    .where('n.registration', '=', 1);
+}
+
+// Every change of a number (a link, say) is re-read here, so this one is prepared.
+const sourceOfNumber = preparedQuery((db, v: { numberId: string }) => selectSources(db).where('n.id', '=', v.numberId));
+
 export class RegistrationManager {
   readonly instanceId: string;
   readonly leases: LeaseStore;
@@ -136,7 +150,7 @@ export class RegistrationManager {
     this.#ctx = options.ctx;
     this.instanceId = options.instanceId ?? crypto.randomUUID();
     this.leases = new LeaseStore(options.ctx.db, this.instanceId, options.leaseMs);
-    this.#writer = new StatusWriter(options.ctx.db, options.onError);
+    this.#writer = new StatusWriter(options.ctx.db, options.onError, (ids) => options.ctx.numberRows?.evict(ids));
     this.#random = options.random ?? Math.random;
     this.#maxInFlight = options.maxInFlight ?? 200;
     this.#timers = new TimerQueue<Group>(
@@ -266,7 +280,8 @@ export class RegistrationManager {
   // What should be registered
 
   #onChange(change: Change): void {
-    if (this.#closing || change.kind === 'agent') return;
+    // Links decide who answers a number's calls, not whether or where it registers.
+    if (this.#closing || change.kind === 'agent' || (change.kind === 'number' && change.linkOnly)) return;
     void this.#serialized(async () => {
       if (change.kind === 'reload') return this.#resync();
       const rows = await this.#sources(change.kind === 'number' ? { numberId: change.id } : { credentialsId: change.id });
@@ -292,19 +307,15 @@ export class RegistrationManager {
     return next;
   }
 
-  async #sources(filter: { numberId?: string; credentialsId?: string }): Promise<RegistrationSource[]> {
-    let query = this.#ctx.db
-      .selectFrom('phone_numbers as n')
-      .innerJoin('sip_credentials as c', 'c.id', 'n.credentials_id')
-      .select(SOURCE_COLUMNS)
-      .where('n.registration', '=', 1);
-    if (filter.numberId !== undefined) query = query.where('n.id', '=', filter.numberId);
-    if (filter.credentialsId !== undefined) query = query.where('n.credentials_id', '=', filter.credentialsId);
-    return query.execute();
+  #sources(filter: { numberId: string } | { credentialsId: string } | 'all'): Promise<RegistrationSource[]> {
+    const db = this.#ctx.db;
+    if (filter === 'all') return selectSources(db).execute();
+    if ('numberId' in filter) return sourceOfNumber.rows(db, filter);
+    return selectSources(db).where('n.credentials_id', '=', filter.credentialsId).execute();
   }
 
   async #resync(): Promise<void> {
-    const rows = await this.#sources({});
+    const rows = await this.#sources('all');
     const seen = new Set<string>();
     for (const row of rows) {
       seen.add(row.numberId);

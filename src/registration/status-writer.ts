@@ -35,6 +35,8 @@ export class StatusWriter {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly onError: (error: unknown) => void,
+    /** Told which numbers were written, once they are (the API's number cache drops them). */
+    private readonly onWritten: (numberIds: string[]) => void = () => {},
   ) {}
 
   /** Queues `status` for each (number id, its credentials id). */
@@ -77,6 +79,7 @@ export class StatusWriter {
     }
     for (const { pending, ids } of groups.values()) {
       for (let i = 0; i < ids.length; i += CHUNK) {
+        const chunk = ids.slice(i, i + CHUNK);
         try {
           await this.db
             .updateTable('phone_numbers')
@@ -87,12 +90,14 @@ export class StatusWriter {
               reg_expires_at: pending.status.expiresAt,
               reg_last_updated: pending.time,
             })
-            .where('id', 'in', ids.slice(i, i + CHUNK))
+            .where('id', 'in', chunk)
             .where('registration', '=', 1)
             .where('credentials_id', '=', pending.credentialsId)
             .execute();
         } catch (error) {
           this.onError(error);
+        } finally {
+          this.onWritten(chunk);
         }
       }
     }

@@ -3,6 +3,7 @@ import net from 'node:net';
 import type { Kysely } from 'kysely';
 import type { Change, ChangeFeed } from '../db/changes.ts';
 import type { Database } from '../db/schema.ts';
+import { preparedQuery } from '../db/prepared.ts';
 import { addressMatcher } from '../common/addresses.ts';
 import { parseServerAddress, type SipTransportName } from '../credentials/server-address.ts';
 import { normalizePhoneNumber } from '../numbers/normalize.ts';
@@ -170,9 +171,7 @@ export class RoutingIndex {
     const byId = new Map<string, NumberEntry>();
     let after = '';
     for (;;) {
-      const page = await this.db
-        .selectFrom('phone_numbers')
-        .select(['id', 'phone_number', 'credentials_id', 'incoming_calls_agent_id'])
+      const page = await selectNumbers(this.db)
         .where('id', '>', after)
         .orderBy('id')
         .limit(PAGE)
@@ -258,11 +257,7 @@ export class RoutingIndex {
 
   private async refreshNumbers(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
-    const rows = await this.db
-      .selectFrom('phone_numbers')
-      .select(['id', 'phone_number', 'credentials_id', 'incoming_calls_agent_id'])
-      .where('id', 'in', ids)
-      .execute();
+    const rows = ids.length === 1 ? await numberById.rows(this.db, { id: ids[0]! }) : await selectNumbers(this.db).where('id', 'in', ids).execute();
     // Credentials or agents this instance has not heard of yet (their changes may still be on their way).
     await this.refreshCredentials([...new Set(rows.map((r) => r.credentials_id).filter((id) => !this.credentials.has(id)))]);
     await this.refreshAgents([
@@ -283,6 +278,13 @@ export class RoutingIndex {
     }
   }
 }
+
+function selectNumbers(db: Kysely<Database>) {
+  return db.selectFrom('phone_numbers').select(['id', 'phone_number', 'credentials_id', 'incoming_calls_agent_id']);
+}
+
+// A link changes one number: that re-read is prepared; batches of changes use an IN list.
+const numberById = preparedQuery((db, v: { id: string }) => selectNumbers(db).where('id', '=', v.id));
 
 function insert(byNumber: Map<number, NumberEntry | NumberEntry[]>, entry: NumberEntry): void {
   const present = byNumber.get(entry.key);

@@ -110,6 +110,23 @@ for (const backend of await testBackends()) {
       assert.deepEqual(await org.getNumber(number.id), number);
     });
 
+    test('links racing on one number of one organization all succeed; one of them stands', async () => {
+      const { org, number, agent1, agent2 } = await setup();
+      const agents = [agent1.agentId, agent2.agentId];
+      const answers = await Promise.all(Array.from({ length: 40 }, (_, i) => org.linkRaw(number.id, { agentId: agents[i % 2]! })));
+      assert.deepEqual(
+        answers.map((res) => res.status),
+        answers.map(() => 200),
+      );
+      const final = await org.getNumber(number.id);
+      assert.ok(agents.includes(final.incomingCallsAgentId));
+      const uses = await org.req('GET', `/api/v1/sip-phone-numbers/${number.id}/affected-agents`);
+      assert.deepEqual(
+        uses.body.affectedAgents.map((a: { agentId: string }) => a.agentId),
+        [final.incomingCallsAgentId],
+      );
+    });
+
     test('404 says whether the number or the agent was not found', async () => {
       const { org, number, agent1 } = await setup();
       const other = await setup();

@@ -207,7 +207,8 @@ for (const backend of await testBackends()) {
       const secondOfTwo = await list({ linkedAgentId: agent1.agentId, take: 1, skip: 1 });
       assert.deepEqual(sorted([...ids(firstOfTwo), ...ids(secondOfTwo)]), sorted([a.id, b.id]));
 
-      // A change of the credentials' providerId shows on its numbers.
+      // A change of the credentials' providerId shows on its numbers, also on one just read.
+      assert.equal((await org.getNumber(a.id)).providerId, providerId);
       const newProvider = crypto.randomUUID();
       await org.req('PUT', `/api/v1/sip-credentials/${provided.id}`, { body: { server: 'sip.example.com', source: 'provider', providerId: newProvider } });
       assert.equal((await org.getNumber(a.id)).providerId, newProvider);
