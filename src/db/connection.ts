@@ -2,8 +2,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, PostgresDialect, SqliteDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
+import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import { preparedStatementName } from './prepared.ts';
+import { SqliteGroupCommitDialect } from './sqlite-driver.ts';
 import type { DatabaseConfig } from '../config.ts';
 import type { Database } from './schema.ts';
 
@@ -24,30 +25,6 @@ export interface PoolOptions {
   statementTimeoutMs?: number;
 }
 
-const STATEMENT_CACHE_SIZE = 512;
-
-/**
- * Kysely prepares every query afresh; preparing costs more than running a small query. The
- * same SQL text gets the same prepared statement (safe: the driver never streams, so a
- * statement is never in use by two queries at once). Queries whose text varies (IN lists of
- * different lengths) could fill the cache, so it starts over when full.
- */
-function withStatementCache(sqlite: SQLite.Database) {
-  const statements = new Map<string, SQLite.Statement>();
-  return {
-    close: () => sqlite.close(),
-    prepare(sql: string) {
-      let statement = statements.get(sql);
-      if (!statement) {
-        if (statements.size >= STATEMENT_CACHE_SIZE) statements.clear();
-        statement = sqlite.prepare(sql);
-        statements.set(sql, statement);
-      }
-      return statement;
-    },
-  };
-}
-
 function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>): DatabaseHandle {
   fs.mkdirSync(path.dirname(config.file), { recursive: true });
   const sqlite = new SQLite(config.file);
@@ -58,7 +35,7 @@ function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>): Databa
   sqlite.pragma('foreign_keys = ON');
   // The CLI may write while a server runs against the same file.
   sqlite.pragma('busy_timeout = 5000');
-  const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+  const db = new Kysely<Database>({ dialect: new SqliteGroupCommitDialect(sqlite) });
   return { db, dialect: 'sqlite', config, isOwnBackend: () => false, close: () => db.destroy() };
 }
 
