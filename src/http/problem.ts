@@ -85,7 +85,7 @@ export function installProblemHandlers(app: FastifyInstance): void {
       return sendProblem(request, reply, status, error.message, { [field]: [error.message] });
     }
     if (status > 400 && status < 500) return sendProblem(request, reply, status, error.message);
-    request.log.error({ err: error }, 'unhandled error');
+    request.log.error({ reqId: request.id, err: error }, 'unhandled error');
     return sendProblem(request, reply, 500, 'An unexpected error occurred.');
   });
   app.setNotFoundHandler((request, reply) =>

@@ -20,11 +20,14 @@ export class NumberRowCache {
 
   constructor(private readonly maxEntries = 10_000) {}
 
-  async read(id: string, load: () => Promise<NumberRow | undefined>): Promise<NumberRow | undefined> {
-    const cached = this.#rows.get(id);
-    if (cached) return cached;
+  get(id: string): NumberRow | undefined {
+    return this.#rows.get(id);
+  }
+
+  /** Resolves with what `reading` (just started) finds, and keeps it unless something was evicted meanwhile. */
+  async keep(id: string, reading: Promise<NumberRow | undefined>): Promise<NumberRow | undefined> {
     const generation = this.#generation;
-    const row = await load();
+    const row = await reading;
     if (row && generation === this.#generation) {
       if (this.#rows.size >= this.maxEntries) this.#rows.clear();
       this.#rows.set(id, row);

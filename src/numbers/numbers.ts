@@ -67,10 +67,14 @@ export async function findNumberRow(ctx: Context, orgId: string, id: string): Pr
 
 /** A number as the API shows it; from the number cache where there is one (writes read the database). */
 export async function getNumber(ctx: Context, orgId: string, id: string): Promise<PhoneNumber> {
-  const load = () => numberById.first(ctx.db, { id, orgId });
-  const row = ctx.numberRows ? await ctx.numberRows.read(id, load) : await load();
+  const row = ctx.numberRows?.get(id) ?? (await readNumber(ctx, orgId, id));
   if (!row || row.org_id !== orgId) throw notFound(`Phone number ${id} was not found`);
   return numberFromRow(row);
+}
+
+function readNumber(ctx: Context, orgId: string, id: string): Promise<NumberRow | undefined> {
+  const reading = numberById.first(ctx.db, { id, orgId });
+  return ctx.numberRows ? ctx.numberRows.keep(id, reading) : reading;
 }
 
 export function normalizeOrReject(field: string, value: string): string {

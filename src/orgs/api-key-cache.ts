@@ -6,7 +6,8 @@ import { hashApiKey, orgForApiKeyHash } from './orgs.ts';
  * Remembers which organization an API key belongs to for a short time, so that a busy client
  * does not cost a key lookup on every request. A revoked key stops working within `ttlMs`
  * (revocation happens through the CLI, possibly in another process, so this cannot be told).
- * Unknown keys are never remembered.
+ * Unknown keys are never remembered. Entries are keyed by the key as presented, so that a hit
+ * costs no hashing; like the request that carried it, it stays in this process's memory only.
  */
 export class ApiKeyCache {
   private readonly entries = new Map<string, { orgId: string; expires: number }>();
@@ -18,17 +19,16 @@ export class ApiKeyCache {
   ) {}
 
   async orgFor(apiKey: string): Promise<string | null> {
-    const hash = hashApiKey(apiKey);
     const now = Date.now();
-    const cached = this.entries.get(hash);
+    const cached = this.entries.get(apiKey);
     if (cached && cached.expires > now) return cached.orgId;
-    const orgId = await orgForApiKeyHash(this.db, hash);
+    const orgId = await orgForApiKeyHash(this.db, hashApiKey(apiKey));
     if (orgId === null) {
-      this.entries.delete(hash);
+      this.entries.delete(apiKey);
       return null;
     }
     if (this.entries.size >= this.maxEntries) this.entries.clear();
-    this.entries.set(hash, { orgId, expires: now + this.ttlMs });
+    this.entries.set(apiKey, { orgId, expires: now + this.ttlMs });
     return orgId;
   }
 }

@@ -6,51 +6,33 @@ import type { NumberRow } from '../../src/numbers/numbers.ts';
 
 const row = (id: string, description = 'first') => ({ id, description }) as unknown as NumberRow;
 
-/** A load whose answer the test releases when it chooses, to order it against evictions. */
-function pendingLoad(answer: NumberRow) {
-  let release!: () => void;
-  const released = new Promise<void>((resolve) => (release = resolve));
-  let calls = 0;
-  return {
-    load: async () => {
-      calls++;
-      await released;
-      return answer;
-    },
-    release,
-    calls: () => calls,
-  };
-}
-
 describe('number row cache', () => {
-  test('a second read is answered from memory; a missing number is not remembered', async () => {
+  test('a row read is kept; a missing number is not', async () => {
     const cache = new NumberRowCache();
-    let loads = 0;
-    const load = async () => (loads++, row('a'));
-    await cache.read('a', load);
-    assert.equal((await cache.read('a', load))?.id, 'a');
-    assert.equal(loads, 1);
-    let misses = 0;
-    await cache.read('b', async () => (misses++, undefined));
-    await cache.read('b', async () => (misses++, undefined));
-    assert.equal(misses, 2);
+    assert.equal(cache.get('a'), undefined);
+    assert.equal((await cache.keep('a', Promise.resolve(row('a'))))?.id, 'a');
+    assert.equal(cache.get('a')?.id, 'a');
+    assert.equal(await cache.keep('b', Promise.resolve(undefined)), undefined);
+    assert.equal(cache.get('b'), undefined);
   });
 
-  test('an evicted number is read again', async () => {
+  test('an evicted number is gone', async () => {
     const cache = new NumberRowCache();
-    await cache.read('a', async () => row('a'));
+    await cache.keep('a', Promise.resolve(row('a')));
+    await cache.keep('b', Promise.resolve(row('b')));
     cache.evict(['a']);
-    assert.equal((await cache.read('a', async () => row('a', 'second')))?.description, 'second');
+    assert.equal(cache.get('a'), undefined);
+    assert.equal(cache.get('b')?.id, 'b');
   });
 
   test('a read under way while something is evicted is not kept: it may predate the change', async () => {
     const cache = new NumberRowCache();
-    const stale = pendingLoad(row('a', 'before the change'));
-    const reading = cache.read('a', stale.load);
+    let answer!: (row: NumberRow) => void;
+    const reading = cache.keep('a', new Promise((resolve) => (answer = resolve)));
     cache.evict(['a']);
-    stale.release();
+    answer(row('a', 'before the change'));
     assert.equal((await reading)?.description, 'before the change', 'the caller still gets its answer');
-    assert.equal((await cache.read('a', async () => row('a', 'after the change')))?.description, 'after the change');
+    assert.equal(cache.get('a'), undefined);
   });
 
   test('following the change feed: a number change evicts it, credentials clear all, agents change nothing', async () => {
@@ -58,43 +40,40 @@ describe('number row cache', () => {
     const changes = new LocalChangeFeed();
     const stop = cache.follow(changes);
     const fill = async () => {
-      await cache.read('a', async () => row('a'));
-      await cache.read('b', async () => row('b'));
+      await cache.keep('a', Promise.resolve(row('a')));
+      await cache.keep('b', Promise.resolve(row('b')));
     };
-    const reloadsOf = async (id: string) => {
-      let loads = 0;
-      await cache.read(id, async () => (loads++, row(id)));
-      return loads;
-    };
+    const kept = () => [cache.get('a') !== undefined, cache.get('b') !== undefined];
 
     await fill();
     await changes.publish({ kind: 'number', orgId: 'o', id: 'a' });
-    assert.deepEqual([await reloadsOf('a'), await reloadsOf('b')], [1, 0]);
+    assert.deepEqual(kept(), [false, true]);
 
+    await fill();
+    await changes.publish({ kind: 'number', orgId: 'o', id: 'a', linkOnly: true });
+    assert.deepEqual(kept(), [false, true], 'a link is a change of the number');
+
+    await fill();
     await changes.publish({ kind: 'agent', orgId: 'o', id: 'x' });
-    assert.deepEqual([await reloadsOf('a'), await reloadsOf('b')], [0, 0]);
+    assert.deepEqual(kept(), [true, true]);
 
     await changes.publish({ kind: 'credentials', orgId: 'o', id: 'c' });
-    assert.deepEqual([await reloadsOf('a'), await reloadsOf('b')], [1, 1]);
+    assert.deepEqual(kept(), [false, false]);
 
+    await fill();
     await changes.publish({ kind: 'reload' });
-    assert.deepEqual([await reloadsOf('a'), await reloadsOf('b')], [1, 1]);
+    assert.deepEqual(kept(), [false, false]);
 
+    await fill();
     stop();
     await changes.publish({ kind: 'number', orgId: 'o', id: 'a' });
-    assert.equal(await reloadsOf('a'), 0, 'unsubscribed');
+    assert.deepEqual(kept(), [true, true], 'unsubscribed');
   });
 
   test('holds at most maxEntries rows', async () => {
     const cache = new NumberRowCache(2);
-    let loads = 0;
-    const read = (id: string) => cache.read(id, async () => (loads++, row(id)));
-    await read('a');
-    await read('b');
-    await read('c');
-    await read('c');
-    assert.equal(loads, 3, 'the newest stays');
-    await read('a');
-    assert.equal(loads, 4, 'older ones made room');
+    for (const id of ['a', 'b', 'c']) await cache.keep(id, Promise.resolve(row(id)));
+    assert.equal(cache.get('c')?.id, 'c', 'the newest stays');
+    assert.equal(cache.get('a'), undefined, 'older ones made room');
   });
 });
