@@ -187,7 +187,12 @@ class GroupCommitDriver implements Driver {
 
   async #end(connection: DatabaseConnection, command: 'commit' | 'rollback'): Promise<void> {
     try {
-      this.run(this.prepare(command), []);
+      // SQLite may have rolled back already (after an I/O error, say); a commit then fails, as it must.
+      if (command === 'commit' || this.#sqlite.inTransaction) this.run(this.prepare(command), []);
+    } catch (error) {
+      // A commit that fails can leave the transaction open; it must not outlive its hold.
+      if (this.#sqlite.inTransaction) this.run(this.prepare('rollback'), []);
+      throw error;
     } finally {
       (connection as GroupCommitConnection).inTransaction = false;
       this.#letGo();

@@ -3,6 +3,7 @@ import { forwardedCallOutcome, type CallRecorder } from '../calls/records.ts';
 import type { CallOutcome } from '../calls/schemas.ts';
 import { addressMatcher } from '../common/addresses.ts';
 import type { Context } from '../context.ts';
+import { preparedQuery } from '../db/prepared.ts';
 import { revealPassword } from '../credentials/credentials.ts';
 import { dialledNumber } from '../routing/inbound-router.ts';
 import { formatNameAddr, type SipRequest } from '../sip/message.ts';
@@ -45,6 +46,31 @@ function outcomeOf(context: OutboundContext, finalStatus: number): CallOutcome {
  * (no cache: outbound call rates are low, and a relink or unlink applies to the very next call);
  * then the cps budget, when the credentials have one.
  */
+/** Every outbound call reads its agent, outbound number and trunk: one prepared query. */
+const outboundOfAgent = preparedQuery((db, v: { agentId: string }) =>
+  db
+    .selectFrom('agents as a')
+    .leftJoin('phone_numbers as n', 'n.id', 'a.outbound_phone_number_id')
+    .leftJoin('sip_credentials as c', 'c.id', 'n.credentials_id')
+    .select([
+      'a.id as agentId',
+      'a.org_id as orgId',
+      'a.is_enabled as isEnabled',
+      'n.id as numberId',
+      'n.phone_number as phoneNumber',
+      'n.display_name as displayName',
+      'c.id as credentialsId',
+      'c.server as server',
+      'c.transport as transport',
+      'c.domain as domain',
+      'c.auth_user as authUser',
+      'c.auth_password_enc as authPasswordEnc',
+      'c.cps_limit as cpsLimit',
+      'c.cps_key as cpsKey',
+    ])
+    .where('a.id', '=', v.agentId),
+);
+
 export class OutboundRouter {
   private readonly runtimes: net.BlockList;
   private readonly limiter: CpsLimiter;
@@ -72,28 +98,7 @@ export class OutboundRouter {
   /** The joined row for an agent, or undefined when there is no such agent. */
   async lookup(agentId: string): Promise<OutboundRow | undefined> {
     if (!UUID.test(agentId)) return undefined;
-    const row = await this.ctx.db
-      .selectFrom('agents as a')
-      .leftJoin('phone_numbers as n', 'n.id', 'a.outbound_phone_number_id')
-      .leftJoin('sip_credentials as c', 'c.id', 'n.credentials_id')
-      .select([
-        'a.id as agentId',
-        'a.org_id as orgId',
-        'a.is_enabled as isEnabled',
-        'n.id as numberId',
-        'n.phone_number as phoneNumber',
-        'n.display_name as displayName',
-        'c.id as credentialsId',
-        'c.server as server',
-        'c.transport as transport',
-        'c.domain as domain',
-        'c.auth_user as authUser',
-        'c.auth_password_enc as authPasswordEnc',
-        'c.cps_limit as cpsLimit',
-        'c.cps_key as cpsKey',
-      ])
-      .where('a.id', '=', agentId)
-      .executeTakeFirst();
+    const row = await outboundOfAgent.first(this.ctx.db, { agentId });
     if (row === undefined) return undefined;
     return { ...row, isEnabled: Number(row.isEnabled) === 1, cpsLimit: row.cpsLimit === null ? null : Number(row.cpsLimit) };
   }

@@ -109,7 +109,7 @@ function selectSources(db: Kysely<Database>) {
     .where('n.registration', '=', 1);
 }
 
-// Every change of a number (a link, say) is re-read here, so this one is prepared.
+// A number that changes is re-read here on its own, which happens often: the query is prepared.
 const sourceOfNumber = preparedQuery((db, v: { numberId: string }) => selectSources(db).where('n.id', '=', v.numberId));
 
 export class RegistrationManager {

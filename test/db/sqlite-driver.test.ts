@@ -84,6 +84,21 @@ describe('SQLite group commit', () => {
     assert.equal((await counter('a')).value, before + 1, 'the outside write survived the rollback');
   });
 
+  test('a commit that fails leaves nothing behind and the connection free', async () => {
+    await sql`create table parents (id integer primary key)`.execute(db);
+    await sql`create table children (parent integer references parents (id))`.execute(db);
+    const failed = db.transaction().execute(async (trx) => {
+      // A deferred foreign key is checked at COMMIT, which then fails with the transaction still open.
+      await sql`pragma defer_foreign_keys = on`.execute(trx);
+      await trx.insertInto('children').values({ parent: 42 }).execute();
+    });
+    await assert.rejects(failed, /FOREIGN KEY constraint failed/);
+    await bump('b');
+    assert.equal((await db.selectFrom('children').select('parent').execute()).length, 0);
+    const { rows } = await sql<{ value: number }>`select value from counters where name = 'b'`.execute(db);
+    assert.equal(rows[0]!.value, 21);
+  });
+
   test('closing commits the writes already queued', async () => {
     const file = path.join(dir, 'close.db');
     const first = openDatabase({ kind: 'sqlite', file });
