@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import pg from 'pg';
+import { api, firstStartKey, startDialplane } from './dialplane-process.ts';
 import { cpuSeconds, stopChild, track } from './processes.ts';
 
 /**
@@ -32,11 +33,10 @@ interface Server {
 
 const servers: Server[] = [];
 
-/** Starts a server process and resolves once its stdout matches `ready`. */
-function start(args: string[], env: Record<string, string>, ready: RegExp): Promise<Server & { match: RegExpExecArray; stdout: string }> {
+/** Starts the bare route's process and resolves once its stdout matches `ready`. */
+function start(args: string[], ready: RegExp): Promise<Server & { match: RegExpExecArray; stdout: string }> {
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { ...process.env, DIALPLANE_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
     detached: true,
   });
@@ -56,16 +56,6 @@ function start(args: string[], env: Record<string, string>, ready: RegExp): Prom
     });
     void exited.then((code) => reject(new Error(`server exited with ${code}: ${out}`)));
   });
-}
-
-async function json(url: string, method: string, key: string, body?: unknown): Promise<any> {
-  const response = await fetch(url, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (!response.ok) throw new Error(`${method} ${url}: ${response.status} ${await response.text()}`);
-  return response.json();
 }
 
 /** One kind of request against one server: a row of the table. */
@@ -102,21 +92,19 @@ const pick = <T>(items: T[]) => items[Math.floor(Math.random() * items.length)]!
  * The issue's goals hold for the SQLite rows (`goals`).
  */
 async function dialplaneRows(label: string, env: Record<string, string>, goals: { GET: number; PUT: number } | null): Promise<Row[]> {
-  const server = await start(
-    ['bin/dialplane.js', 'serve'],
-    { DIALPLANE_HTTP_PORT: '0', DIALPLANE_SIP_PORT: '0', ...env },
-    /"http":"(http:\/\/[^"]+)"[^\n]*"msg":"dialplane ready"/,
-  );
-  const url = server.match[1]!;
-  const key = /\b(dpk_[A-Za-z0-9_-]+)/.exec(server.stdout)![1]!;
-  const creds = await json(`${url}/api/v1/sip-credentials`, 'POST', key, { server: 'sip.example.com' });
+  const dialplane = await startDialplane({ DIALPLANE_SIP_PORT: '0', ...env });
+  const server: Server = { pid: dialplane.child.pid!, stop: () => stopChild(dialplane.child, dialplane.exited) };
+  servers.push(server);
+  const { url } = dialplane;
+  const key = await firstStartKey(dialplane);
+  const creds = await api(url, key, 'POST', '/sip-credentials', { server: 'sip.example.com' });
   const createNumber = async (i: number) =>
-    (await json(`${url}/api/v1/sip-phone-numbers`, 'POST', key, { phoneNumber: `+1555010${String(i).padStart(4, '0')}`, credentialsId: creds.id })).id as string;
+    (await api(url, key, 'POST', '/sip-phone-numbers', { phoneNumber: `+1555010${String(i).padStart(4, '0')}`, credentialsId: creds.id })).id as string;
   const one = await createNumber(0);
   const spread: string[] = [];
   for (let i = 1; i <= SPREAD_NUMBERS; i++) spread.push(await createNumber(i));
   const agents: string[] = [];
-  for (const name of ['a', 'b']) agents.push((await json(`${url}/api/v1/agents`, 'POST', key, { name })).agentId);
+  for (const name of ['a', 'b']) agents.push((await api(url, key, 'POST', '/agents', { name })).agentId);
   const headers = { authorization: `Bearer ${key}` };
   const number = (id: string) => `/api/v1/sip-phone-numbers/${id}`;
   const link = (id: string, agentId: string) => `${number(id)}/agent-link?agentId=${agentId}`;
@@ -174,7 +162,7 @@ const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floo
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dialplane-bench-'));
 const schema = await postgresSchema();
 try {
-  const bare = await start(['--import', 'tsx', 'bench/bare-server.ts'], {}, /listening (\d+)/);
+  const bare = await start(['--import', 'tsx', 'bench/bare-server.ts'], /listening (\d+)/);
   const bareRow: Row = { name: 'bare Fastify route (anchor)', server: bare, options: { url: `http://127.0.0.1:${bare.match[1]}/bare` }, rps: [], cpuPerRequestUs: [] };
   const rows = [bareRow, ...(await dialplaneRows('SQLite', { DIALPLANE_DB: path.join(dataDir, 'bench.db') }, GOALS))];
   if (schema) {

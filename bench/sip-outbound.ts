@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../test/support/sipp.ts';
+import { api, firstStartKey, startDialplane } from './dialplane-process.ts';
 import { killTree, processTree, running, sleep, stopChild, track } from './processes.ts';
 import { fileURLToPath } from 'node:url';
 
@@ -117,50 +118,11 @@ interface Proxy {
   start(): Promise<RunningProxy>;
 }
 
-async function startDialplane(env: Record<string, string>) {
-  const child = spawn(process.execPath, ['bin/dialplane.js', 'serve'], {
-    cwd: ROOT,
-    env: {
-      ...process.env, DIALPLANE_LOG_LEVEL: 'info', DIALPLANE_HTTP_HOST: '127.0.0.1', DIALPLANE_HTTP_PORT: '0',
-      DIALPLANE_SIP_HOST: '127.0.0.1', DIALPLANE_RUNTIME_ADDRESSES: '127.0.0.1', ...env,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  const exited = track(child);
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
-  const url = await new Promise<string>((resolve, reject) => {
-    const check = () => {
-      const match = /Server listening at (http:\/\/[^"\s]+)/.exec(output);
-      if (match) {
-        child.stdout!.off('data', check);
-        resolve(match[1]!);
-      }
-    };
-    child.stdout!.on('data', check);
-    exited.then((code) => reject(new Error(`dialplane exited with ${code}:\n${output}`)));
-  });
-  return { child, url, output: () => output, exited };
-}
-
-async function api(url: string, key: string, method: string, route: string, body?: unknown): Promise<any> {
-  const response = await fetch(`${url}/api/v1${route}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${await response.text()}`);
-  return response.json();
-}
-
 /** Through the API of a first dialplane process: the trunk at the carrier, the number, the agent, the outbound link. */
 async function createAgent(db: string, sipPort: number, carrierPort: number): Promise<string> {
-  const server = await startDialplane({ DIALPLANE_DB: db, DIALPLANE_SIP_PORT: String(sipPort) });
+  const server = await startDialplane({ DIALPLANE_DB: db, DIALPLANE_SIP_PORT: String(sipPort), DIALPLANE_RUNTIME_ADDRESSES: '127.0.0.1' });
   try {
-    while (!/\bdpk_[A-Za-z0-9_-]+\s/.test(server.output())) await sleep(20);
-    const key = /\b(dpk_[A-Za-z0-9_-]+)/.exec(server.output())![1]!;
+    const key = await firstStartKey(server);
     const credentials = await api(server.url, key, 'POST', '/sip-credentials', {
       server: `127.0.0.1:${carrierPort}`, domain: DOMAIN, authUser: AUTH_USER, authPassword: PASSWORD,
     });
@@ -178,7 +140,7 @@ function dialplaneProxy(db: string, port: number): Proxy {
     name: 'dialplane',
     shape: '1 Node.js process, SQLite',
     async start() {
-      const server = await startDialplane({ DIALPLANE_DB: db, DIALPLANE_SIP_PORT: String(port) });
+      const server = await startDialplane({ DIALPLANE_DB: db, DIALPLANE_SIP_PORT: String(port), DIALPLANE_RUNTIME_ADDRESSES: '127.0.0.1' });
       return { port, stop: () => stopChild(server.child, server.exited) };
     },
   };

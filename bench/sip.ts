@@ -1,10 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchRoutingIndex } from './routing-index.ts';
 import { freePort } from '../test/support/sipp.ts';
+import { api, firstStartKey, startDialplane } from './dialplane-process.ts';
 import { cpuSeconds, killTree, processTree, running, sleep, stopChild, track } from './processes.ts';
 import { benchOutbound } from './sip-outbound.ts';
 
@@ -126,42 +127,6 @@ interface Table {
   agentUri: string;
 }
 
-/** Starts `dialplane serve` and resolves once it listens, with what it printed so far. */
-async function startDialplane(env: Record<string, string>): Promise<{ child: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, ['bin/dialplane.js', 'serve'], {
-    cwd: ROOT,
-    env: { ...process.env, DIALPLANE_LOG_LEVEL: 'info', DIALPLANE_HTTP_HOST: '127.0.0.1', DIALPLANE_HTTP_PORT: '0', DIALPLANE_SIP_HOST: '127.0.0.1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  const exited = track(child);
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
-  const url = await new Promise<string>((resolve, reject) => {
-    const check = () => {
-      const match = /Server listening at (http:\/\/[^"\s]+)/.exec(output);
-      if (match) {
-        child.stdout!.off('data', check);
-        resolve(match[1]!);
-      }
-    };
-    child.stdout!.on('data', check);
-    exited.then((code) => reject(new Error(`dialplane exited with ${code}:\n${output}`)));
-  });
-  return { child, url, output: () => output, exited };
-}
-
-async function api(url: string, key: string, method: string, route: string, body?: unknown): Promise<any> {
-  const response = await fetch(`${url}/api/v1${route}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
-    body: body ? JSON.stringify(body) : undefined,
-  });
-  if (!response.ok) throw new Error(`${method} ${route}: ${response.status} ${await response.text()}`);
-  return response.json();
-}
-
 /**
  * Creates the table through the API of a first dialplane process: a trunk on 127.0.0.1 (so the
  * callers' source address is allowed), one agent whose runtime is the sipp UAS, and NUMBERS
@@ -170,9 +135,7 @@ async function api(url: string, key: string, method: string, route: string, body
 async function createTable(db: string, sipPort: number, agentPort: number): Promise<Table> {
   const server = await startDialplane({ DIALPLANE_DB: db, DIALPLANE_SIP_PORT: String(sipPort) });
   try {
-    // The key is printed on the first start, right after the listening line.
-    while (!/\bdpk_[A-Za-z0-9_-]+\s/.test(server.output())) await sleep(20);
-    const key = /\b(dpk_[A-Za-z0-9_-]+)/.exec(server.output())![1]!;
+    const key = await firstStartKey(server);
     const credentials = await api(server.url, key, 'POST', '/sip-credentials', { server: '127.0.0.1' });
     const agentUri = `sip:agent@127.0.0.1:${agentPort}`;
     const agent = await api(server.url, key, 'POST', '/agents', { name: 'bench agent', sipUri: agentUri });
