@@ -8,6 +8,7 @@ import { freePort } from '../test/support/sipp.ts';
 import { api, firstStartKey, startDialplane } from './dialplane-process.ts';
 import { cpuSeconds, killTree, processTree, running, sleep, stopChild, track } from './processes.ts';
 import { benchOutbound } from './sip-outbound.ts';
+import { benchSigning } from './signing.ts';
 
 /**
  * `npm run bench:sip`: the highest call rate the SIP edge proxies cleanly, beside Kamailio doing
@@ -389,6 +390,14 @@ try {
     `\nOutbound (runtime → edge → carrier answering 401, digest re-send, full call), ${CORES} cores\n\n` +
       `| proxy | highest clean outbound rate |\n|---|---:|\n| dialplane | ${outbound.dialplaneCps} calls/s |\n` +
       `| Kamailio (uac_auth) | ${outbound.kamailioCps} calls/s |\n\ndialplane / Kamailio (outbound): ${outboundRatio.toFixed(2)}\n`,
+  );
+
+  const signing = benchSigning();
+  const edgeBest = results[0]?.best;
+  const share = edgeBest ? ` (${((signing.microsPerCall / ((edgeBest.cpuSeconds / edgeBest.calls) * 1e6)) * 100).toFixed(1)} % of dialplane's CPU per call above)` : '';
+  process.stdout.write(
+    `\nDialog signatures: ${signing.microsPerCall.toFixed(1)} µs of CPU per inbound call: ${signing.macsPerCall} HMAC-SHA256 ` +
+      `(Record-Route signed, ACK and BYE verified, three branches), the Record-Route parsed once${share}\n`,
   );
 
   process.stderr.write(`\nrouting index: ${process.env.BENCH_NUMBERS ?? '1000000'} numbers…\n`);

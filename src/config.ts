@@ -1,5 +1,6 @@
 import os from 'node:os';
 import path from 'node:path';
+import { parseAddressOrCidr, type PrivateTargets } from './common/addresses.ts';
 
 /** Where the data lives: an embedded SQLite file, or a PostgreSQL server shared by several instances. */
 export type DatabaseConfig =
@@ -7,8 +8,40 @@ export type DatabaseConfig =
   | { kind: 'postgres'; url: string };
 
 export interface Config {
-  http: { host: string; port: number; bodyLimitBytes: number };
-  sip: { host: string; port: number; publicHost: string; t1Ms: number };
+  http: {
+    host: string;
+    port: number;
+    bodyLimitBytes: number;
+    /** Failed authentications per source address: a burst, then this many a minute; past it 429. */
+    authFailures: { burst: number; perMinute: number };
+  };
+  sip: {
+    host: string;
+    port: number;
+    publicHost: string;
+    t1Ms: number;
+    /** Other `host` or `host:port` that also mean this edge (instances behind one name or address). */
+    aliases: string[];
+    /** How long a dialog's signed Record-Route is honoured: the longest call the edge relays. */
+    dialogMaxSeconds: number;
+    /** Answers to sources that are neither trunks nor runtimes: per source, a burst, then this many a second. */
+    unknownSources: { burst: number; ratePerSecond: number };
+    tcp: {
+      maxConnections: number;
+      maxConnectionsPerSource: number;
+      maxOutbound: number;
+      maxOutboundPerHost: number;
+      messageTimeoutMs: number;
+    };
+  };
+  /** Where tenants may aim the edge (agent sipUri, trunk server) and how broad a trunk's sources may be. */
+  targets: {
+    privateTargets: PrivateTargets;
+    /** allowedAddresses blocks broader than these prefix lengths are refused. */
+    minAllowedPrefix: { ipv4: number; ipv6: number };
+  };
+  /** Call records older than this are deleted. */
+  callRecordRetentionDays: number;
   database: DatabaseConfig;
   /** 32 bytes, or null when it should be generated into the SQLite data folder. */
   secretKey: Buffer | null;
@@ -47,6 +80,32 @@ function positiveInteger(env: NodeJS.ProcessEnv, name: string, fallback: number)
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 1) throw new ConfigError(`${name} must be a positive integer, got "${raw}"`);
   return value;
+}
+
+function positiveNumber(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value <= 0) throw new ConfigError(`${name} must be a positive number, got "${raw}"`);
+  return value;
+}
+
+function prefixLength(env: NodeJS.ProcessEnv, name: string, fallback: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0 || value > max) throw new ConfigError(`${name} must be a prefix length (0..${max}), got "${raw}"`);
+  return value;
+}
+
+function privateTargets(raw: string | undefined): PrivateTargets {
+  const value = (raw ?? '').trim();
+  if (value === '' || value === 'allow') return 'allow';
+  if (value === 'deny') return 'deny';
+  const blocks = list(value);
+  const bad = blocks.filter((block) => parseAddressOrCidr(block) === null);
+  if (bad.length > 0) throw new ConfigError(`DIALPLANE_PRIVATE_TARGETS must be allow, deny or a list of IPs/CIDRs; not an IP or CIDR: ${bad.join(', ')}`);
+  return blocks;
 }
 
 /**
@@ -94,13 +153,38 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       host: env.DIALPLANE_HTTP_HOST || '127.0.0.1',
       port: port(env, 'DIALPLANE_HTTP_PORT', 8080),
       bodyLimitBytes: 256 * 1024,
+      authFailures: {
+        burst: positiveInteger(env, 'DIALPLANE_HTTP_AUTH_FAILURE_BURST', 20),
+        perMinute: positiveNumber(env, 'DIALPLANE_HTTP_AUTH_FAILURES_PER_MINUTE', 10),
+      },
     },
     sip: {
       host: sipHost,
       port: port(env, 'DIALPLANE_SIP_PORT', 5060),
       publicHost: env.DIALPLANE_SIP_PUBLIC_HOST || defaultPublicHost(sipHost),
       t1Ms: positiveInteger(env, 'DIALPLANE_SIP_T1_MS', 500),
+      aliases: list(env.DIALPLANE_SIP_ALIASES),
+      dialogMaxSeconds: positiveInteger(env, 'DIALPLANE_SIP_DIALOG_MAX_SECONDS', 86_400),
+      unknownSources: {
+        burst: positiveInteger(env, 'DIALPLANE_SIP_UNKNOWN_SOURCE_BURST', 20),
+        ratePerSecond: positiveNumber(env, 'DIALPLANE_SIP_UNKNOWN_SOURCE_RATE', 5),
+      },
+      tcp: {
+        maxConnections: positiveInteger(env, 'DIALPLANE_SIP_TCP_MAX_CONNECTIONS', 10_000),
+        maxConnectionsPerSource: positiveInteger(env, 'DIALPLANE_SIP_TCP_MAX_PER_SOURCE', 64),
+        maxOutbound: positiveInteger(env, 'DIALPLANE_SIP_TCP_MAX_OUTBOUND', 1_000),
+        maxOutboundPerHost: positiveInteger(env, 'DIALPLANE_SIP_TCP_MAX_OUTBOUND_PER_HOST', 16),
+        messageTimeoutMs: positiveInteger(env, 'DIALPLANE_SIP_TCP_MESSAGE_TIMEOUT_MS', 10_000),
+      },
     },
+    targets: {
+      privateTargets: privateTargets(env.DIALPLANE_PRIVATE_TARGETS),
+      minAllowedPrefix: {
+        ipv4: prefixLength(env, 'DIALPLANE_ALLOWED_ADDRESSES_MIN_PREFIX_V4', 16, 32),
+        ipv6: prefixLength(env, 'DIALPLANE_ALLOWED_ADDRESSES_MIN_PREFIX_V6', 32, 128),
+      },
+    },
+    callRecordRetentionDays: positiveInteger(env, 'DIALPLANE_CALL_RECORD_RETENTION_DAYS', 30),
     database,
     secretKey,
     agentRuntimeUri: env.DIALPLANE_AGENT_RUNTIME_URI || null,

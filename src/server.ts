@@ -10,7 +10,10 @@ import { migrateToLatest } from './db/migrations.ts';
 import { SecretBox, resolveSecretKey } from './credentials/secret-box.ts';
 import pino from 'pino';
 import { CallRecorder } from './calls/records.ts';
+import { CallRecordRetention } from './calls/retention.ts';
+import { TargetPolicy } from './common/addresses.ts';
 import { SipEdge } from './edge/sip-edge.ts';
+import { deriveSigningKey } from './sip/dialog-signer.ts';
 import { RoutingIndex, systemResolver } from './routing/routing-index.ts';
 import { buildApp } from './http/app.ts';
 import { Metrics } from './http/metrics.ts';
@@ -35,7 +38,7 @@ export interface RunningServer {
 
 export interface StartOptions {
   /** Logger settings; false silences it (tests). */
-  logger?: false | { level: string };
+  logger?: false | { level: string; destination?: pino.DestinationStream };
 }
 
 async function openChangeFeed(database: DatabaseHandle, onError: (error: unknown) => void): Promise<ChangeFeed> {
@@ -50,16 +53,21 @@ export async function startServer(config: Config, options: StartOptions = {}): P
   let changes: ChangeFeed | null = null;
   let edge: SipEdge | null = null;
   let registrations: RegistrationManager | null = null;
-  const logger = pino(options.logger === false ? { enabled: false } : { level: options.logger?.level ?? config.logLevel });
+  const logger =
+    options.logger === false
+      ? pino({ enabled: false })
+      : pino({ level: options.logger?.level ?? config.logLevel }, options.logger?.destination ?? pino.destination(1));
   try {
     await migrateToLatest(database);
     const defaultOrg = await ensureDefaultOrg(database.db);
     changes = await openChangeFeed(database, (error) => logger.warn({ err: error }, 'change feed connection'));
+    const secretKey = resolveSecretKey(config);
+    const targets = new TargetPolicy(config.targets.privateTargets);
     const ctx: Context = {
       db: database.db,
       dialect: database.dialect,
       changes,
-      secrets: new SecretBox(resolveSecretKey(config)),
+      secrets: new SecretBox(secretKey),
       // On SQLite this process sees every write, so reads of a number may come from memory.
       numberRows: database.dialect === 'sqlite' ? new NumberRowCache() : undefined,
     };
@@ -68,14 +76,20 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const index = new RoutingIndex(ctx.db, systemResolver, (error) => logger.error({ err: error }, 'routing index update failed'));
     await index.start(changes);
     const recorder = new CallRecorder(ctx.db, (error) => logger.error({ err: error }, 'call records not written'));
+    const retention = new CallRecordRetention(ctx.db, config.callRecordRetentionDays, (error) => logger.error({ err: error }, 'old call records not deleted'));
+    retention.start();
     const sipEdge = new SipEdge({
       sip: config.sip,
+      // Derived from the secret every instance shares: any instance verifies what another signed.
+      signingKey: deriveSigningKey(secretKey),
+      targets,
       agentRuntimeUri: config.agentRuntimeUri,
       index,
       recorder,
       metrics,
       outbound: { ctx, runtimeAddresses: config.runtimeAddresses },
       onError: (error) => logger.warn({ err: error }, 'SIP edge'),
+      warn: (details, message) => logger.warn(details, message),
     });
     edge = sipEdge;
     const sipPorts = await sipEdge.start();
@@ -97,6 +111,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const app = await buildApp({
       ctx,
       metrics,
+      targets: { policy: targets, minAllowedPrefix: config.targets.minAllowedPrefix },
+      authFailures: config.http.authFailures,
       bodyLimitBytes: config.http.bodyLimitBytes,
       logger,
       isReady: async () => {
@@ -124,6 +140,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
           await registrationManager.stop();
           await sipEdge.stop();
           index.stop();
+          retention.stop();
           await recorder.flush();
           await ctx.changes.close();
           await database.close();

@@ -2,8 +2,11 @@ import crypto from 'node:crypto';
 import type { Selectable } from 'kysely';
 import { withTransaction, type Context } from '../context.ts';
 import type { AgentsTable } from '../db/schema.ts';
-import { notFound } from '../common/errors.ts';
+import type { TargetRules } from '../common/addresses.ts';
+import { invalid, notFound } from '../common/errors.ts';
+import { MAX_JSON_DEPTH, withinDepth } from '../common/json-depth.ts';
 import { now } from '../common/time.ts';
+import { parseSipUri } from '../sip/uri.ts';
 import { retryOnNewReference } from '../numbers/numbers.ts';
 import type { Agent, AgentCreate, AgentUpdate } from './schemas.ts';
 
@@ -52,7 +55,25 @@ export async function listAgents(ctx: Context, orgId: string): Promise<Agent[]> 
   return rows.map(agentFromRow);
 }
 
-export async function createAgent(ctx: Context, orgId: string, input: AgentCreate): Promise<Agent> {
+/**
+ * What the schema cannot check: the sipUri is a SIP URI the edge may send to (no maddr, no
+ * address the operator's target rules refuse), and the free-form objects nest no deeper than
+ * MAX_JSON_DEPTH.
+ */
+function checkInput(input: AgentUpdate, rules: TargetRules): void {
+  for (const field of ['config', 'additionalData'] as const) {
+    if (input[field] !== undefined && !withinDepth(input[field])) throw invalid(field, `nests deeper than ${MAX_JSON_DEPTH} levels`);
+  }
+  if (input.sipUri === undefined || input.sipUri === null) return;
+  const uri = parseSipUri(input.sipUri);
+  if (uri === null) throw invalid('sipUri', 'is not a SIP URI');
+  if (uri.params.has('maddr')) throw invalid('sipUri', 'must not carry maddr');
+  const refusal = rules.policy.refusal(uri.host);
+  if (refusal !== null) throw invalid('sipUri', `must not point at ${refusal}`);
+}
+
+export async function createAgent(ctx: Context, orgId: string, input: AgentCreate, rules: TargetRules): Promise<Agent> {
+  checkInput(input, rules);
   const time = now();
   const row: AgentRow = {
     id: crypto.randomUUID(),
@@ -72,7 +93,8 @@ export async function createAgent(ctx: Context, orgId: string, input: AgentCreat
   return agentFromRow(row);
 }
 
-export async function updateAgent(ctx: Context, orgId: string, agentId: string, input: AgentUpdate): Promise<Agent> {
+export async function updateAgent(ctx: Context, orgId: string, agentId: string, input: AgentUpdate, rules: TargetRules): Promise<Agent> {
+  checkInput(input, rules);
   const existing = await findAgentRow(ctx, orgId, agentId);
   const next: Partial<AgentRow> = {};
   if (input.name !== undefined) next.name = input.name;

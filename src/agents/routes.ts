@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import type { TargetRules } from '../common/addresses.ts';
 import type { Context } from '../context.ts';
 import { problemResponses } from '../http/schemas.ts';
 import { createAgent, deleteAgent, getAgent, listAgents, updateAgent } from './agents.ts';
@@ -7,7 +8,7 @@ import { Agent, AgentCreate, AgentIdParams, AgentUpdate } from './schemas.ts';
 
 const tags = ['Agents'];
 
-export const agentRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (app, { ctx }) => {
+export const agentRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; targets: TargetRules }> = async (app, { ctx, targets }) => {
   app.get(
     '/agents',
     { schema: { tags, summary: 'List agents, newest first', response: { 200: Type.Array(Agent), ...problemResponses } } },
@@ -16,7 +17,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (a
   app.post(
     '/agents',
     { schema: { tags, summary: 'Create an agent', body: AgentCreate, response: { 201: Agent, ...problemResponses } } },
-    async (request, reply) => reply.code(201).send(await createAgent(ctx, request.orgId, request.body)),
+    async (request, reply) => reply.code(201).send(await createAgent(ctx, request.orgId, request.body, targets)),
   );
   app.get(
     '/agents/:agentId',
@@ -35,7 +36,7 @@ export const agentRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (a
         response: { 200: Agent, ...problemResponses },
       },
     },
-    (request) => updateAgent(ctx, request.orgId, request.params.agentId, request.body),
+    (request) => updateAgent(ctx, request.orgId, request.params.agentId, request.body, targets),
   );
   app.delete(
     '/agents/:agentId',

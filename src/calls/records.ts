@@ -31,6 +31,11 @@ export function forwardedCallOutcome(finalStatus: number): CallOutcome {
   return 'rejected';
 }
 
+/** Stored text fields are capped: what a caller writes in them must not grow the table without bound. */
+export const MAX_CALL_ID_LENGTH = 256;
+export const MAX_REMOTE_PARTY_LENGTH = 256;
+export const MAX_PHONE_NUMBER_LENGTH = 64;
+
 const FLUSH_INTERVAL_MS = 200;
 const ROWS_PER_INSERT = 500;
 /** Past this many unwritten records (the database is down or slow) new ones are dropped and counted. */
@@ -38,7 +43,9 @@ const MAX_PENDING = 100000;
 
 /**
  * Writes call records in batches off the call path: a call only appends to a buffer; a timer
- * writes what has gathered in one multi-row insert. Shutdown flushes what is left.
+ * writes what has gathered in one multi-row insert. Shutdown flushes what is left. An attempt
+ * that belongs to no organization (a number nobody has, an unknown agent) is not stored: no
+ * one could ever read it, and storing it would let any sender fill the table. Metrics count it.
  */
 export class CallRecorder {
   private pending: Insertable<CallRecordsTable>[] = [];
@@ -52,6 +59,7 @@ export class CallRecorder {
   ) {}
 
   record(attempt: CallAttempt): void {
+    if (attempt.orgId === null) return;
     if (this.pending.length >= MAX_PENDING) {
       this.dropped++;
       return;
@@ -63,12 +71,12 @@ export class CallRecorder {
       started_time: attempt.startedTime,
       ended_time: attempt.endedTime,
       phone_number_id: attempt.phoneNumberId,
-      phone_number: attempt.phoneNumber,
-      remote_party: attempt.remoteParty,
+      phone_number: attempt.phoneNumber.slice(0, MAX_PHONE_NUMBER_LENGTH),
+      remote_party: attempt.remoteParty.slice(0, MAX_REMOTE_PARTY_LENGTH),
       agent_id: attempt.agentId,
       outcome: attempt.outcome,
       status_code: attempt.statusCode,
-      call_id: attempt.callId,
+      call_id: attempt.callId.slice(0, MAX_CALL_ID_LENGTH),
       source_address: attempt.sourceAddress,
     });
     this.timer ??= setTimeout(() => {

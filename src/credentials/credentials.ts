@@ -3,7 +3,7 @@ import type { Selectable } from 'kysely';
 import { withTransaction, type Context } from '../context.ts';
 import type { SipCredentialsTable } from '../db/schema.ts';
 import { invalid, notFound, conflict } from '../common/errors.ts';
-import { parseAddressOrCidr } from '../common/addresses.ts';
+import { parseAddressOrCidr, type TargetRules } from '../common/addresses.ts';
 import { now } from '../common/time.ts';
 import { affectedAgentsOfNumbers, deleteNumbersWithLinks, retryOnNewReference } from '../numbers/numbers.ts';
 import type { Credentials, CredentialsInput } from './schemas.ts';
@@ -31,15 +31,30 @@ export function credentialsFromRow(row: CredentialsRow): Credentials {
   };
 }
 
-/** Checks what the schema cannot and returns the columns the input sets (password aside). */
-function columnsFromInput(input: CredentialsInput) {
+/**
+ * Checks what the schema cannot and returns the columns the input sets (password aside): the
+ * server is an address the operator's target rules allow, and allowedAddresses are IPs or CIDR
+ * blocks no broader than the operator allows (a /0 would let anyone send calls for the trunk).
+ */
+function columnsFromInput(input: CredentialsInput, rules: TargetRules) {
   const transport = input.transport ?? 'udp';
-  if (!parseServerAddress(input.server, transport)) {
+  const server = parseServerAddress(input.server, transport);
+  if (!server) {
     throw invalid('server', 'must be host or host:port (host: a name, an IPv4 address or a bracketed IPv6 address)');
   }
+  const refusal = rules.policy.refusal(server.host);
+  if (refusal !== null) throw invalid('server', `must not point at ${refusal}`);
   const allowed = input.allowedAddresses ?? [];
   const bad = allowed.filter((a) => parseAddressOrCidr(a) === null);
   if (bad.length > 0) throw invalid('allowedAddresses', `not an IP address or CIDR: ${bad.join(', ')}`);
+  const broad = allowed.filter((a) => {
+    const block = parseAddressOrCidr(a)!;
+    return block.prefix < rules.minAllowedPrefix[block.family];
+  });
+  if (broad.length > 0) {
+    const { ipv4, ipv6 } = rules.minAllowedPrefix;
+    throw invalid('allowedAddresses', `broader than the operator allows (IPv4 /${ipv4}, IPv6 /${ipv6}): ${broad.join(', ')}`);
+  }
   return {
     server: input.server,
     transport,
@@ -89,13 +104,13 @@ export async function listCredentials(ctx: Context, orgId: string, page: { skip:
   return { items: rows.map(credentialsFromRow), totalCount: Number(count.n), skip: page.skip, take: page.take };
 }
 
-export async function createCredentials(ctx: Context, orgId: string, input: CredentialsInput): Promise<Credentials> {
+export async function createCredentials(ctx: Context, orgId: string, input: CredentialsInput, rules: TargetRules): Promise<Credentials> {
   const id = crypto.randomUUID();
   const time = now();
   const row: CredentialsRow = {
     id,
     org_id: orgId,
-    ...columnsFromInput(input),
+    ...columnsFromInput(input, rules),
     auth_password_enc: input.authPassword == null ? null : ctx.secrets.seal(input.authPassword, id),
     created_time: time,
     last_update_time: time,
@@ -110,8 +125,9 @@ export async function replaceCredentials(
   orgId: string,
   id: string,
   input: CredentialsInput,
+  rules: TargetRules,
 ): Promise<Credentials> {
-  const columns = columnsFromInput(input);
+  const columns = columnsFromInput(input, rules);
   const existing = await findRow(ctx, orgId, id);
   const passwordUnchanged =
     input.authPassword === undefined ||

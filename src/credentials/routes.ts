@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
+import type { TargetRules } from '../common/addresses.ts';
 import type { Context } from '../context.ts';
 import { ForceQuery, IdParams, Problem, problemResponses } from '../http/schemas.ts';
 import {
@@ -14,7 +15,7 @@ import { Credentials, CredentialsAffectedAgents, CredentialsInput, CredentialsLi
 
 const tags = ['SIP credentials'];
 
-export const credentialsRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (app, { ctx }) => {
+export const credentialsRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; targets: TargetRules }> = async (app, { ctx, targets }) => {
   app.get(
     '/sip-credentials',
     { schema: { tags, summary: 'List SIP credentials', querystring: CredentialsListQuery, response: { 200: CredentialsPage, ...problemResponses } } },
@@ -23,7 +24,7 @@ export const credentialsRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = as
   app.post(
     '/sip-credentials',
     { schema: { tags, summary: 'Create SIP credentials', body: CredentialsInput, response: { 201: Credentials, ...problemResponses } } },
-    async (request, reply) => reply.code(201).send(await createCredentials(ctx, request.orgId, request.body)),
+    async (request, reply) => reply.code(201).send(await createCredentials(ctx, request.orgId, request.body, targets)),
   );
   app.get(
     '/sip-credentials/:id',
@@ -42,7 +43,7 @@ export const credentialsRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = as
         response: { 200: Credentials, ...problemResponses },
       },
     },
-    (request) => replaceCredentials(ctx, request.orgId, request.params.id, request.body),
+    (request) => replaceCredentials(ctx, request.orgId, request.params.id, request.body, targets),
   );
   app.delete(
     '/sip-credentials/:id',

@@ -26,7 +26,10 @@ export interface PoolOptions {
 }
 
 function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>): DatabaseHandle {
-  fs.mkdirSync(path.dirname(config.file), { recursive: true });
+  // Owner-only: the file holds API key hashes and sealed SIP passwords. SQLite gives the WAL and
+  // shared-memory files the database file's mode, so creating it 0600 covers them too.
+  fs.mkdirSync(path.dirname(config.file), { recursive: true, mode: 0o700 });
+  fs.closeSync(fs.openSync(config.file, 'a', 0o600));
   const sqlite = new SQLite(config.file);
   // WAL keeps readers and the writer apart; NORMAL sync is durable across a killed process
   // (only an OS crash can lose the last commits), which is the failure this file must survive.

@@ -203,6 +203,11 @@ const migrations: Record<string, DialectMigration> = {
       .execute();
     await db.schema.createIndex('cps_counters_window').on('cps_counters').column('window_start').execute();
   },
+
+  /** Call records are deleted by age (src/calls/retention.ts), across organizations. */
+  async '0006_call_records_started'(db) {
+    await db.schema.createIndex('call_records_started').on('call_records').column('started_time').execute();
+  },
 };
 
 function provider(dialect: Dialect): MigrationProvider {

@@ -4,6 +4,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import type { TargetRules } from '../common/addresses.ts';
 import type { Context } from '../context.ts';
 import { agentRoutes } from '../agents/routes.ts';
 import { callRecordRoutes } from '../calls/routes.ts';
@@ -18,6 +19,10 @@ const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 export interface AppOptions {
   ctx: Context;
   metrics: Metrics;
+  /** What tenant-chosen addresses are checked against. */
+  targets: TargetRules;
+  /** Failed authentications allowed per source address before 429. */
+  authFailures: { burst: number; perMinute: number };
   bodyLimitBytes: number;
   logger: FastifyBaseLogger;
   /** True when the database and the SIP edge can serve; /readyz reports it. */
@@ -96,9 +101,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   await app.register(
     async (api) => {
-      requireApiKey(api, options.ctx.db);
-      await api.register(credentialsRoutes, { ctx: options.ctx });
-      await api.register(agentRoutes, { ctx: options.ctx });
+      requireApiKey(api, options.ctx.db, options.authFailures);
+      await api.register(credentialsRoutes, { ctx: options.ctx, targets: options.targets });
+      await api.register(agentRoutes, { ctx: options.ctx, targets: options.targets });
       await api.register(numberRoutes, { ctx: options.ctx });
       await api.register(callRecordRoutes, { ctx: options.ctx });
     },

@@ -1,7 +1,6 @@
-import type net from 'node:net';
 import { forwardedCallOutcome, type CallRecorder } from '../calls/records.ts';
 import type { CallOutcome } from '../calls/schemas.ts';
-import { addressMatcher } from '../common/addresses.ts';
+import { AddressSet } from '../common/addresses.ts';
 import type { Context } from '../context.ts';
 import { preparedQuery } from '../db/prepared.ts';
 import { revealPassword } from '../credentials/credentials.ts';
@@ -14,7 +13,7 @@ import { decideOutbound, NOT_A_RUNTIME, UNKNOWN_AGENT, type OutboundDecision, ty
 
 /** What an agent runtime puts on an INVITE to have it sent out with its agent's number (CONTRACT 6). */
 export const OUTBOUND_AGENT_HEADER = 'X-Dialplane-Agent-Id';
-/** Never leaves towards a carrier, in the INVITE or later in the dialog. */
+/** Between the edge and agent runtimes only: never relayed in either direction (the edge writes its own). */
 export const PRIVATE_HEADERS = ['X-Dialplane-*'];
 /** A runtime's own identity assertions are replaced by the number's. */
 const IDENTITY_HEADERS = ['P-Asserted-Identity', 'P-Preferred-Identity', 'Remote-Party-ID'];
@@ -72,7 +71,7 @@ const outboundOfAgent = preparedQuery((db, v: { agentId: string }) =>
 );
 
 export class OutboundRouter {
-  private readonly runtimes: net.BlockList;
+  private readonly runtimes: AddressSet;
   private readonly limiter: CpsLimiter;
 
   constructor(
@@ -82,7 +81,7 @@ export class OutboundRouter {
     private readonly observer: OutboundObserver,
     limiter?: CpsLimiter,
   ) {
-    this.runtimes = addressMatcher(runtimeAddresses);
+    this.runtimes = AddressSet.of(runtimeAddresses);
     this.limiter = limiter ?? new CpsLimiter(ctx.db);
   }
 
@@ -92,7 +91,7 @@ export class OutboundRouter {
   }
 
   isRuntime(address: string): boolean {
-    return this.runtimes.check(address, address.includes(':') ? 'ipv6' : 'ipv4');
+    return this.runtimes.has(address);
   }
 
   /** The joined row for an agent, or undefined when there is no such agent. */
@@ -136,7 +135,7 @@ export class OutboundRouter {
       action: 'forward',
       target: decision.target,
       from: { uri: decision.callerUri, displayName: decision.displayName },
-      removeHeaders: [...PRIVATE_HEADERS, ...IDENTITY_HEADERS],
+      removeHeaders: IDENTITY_HEADERS,
       addHeaders: [['P-Asserted-Identity', identity]],
       credentials: { username: decision.authUser, password },
       context: new OutboundContext(decision, false),

@@ -1,8 +1,8 @@
-import type net from 'node:net';
+import type { AddressSet } from '../common/addresses.ts';
 
 /**
- * The inbound routing decision of CONTRACT 5, as one pure function over what the routing index
- * holds. The SIP edge, the tests and the benchmark all call this.
+ * The inbound routing decision of CONTRACT 5, as one pure function over what the routing
+ * index holds. The SIP edge, the tests and the benchmark all call this.
  */
 
 export interface AgentEntry {
@@ -15,8 +15,10 @@ export interface AgentEntry {
 export interface CredentialsEntry {
   id: string;
   orgId: string;
-  /** Who may send calls for this trunk: the configured addresses, else the server's. */
-  allowed: net.BlockList;
+  /** Who may send calls for this trunk, as written: the configured addresses, else the server's. */
+  sources: string[];
+  /** The same, for matching. */
+  allowed: AddressSet;
 }
 
 /** A number record. Its organization is its credentials' (kept once there, not per number). */
@@ -30,24 +32,31 @@ export interface NumberEntry {
 
 export type InboundDecision =
   | { outcome: 'not_found'; status: 404; reason: 'Not Found' }
-  | { outcome: 'forbidden'; status: 403; reason: 'Forbidden'; number: NumberEntry }
+  | {
+      outcome: 'forbidden';
+      status: 403;
+      reason: 'Forbidden';
+      number: NumberEntry;
+      /** Set when the linked record lost to another organization's record that matches the source more closely. */
+      capture?: { linked: NumberEntry; closer: NumberEntry };
+    }
   | { outcome: 'unavailable'; status: 480; reason: 'Temporarily Unavailable'; number: NumberEntry; why: string }
   | { outcome: 'route'; number: NumberEntry; agent: AgentEntry; target: string };
 
 const NOT_FOUND: InboundDecision = { outcome: 'not_found', status: 404, reason: 'Not Found' };
 
-function allows(credentials: CredentialsEntry, source: string, family: 'ipv4' | 'ipv6'): boolean {
-  return credentials.allowed.check(source, family);
-}
-
 /**
  * - no record for the number: 404;
  * - a record exists, but the source is allowed by none of their credentials: 403;
+ * - the linked record's credentials match the source less closely (a longer matching prefix)
+ *   than another organization's record of the same number: 403, so an organization cannot
+ *   capture a number's calls with a broad allowedAddresses;
  * - no inbound agent, the agent is disabled, or it has nowhere to go: 480;
  * - otherwise: route to the agent's sipUri, else the default runtime.
  *
  * When several records share the number (other organizations or other credentials), only one
- * can hold the inbound link (CONTRACT 3.4); the others can only ever answer 480.
+ * can hold the inbound link (CONTRACT 3.4); the others can only ever
+ * answer 480.
  */
 export function decideInbound(
   candidates: readonly NumberEntry[] | NumberEntry | undefined,
@@ -55,26 +64,33 @@ export function decideInbound(
   defaultRuntimeUri: string | null,
 ): InboundDecision {
   if (candidates === undefined) return NOT_FOUND;
-  const family = source.includes(':') ? 'ipv6' : 'ipv4';
   const list = Array.isArray(candidates) ? candidates : [candidates as NumberEntry];
+  let linked: NumberEntry | null = null;
+  let linkedMatch = -1;
   let allowedWithoutAgent: NumberEntry | null = null;
   for (const number of list) {
-    if (!allows(number.credentials, source, family)) continue;
-    if (number.agent === null) {
-      allowedWithoutAgent ??= number;
-      continue;
+    const match = number.credentials.allowed.longestMatch(source);
+    if (match < 0) continue;
+    if (number.agent === null) allowedWithoutAgent ??= number;
+    else if (linked === null) {
+      linked = number;
+      linkedMatch = match;
     }
-    if (!number.agent.isEnabled) {
-      return { outcome: 'unavailable', status: 480, reason: 'Temporarily Unavailable', number, why: 'agent disabled' };
-    }
-    const target = number.agent.sipUri ?? defaultRuntimeUri;
-    if (target === null) {
-      return { outcome: 'unavailable', status: 480, reason: 'Temporarily Unavailable', number, why: 'no agent runtime' };
-    }
-    return { outcome: 'route', number, agent: number.agent, target };
   }
-  if (allowedWithoutAgent) {
-    return { outcome: 'unavailable', status: 480, reason: 'Temporarily Unavailable', number: allowedWithoutAgent, why: 'no inbound agent' };
+  if (linked === null || linked.agent === null) {
+    if (allowedWithoutAgent) {
+      return { outcome: 'unavailable', status: 480, reason: 'Temporarily Unavailable', number: allowedWithoutAgent, why: 'no inbound agent' };
+    }
+    return { outcome: 'forbidden', status: 403, reason: 'Forbidden', number: list[0]! };
   }
-  return { outcome: 'forbidden', status: 403, reason: 'Forbidden', number: list[0]! };
+  for (const other of list) {
+    if (other.credentials.orgId !== linked.credentials.orgId && other.credentials.allowed.longestMatch(source) > linkedMatch) {
+      return { outcome: 'forbidden', status: 403, reason: 'Forbidden', number: linked, capture: { linked, closer: other } };
+    }
+  }
+  const agent = linked.agent;
+  if (!agent.isEnabled) return { outcome: 'unavailable', status: 480, reason: 'Temporarily Unavailable', number: linked, why: 'agent disabled' };
+  const target = agent.sipUri ?? defaultRuntimeUri;
+  if (target === null) return { outcome: 'unavailable', status: 480, reason: 'Temporarily Unavailable', number: linked, why: 'no agent runtime' };
+  return { outcome: 'route', number: linked, agent, target };
 }

@@ -12,8 +12,6 @@ import type { RoutingIndex } from './routing-index.ts';
 export const AGENT_ID_HEADER = 'X-Dialplane-Agent-Id';
 export const ORG_ID_HEADER = 'X-Dialplane-Org-Id';
 export const PHONE_NUMBER_ID_HEADER = 'X-Dialplane-Phone-Number-Id';
-/** Removed from what a caller sent, so nobody can impersonate the edge towards a runtime. */
-const DIALPLANE_HEADERS = [AGENT_ID_HEADER, ORG_ID_HEADER, PHONE_NUMBER_ID_HEADER];
 
 const ALLOWED_METHODS = 'INVITE, ACK, CANCEL, BYE, OPTIONS';
 
@@ -22,6 +20,8 @@ export interface InboundObserver {
   decided(seconds: number): void;
   /** One call attempt ended with this outcome. */
   finished(outcome: CallOutcome): void;
+  /** A call was refused because another organization's trunk matches its source more closely than the linked one's. */
+  captureRefused(dialled: string, linkedOrgId: string, closerOrgId: string): void;
 }
 
 /** What the router remembers about an INVITE until its final response, for the call record. */
@@ -70,6 +70,9 @@ export class InboundRouter {
     const decision = decideInbound(candidates, source.address, this.defaultRuntimeUri);
     this.observer.decided((performance.now() - started) / 1000);
     const context: InboundContext = { dialled, decision };
+    if (decision.outcome === 'forbidden' && decision.capture !== undefined) {
+      this.observer.captureRefused(dialled, decision.capture.linked.credentials.orgId, decision.capture.closer.credentials.orgId);
+    }
     if (decision.outcome !== 'route') {
       return { action: 'reject', status: decision.status, reason: decision.reason, context };
     }
@@ -78,7 +81,6 @@ export class InboundRouter {
     return {
       action: 'forward',
       target: decision.target,
-      removeHeaders: DIALPLANE_HEADERS,
       addHeaders: [
         [AGENT_ID_HEADER, decision.agent.id],
         [ORG_ID_HEADER, decision.agent.orgId],

@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely';
 import type { Change, ChangeFeed } from '../db/changes.ts';
 import type { Database } from '../db/schema.ts';
 import { preparedQuery } from '../db/prepared.ts';
-import { addressMatcher } from '../common/addresses.ts';
+import { AddressSet } from '../common/addresses.ts';
 import { parseServerAddress, type SipTransportName } from '../credentials/server-address.ts';
 import { normalizePhoneNumber } from '../numbers/normalize.ts';
 import type { AgentEntry, CredentialsEntry, NumberEntry } from './decide.ts';
@@ -57,6 +57,8 @@ export class RoutingIndex {
   private byId = new Map<string, NumberEntry>();
   private agents = new Map<string, AgentEntry>();
   private credentials = new Map<string, CredentialsEntry>();
+  /** Every trunk's allowed sources together: who may send out-of-dialog requests to the edge. */
+  private trunkSources = new AddressSet();
   private unsubscribe: (() => void) | null = null;
   /**
    * Changes wait here while a batch is being applied; the next batch takes all of them at once,
@@ -79,6 +81,11 @@ export class RoutingIndex {
   /** The records for a normalized number (one, several, or undefined). */
   candidates(normalized: string): NumberEntry | NumberEntry[] | undefined {
     return this.byNumber.get(numberKey(normalized));
+  }
+
+  /** Whether an address may send calls for some trunk (its allowedAddresses, else its server's addresses). */
+  isTrunkAddress(address: string): boolean {
+    return this.trunkSources.has(address);
   }
 
   /** The records for a dialled number as written in a Request-URI, or undefined if it does not normalize. */
@@ -137,17 +144,27 @@ export class RoutingIndex {
     await this.refreshNumbers(ids('number'));
   }
 
-  private async allowedFor(row: CredentialsRow, resolved: Map<string, Promise<string[]>>): Promise<net.BlockList> {
+  /** The credentials' entry: who may send for it is its allowedAddresses, else its server's addresses. */
+  private async entryOf(row: CredentialsRow, resolved: Map<string, Promise<string[]>>): Promise<CredentialsEntry> {
+    const sources = await this.sourcesOf(row, resolved);
+    return { id: row.id, orgId: row.org_id, sources, allowed: AddressSet.of(sources) };
+  }
+
+  private async sourcesOf(row: CredentialsRow, resolved: Map<string, Promise<string[]>>): Promise<string[]> {
     const configured = JSON.parse(row.allowed_addresses) as string[];
-    if (configured.length > 0) return addressMatcher(configured);
+    if (configured.length > 0) return configured;
     const server = parseServerAddress(row.server, row.transport as SipTransportName);
-    if (!server) return addressMatcher([]);
+    if (!server) return [];
     let addresses = resolved.get(server.host);
     if (!addresses) {
       addresses = this.resolve(server.host);
       resolved.set(server.host, addresses);
     }
-    return addressMatcher(await addresses);
+    return addresses;
+  }
+
+  private rebuildTrunkSources(): void {
+    this.trunkSources = AddressSet.of([...this.credentials.values()].flatMap((entry) => entry.sources));
   }
 
   private async reload(): Promise<void> {
@@ -163,7 +180,7 @@ export class RoutingIndex {
       .execute();
     await Promise.all(
       rows.map(async (row) => {
-        credentials.set(row.id, { id: row.id, orgId: row.org_id, allowed: await this.allowedFor(row, resolved) });
+        credentials.set(row.id, await this.entryOf(row, resolved));
       }),
     );
 
@@ -191,6 +208,7 @@ export class RoutingIndex {
     this.credentials = credentials;
     this.byNumber = byNumber;
     this.byId = byId;
+    this.rebuildTrunkSources();
   }
 
   private entryFor(
@@ -248,11 +266,16 @@ export class RoutingIndex {
         this.credentials.delete(id);
         continue;
       }
-      const allowed = await this.allowedFor(row, resolved);
+      const entry = await this.entryOf(row, resolved);
       const existing = this.credentials.get(id);
-      if (existing) existing.allowed = allowed;
-      else this.credentials.set(id, { id: row.id, orgId: row.org_id, allowed });
+      if (existing) {
+        existing.sources = entry.sources;
+        existing.allowed = entry.allowed;
+      } else {
+        this.credentials.set(id, entry);
+      }
     }
+    this.rebuildTrunkSources();
   }
 
   private async refreshNumbers(ids: string[]): Promise<void> {

@@ -10,9 +10,19 @@
  *   after ours are popped, but a forward decision replaces them: the target
  *   is authoritative, so a pre-loaded Route cannot steer a call past the
  *   router (toll fraud). The router may answer 405 for methods it refuses.
- * - In-dialog requests (To tag) are forwarded along their Route set only when
- *   they carried our Route (we record-route every dialog we create), else
- *   answered 481; ACK without our Route is dropped.
+ * - Admission, before any state is kept: in-dialog requests (To tag), ACKs
+ *   and strict-routed requests are forwarded only when the Route naming us
+ *   carries a signature that verifies for them (dialog-signer.ts: we sign
+ *   every Record-Route we write); otherwise 403, statelessly (ACK: dropped).
+ *   Out-of-dialog requests go on only from trusted sources (`sources`: trunks
+ *   and runtimes); anyone else gets one stateless answer sent to the packet's
+ *   source (403; 200 for an OPTIONS to us), or nothing once its token bucket
+ *   is empty. No server transaction, no 100 Trying, no retransmission.
+ * - `privateHeaders` never cross the proxy in either direction (the router may
+ *   add them back on an initial request), and P-Asserted-Identity and
+ *   Remote-Party-ID from an untrusted source are removed (RFC 3325 §5).
+ * - A response is relayed only when its top Via is a branch we made: it
+ *   matches a client transaction, or (stray 2xx) its branch carries our MAC.
  * - A branch that times out gets 408 upstream; one the transport cannot
  *   reach gets 503; either becomes 487 when the caller had cancelled.
  * - One target per request: no forking, so the first final response is the
@@ -21,8 +31,9 @@
  *   the top Via, which differs at every hop and would defeat the check; the
  *   branch is that hash plus a counter, so forwarded requests still get
  *   unique branches. Only the hash part is compared.
- * - No DNS SRV/NAPTR (RFC 3263): the next hop is the URI's host (or maddr),
- *   port (default 5060) and transport parameter (udp or tcp; default udp).
+ * - No DNS SRV/NAPTR (RFC 3263): the next hop is the URI's host, port
+ *   (default 5060) and transport parameter (udp or tcp; default udp). `maddr`
+ *   is ignored: a sender must not pick our next hop with it.
  *
  * Rewritten dialogs (a forward decision with `from` or `credentials`, e.g.
  * outbound calls through a carrier trunk), without per-dialog state:
@@ -35,17 +46,18 @@
  *   challenge is relayed as it is.
  * - Our Record-Route URI carries `dpr` (a hash of the caller's From tag: marks
  *   which side of the dialog is the caller's) and, after a digest re-send,
- *   `dpcs` (the CSeq offset). In-dialog requests whose From tag matches `dpr`
- *   come from the caller's side: they get CSeq + dpcs on the way to the callee
- *   (ACK for 2xx included), lose the headers named by `dialogRemoveHeaders`,
- *   and their responses get the caller's CSeq back. Requests from the callee's
- *   side pass untouched. In-dialog From/To URIs are not rewritten: dialogs are
+ *   `dpcs` (the CSeq offset), both covered by its signature. In-dialog
+ *   requests whose From tag matches `dpr` come from the caller's side: they
+ *   get CSeq + dpcs on the way to the callee (ACK for 2xx included), and their
+ *   responses get the caller's CSeq back. Requests from the callee's side pass
+ *   untouched. In-dialog From/To URIs are not rewritten: dialogs are
  *   identified by tags (RFC 3261 §12), which are kept.
  * - Header names in `removeHeaders` / `dialogRemoveHeaders` may end in `*`
  *   (prefix match, e.g. `X-Dialplane-*`).
  */
 import { createHash } from 'node:crypto';
 import { DigestClient } from './digest.ts';
+import { CSEQ_OFFSET_PARAM, DialogSigner, SIDE_PARAM } from './dialog-signer.ts';
 import net from 'node:net';
 import {
   buildResponse,
@@ -105,6 +117,22 @@ export type RouteDecision =
  */
 export type Router = (request: SipRequest, source: MessageSource) => RouteDecision | Promise<RouteDecision>;
 
+/** Who the proxy trusts, by source address. */
+export interface SourcePolicy {
+  /** A trunk or an agent runtime: its out-of-dialog requests are routed and its asserted identity believed. */
+  isTrusted(address: string): boolean;
+  /** Whether a request from an untrusted source may be answered; false drops it unanswered (a flood). */
+  mayAnswer(address: string): boolean;
+}
+
+/** Why a message was refused at admission (see the module comment). */
+export type RejectionReason = 'unauthenticated' | 'bad_signature' | 'flood' | 'forged_response';
+
+/** The transport as the proxy uses it: the transaction layer's, plus answers that go only to the sender. */
+export interface ProxyTransport extends SipSender {
+  sendToSource(message: SipMessage, source: MessageSource): Promise<void>;
+}
+
 /** Outcome of an out-of-dialog INVITE the router decided on, for call records. */
 export interface InitialRequestRecord {
   /** The INVITE as received. */
@@ -119,22 +147,25 @@ export interface InitialRequestRecord {
 }
 
 export interface SipProxyOptions {
-  transport: SipSender;
+  transport: ProxyTransport;
   /** Public address (IP or hostname) written in Via and Record-Route. */
   host: string;
   /** Public port written in Via and Record-Route. */
   port: number;
-  /** Other hosts (e.g. the listen address) that, with `port`, also mean this proxy. */
+  /** Other addresses that also mean this proxy: `host` (with `port`) or `host:port` (e.g. other instances behind one name). */
   aliases?: readonly string[];
+  /** Signs our Record-Route entries and branches; default: a random key, valid for this process only. */
+  signer?: DialogSigner;
+  /** Who is trusted; default: every source. */
+  sources?: SourcePolicy;
+  /** Headers (a trailing `*` matches a prefix) removed from every request forwarded and response relayed. */
+  privateHeaders?: readonly string[];
+  /** Called for every message refused at admission. */
+  onRejected?(reason: RejectionReason, source: MessageSource): void;
   timers?: Partial<TransactionTimers>;
   /** Timer C (§16.6 step 11): how long an INVITE may go without a final response after its last provisional (default 181 s). */
   timerC?: number;
   route: Router;
-  /**
-   * Headers (a trailing `*` matches a prefix) removed from in-dialog requests sent from the
-   * caller's side of a rewritten dialog (see the module comment).
-   */
-  dialogRemoveHeaders?: readonly string[];
   /** Called once per routed or rejected out-of-dialog INVITE, when its final response has gone upstream. */
   onInitialRequestDone?(record: InitialRequestRecord): void;
   /** Router failures, unsendable stateless messages, callback exceptions; defaults to process.emitWarning. */
@@ -165,9 +196,9 @@ const BRANCH_HASH_LENGTH = 16;
 const UNSAFE_TEXT = /[\0\r\n]/;
 /** Digest re-sends per INVITE (a 401 then a 407 from a second proxy is the most a trunk needs). */
 const MAX_AUTH_ROUNDS = 2;
-/** Record-Route parameters of rewritten dialogs (module comment). */
-const SIDE_PARAM = 'dpr';
-const CSEQ_OFFSET_PARAM = 'dpcs';
+/** Identity assertions believed only from trusted sources (RFC 3325 §5). */
+const ASSERTED_IDENTITY_HEADERS = ['P-Asserted-Identity', 'Remote-Party-ID'];
+const TRUST_EVERYONE: SourcePolicy = { isTrusted: () => true, mayAnswer: () => true };
 
 /** The `dpr` marker of a From tag: short, URI-safe, not the tag itself. */
 function sideMarker(tag: string): string {
@@ -202,6 +233,25 @@ const IGNORE_CANCEL_OUTCOME: ClientTransactionHandler = {
   onTimeout: () => undefined,
   onTransportError: () => undefined,
 };
+
+/** The key `#us` holds for a host and port. */
+function hostPortKey(host: string, port: number): string {
+  return `${normalizeHost(host)}|${port}`;
+}
+
+/** `host`, `host:port`, `[v6]` or `[v6]:port` (a bare IPv6 address has no port). */
+function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
+  const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
+  if (bracketed) return { host: bracketed[1]!, port: bracketed[2] ? Number(bracketed[2]) : defaultPort };
+  const colon = text.indexOf(':');
+  if (colon === -1 || colon !== text.lastIndexOf(':')) return { host: text, port: defaultPort };
+  return { host: text.slice(0, colon), port: Number(text.slice(colon + 1)) };
+}
+
+/** A To tag for a stateless answer: the same for every retransmission of a request (§8.2.6.2). */
+function statelessTag(request: SipRequest): string {
+  return createHash('sha1').update(`${request.headers.get('call-id')}\n${request.headers.get('from')}`).digest('base64url').slice(0, 10);
+}
 
 /** Brackets stripped, lowercase, IPv6 in canonical form: a comparable host. */
 function normalizeHost(host: string): string {
@@ -245,8 +295,8 @@ class ResponseContext {
   /** Answers challenges to the forwarded INVITE; null when there are no credentials. */
   digest: DigestClient | null = null;
   authRounds = 0;
-  /** `;dpr=…` etc. for our Record-Route entries; empty for ordinary dialogs. */
-  recordRouteParams = '';
+  /** The `dpr` marker of a rewritten dialog's caller; null for ordinary dialogs. */
+  side: string | null = null;
   /** How many Record-Route values we put on top of the forwarded request. */
   recordRouted = 0;
 
@@ -282,7 +332,11 @@ interface RouteInfo {
 export class SipProxy {
   readonly transactions: TransactionLayer;
   readonly #options: SipProxyOptions;
-  readonly #hosts: Set<string>;
+  /** `host|port` keys of every address that means us. */
+  readonly #us: Set<string>;
+  readonly #signer: DialogSigner;
+  readonly #sources: SourcePolicy;
+  readonly #privateHeaders: readonly string[];
   readonly #viaHostPort: string;
   readonly #timerC: number;
   /** Forwarded or routing INVITEs by server transaction, for CANCEL. */
@@ -295,14 +349,22 @@ export class SipProxy {
 
   constructor(options: SipProxyOptions) {
     this.#options = options;
-    this.#hosts = new Set([options.host, ...(options.aliases ?? [])].map(normalizeHost));
+    this.#us = new Set([options.host, ...(options.aliases ?? [])].map((alias) => {
+      const { host, port } = parseHostPort(alias, options.port);
+      return hostPortKey(host, port);
+    }));
+    this.#us.add(hostPortKey(options.host, options.port));
+    this.#signer = options.signer ?? new DialogSigner();
+    this.#sources = options.sources ?? TRUST_EVERYONE;
+    this.#privateHeaders = options.privateHeaders ?? [];
     this.#viaHostPort = `${formatHost(options.host)}:${options.port}`;
     this.#timerC = options.timerC ?? DEFAULT_TIMER_C;
     this.transactions = new TransactionLayer({
       transport: options.transport,
       timers: options.timers,
+      admit: (request, source) => this.#admit(request, source),
       onRequest: (request, source, transaction) => this.#onRequest(request, source, transaction),
-      onStrayResponse: (response) => this.#onStrayResponse(response),
+      onStrayResponse: (response, source) => this.#onStrayResponse(response, source),
       onServerTransportError: (_transaction, error) => this.#reportError(error),
       onError: (error) => this.#reportError(error),
     });
@@ -332,11 +394,78 @@ export class SipProxy {
   }
 
   // -------------------------------------------------------------------------
+  // Admission
+
+  /** The module comment's admission: true lets the transaction layer go on with the request. */
+  #admit(request: SipRequest, source: MessageSource): boolean {
+    const trusted = this.#sources.isTrusted(source.address);
+    // A CANCEL rides on its INVITE's admission.
+    if (request.method === 'CANCEL' && (trusted || this.transactions.findInviteServerTransaction(request) !== null)) return true;
+    if (this.#needsSignature(request)) {
+      const ours = this.#ourRouteUri(request);
+      if (ours !== null && this.#signer.verifyRoute(ours, request)) return true;
+      this.#refuse(request, source, trusted, 'bad_signature', 403);
+      return false;
+    }
+    if (trusted) return true;
+    this.#refuse(request, source, false, 'unauthenticated', request.method === 'OPTIONS' && this.#isPlainlyForUs(request) ? 200 : 403);
+    return false;
+  }
+
+  /** In-dialog requests, ACKs and strict-routed requests travel on a Route we signed. */
+  #needsSignature(request: SipRequest): boolean {
+    if (request.method === 'ACK') return true;
+    if (parseNameAddr(request.headers.get('to') ?? '')?.params.has('tag') === true) return true;
+    const uri = parseSipUri(request.uri);
+    return uri !== null && uri.user === null && this.#isUriUs(uri) && request.headers.has('route');
+  }
+
+  /** Our URI that routed the request here: a strict-routed Request-URI, else the top Route if it names us. */
+  #ourRouteUri(request: SipRequest): SipUri | null {
+    const requestUri = parseSipUri(request.uri);
+    if (requestUri !== null && requestUri.user === null && this.#isUriUs(requestUri) && request.headers.has('route')) return requestUri;
+    const top = request.headers.get('route');
+    const uri = top === undefined ? null : parseSipUri(parseNameAddr(top)?.uri ?? '');
+    return uri !== null && this.#isUriUs(uri) ? uri : null;
+  }
+
+  /** The Request-URI is us, with no user part and no Route: a request for the proxy itself. */
+  #isPlainlyForUs(request: SipRequest): boolean {
+    const uri = parseSipUri(request.uri);
+    return uri !== null && uri.user === null && this.#isUriUs(uri) && !request.headers.has('route');
+  }
+
+  /** Answers a refused request once, statelessly, to its source alone (an ACK gets nothing); untrusted sources only while their bucket lasts. */
+  #refuse(request: SipRequest, source: MessageSource, trusted: boolean, reason: RejectionReason, status: number): void {
+    if (!trusted && !this.#sources.mayAnswer(source.address)) {
+      this.#rejected('flood', source);
+      return;
+    }
+    this.#rejected(reason, source);
+    if (request.method === 'ACK') return;
+    try {
+      const response = buildResponse(request, status, { toTag: statelessTag(request) });
+      this.#localResponses++;
+      this.#options.transport.sendToSource(response, source).catch((error: unknown) => this.#reportError(error));
+    } catch (error) {
+      this.#reportError(error);
+    }
+  }
+
+  #rejected(reason: RejectionReason, source: MessageSource): void {
+    try {
+      this.#options.onRejected?.(reason, source);
+    } catch (error) {
+      this.#reportError(error);
+    }
+  }
+
+  // -------------------------------------------------------------------------
   // Requests
 
   #onRequest(request: SipRequest, source: MessageSource, transaction: ServerTransaction | null): void {
     if (transaction === null) {
-      this.#forwardAck(request);
+      this.#forwardAck(request, source);
       return;
     }
     if (request.method === 'CANCEL') {
@@ -380,10 +509,6 @@ export class SipProxy {
       this.#replyOptions(transaction);
       return;
     }
-    if (inDialog && !route.routedViaUs) {
-      this.#reply(transaction, 481);
-      return;
-    }
 
     const context = new ResponseContext(request, source, transaction, requestHash, !inDialog && request.method === 'INVITE' ? new Date() : null);
     if (context.isInvite) {
@@ -393,6 +518,7 @@ export class SipProxy {
     }
     if (inDialog) {
       if (this.#adjustCallerSide(forwarded, route)) context.restoreUpstream = true;
+      this.#removeUntrustedHeaders(forwarded, source.address);
       this.#forward(context, forwarded, false);
     } else {
       this.#routeInitial(context, forwarded);
@@ -446,6 +572,7 @@ export class SipProxy {
     try {
       forwarded.uri = decision.target;
       forwarded.headers.delete('route');
+      removeHeaderPatterns(forwarded.headers, this.#privateHeaders);
       removeHeaderPatterns(forwarded.headers, decision.removeHeaders ?? []);
       for (const [name, value] of decision.addHeaders ?? []) forwarded.headers.append(name, value);
       if (decision.from !== undefined || decision.credentials !== undefined) this.#rewrite(context, forwarded, decision);
@@ -463,7 +590,7 @@ export class SipProxy {
     const from = parseNameAddr(forwarded.headers.get('from') ?? '');
     if (from === null) throw new Error('From is missing or malformed');
     const tag = from.params.get('tag');
-    if (typeof tag === 'string' && tag !== '') context.recordRouteParams = `;${SIDE_PARAM}=${sideMarker(tag)}`;
+    if (typeof tag === 'string' && tag !== '') context.side = sideMarker(tag);
     if (decision.from !== undefined) {
       if (parseUri(decision.from.uri) === null) throw new Error(`From URI is not a URI: ${decision.from.uri}`);
       forwarded.headers.set('from', formatNameAddr({ displayName: decision.from.displayName, uri: decision.from.uri, params: from.params }));
@@ -485,8 +612,13 @@ export class SipProxy {
     if (typeof tag !== 'string' || sideMarker(tag) !== marker) return false;
     const offset = Number(route.ours?.params.get(CSEQ_OFFSET_PARAM) ?? 0);
     if (Number.isInteger(offset) && offset > 0 && offset <= MAX_AUTH_ROUNDS) shiftCSeq(forwarded.headers, offset);
-    removeHeaderPatterns(forwarded.headers, this.#options.dialogRemoveHeaders ?? []);
     return true;
+  }
+
+  /** What crosses in no direction, and what an untrusted source may not assert. */
+  #removeUntrustedHeaders(message: SipMessage, sourceAddress: string | null): void {
+    removeHeaderPatterns(message.headers, this.#privateHeaders);
+    if (sourceAddress === null || !this.#sources.isTrusted(sourceAddress)) removeHeaderPatterns(message.headers, ASSERTED_IDENTITY_HEADERS);
   }
 
   /**
@@ -535,7 +667,7 @@ export class SipProxy {
   }
 
   #addRecordRoute(context: ResponseContext, request: SipRequest, transport: TransportProtocol): void {
-    const params = context.recordRouteParams;
+    const params = this.#recordRouteParams(context);
     context.recordRouted = 1;
     // RFC 5658: when the legs differ in transport, one entry per leg; the downstream-facing one on top.
     if (context.source.transport !== transport) {
@@ -545,9 +677,18 @@ export class SipProxy {
     request.headers.prepend('record-route', this.#recordRoute(transport, params));
   }
 
+  /** Our Record-Route parameters for the context's dialog: `dpr` and `dpcs` when rewritten, and the signature over them. */
+  #recordRouteParams(context: ResponseContext): string {
+    const { request, side } = context;
+    const cseqOffset = context.authRounds > 0 ? context.authRounds : undefined;
+    const callerTag = parseNameAddr(request.headers.get('from') ?? '')?.params.get('tag') ?? '';
+    const signature = this.#signer.recordRouteParams(request.headers.get('call-id') ?? '', callerTag, { side: side ?? undefined, cseqOffset });
+    return `${side === null ? '' : `;${SIDE_PARAM}=${side}`}${cseqOffset === undefined ? '' : `;${CSEQ_OFFSET_PARAM}=${cseqOffset}`}${signature}`;
+  }
+
   /** Sends `request` (Via added here) on a new client transaction for the context. */
   #sendBranch(context: ResponseContext, request: SipRequest, destination: Destination): void {
-    const branch = `${BRANCH_MAGIC_COOKIE}${context.hash}.${(this.#branchCounter++).toString(36)}`;
+    const branch = this.#signer.branch(`${BRANCH_MAGIC_COOKIE}${context.hash}.${(this.#branchCounter++).toString(36)}`);
     request.headers.prepend('via', `SIP/2.0/${destination.transport.toUpperCase()} ${this.#viaHostPort};branch=${branch};rport`);
     context.forwarded = request;
     try {
@@ -593,26 +734,27 @@ export class SipProxy {
     const transport = nextHop.params.get('transport')?.toLowerCase() ?? (nextHop.scheme === 'sips' ? 'tls' : 'udp');
     if (transport !== 'udp' && transport !== 'tcp') return 503;
     const defaultPort = nextHop.scheme === 'sips' ? DEFAULT_SIPS_PORT : DEFAULT_SIP_PORT;
-    return { transport, host: nextHop.params.get('maddr') || nextHop.host, port: nextHop.port ?? defaultPort };
+    return { transport, host: nextHop.host, port: nextHop.port ?? defaultPort };
   }
 
   #recordRoute(transport: TransportProtocol, params = ''): string {
     return transport === 'tcp' ? `<sip:${this.#viaHostPort};transport=tcp;lr${params}>` : `<sip:${this.#viaHostPort};lr${params}>`;
   }
 
-  /** ACK for a 2xx (or one no transaction absorbed): forwarded statelessly along the route set we are on (§16.11). */
-  #forwardAck(request: SipRequest): void {
+  /** ACK for a 2xx (admitted: it carried our signed Route): forwarded statelessly along the route set (§16.11). */
+  #forwardAck(request: SipRequest, source: MessageSource): void {
     const forwarded = cloneMessage(request);
     const route = this.#processRoute(forwarded);
     if (route === null || !route.routedViaUs) return;
     const maxForwards = forwarded.headers.get('max-forwards');
     if (maxForwards !== undefined && parseMaxForwards(maxForwards) === 0) return;
     this.#adjustCallerSide(forwarded, route);
+    this.#removeUntrustedHeaders(forwarded, source.address);
     const destination = this.#prepareNextHop(forwarded);
     if (typeof destination === 'number') return;
     // Deterministic branch, so a retransmitted ACK gets the same one (§16.11).
     const incomingBranch = parseVia(request.headers.get('via') ?? '')?.params.get('branch') ?? '';
-    const branch = `${BRANCH_MAGIC_COOKIE}${this.#requestHash(request, incomingBranch)}`;
+    const branch = this.#signer.branch(`${BRANCH_MAGIC_COOKIE}${this.#requestHash(request, incomingBranch)}`);
     forwarded.headers.prepend('via', `SIP/2.0/${destination.transport.toUpperCase()} ${this.#viaHostPort};branch=${branch};rport`);
     this.#requestsForwarded++;
     this.#options.transport.send(forwarded, destination).catch((error: unknown) => this.#reportError(error));
@@ -683,6 +825,7 @@ export class SipProxy {
       context.clearTimer();
     }
     response.headers.removeFirst('via');
+    this.#removeUntrustedHeaders(response, context.client?.destination.host ?? null);
     if (context.restoreUpstream) this.#restoreUpstream(context, response);
     // With no Via left (a broken next hop dropped the caller's) there is nobody to relay to.
     if (response.headers.has('via')) {
@@ -724,8 +867,8 @@ export class SipProxy {
     retry.headers.delete('proxy-authorization');
     for (const header of headers) retry.headers.append(header.name, header.value);
     if (context.recordRouted > 0) {
+      // Re-signed with the new dpcs.
       for (let i = 0; i < context.recordRouted; i++) retry.headers.removeFirst('record-route');
-      context.recordRouteParams = `${context.recordRouteParams.replace(/;dpcs=\d+/, '')};${CSEQ_OFFSET_PARAM}=${context.authRounds}`;
       this.#addRecordRoute(context, retry, client.destination.transport);
     }
     context.clearTimer();
@@ -748,12 +891,17 @@ export class SipProxy {
     this.#finalUpstream(context, context.cancelled ? 487 : status);
   }
 
-  /** Responses matching no transaction: relayed statelessly when the top Via is ours (§16.7, §18.1.2). */
-  #onStrayResponse(response: SipResponse): void {
+  /** Responses matching no transaction: relayed statelessly only when the top Via is a branch we made (§16.7, §18.1.2). */
+  #onStrayResponse(response: SipResponse, source: MessageSource): void {
     const via = parseVia(response.headers.get('via') ?? '');
-    if (via === null || !this.#isUs(via.host, via.port, DEFAULT_SIP_PORT)) return;
+    const branch = via?.params.get('branch');
+    if (via === null || typeof branch !== 'string' || !this.#isUs(via.host, via.port, DEFAULT_SIP_PORT) || !this.#signer.isOwnBranch(branch)) {
+      this.#rejected('forged_response', source);
+      return;
+    }
     response.headers.removeFirst('via');
     if (!response.headers.has('via')) return;
+    this.#removeUntrustedHeaders(response, source.address);
     this.#sendStateless(response);
   }
 
@@ -847,7 +995,7 @@ export class SipProxy {
   }
 
   #isUs(host: string, port: number | null, defaultPort: number): boolean {
-    return (port ?? defaultPort) === this.#options.port && this.#hosts.has(normalizeHost(host));
+    return this.#us.has(hostPortKey(host, port ?? defaultPort));
   }
 
   #timer(ms: number, callback: () => void): NodeJS.Timeout {

@@ -81,6 +81,12 @@ export interface TransactionLayerOptions {
    * a 2xx, or a stray one): ACK never gets a response.
    */
   onRequest(request: SipRequest, source: MessageSource, transaction: ServerTransaction | null): void;
+  /**
+   * Screens a request before any state is kept for it: a new request (not a retransmission) or
+   * an ACK no transaction absorbed. False drops it here, with no server transaction; the TU may
+   * have answered it statelessly. Absent: every request is admitted.
+   */
+  admit?(request: SipRequest, source: MessageSource): boolean;
   /** A response matching no client transaction (e.g. a 2xx retransmission after Timer M); dropped when absent. */
   onStrayResponse?(response: SipResponse, source: MessageSource): void;
   /** Timer H fired: the ACK for a non-2xx final response never came. */
@@ -714,13 +720,14 @@ export class TransactionLayer {
     if (request.method === 'ACK') {
       // An ACK for a non-2xx ends at its INVITE server transaction; any other ACK goes to the TU.
       if (existing !== undefined && existing.state !== 'accepted') existing.receiveRetransmission(request);
-      else this.#options.onRequest(request, source, null);
+      else if (this.#options.admit?.(request, source) !== false) this.#options.onRequest(request, source, null);
       return;
     }
     if (existing !== undefined) {
       existing.receiveRetransmission(request);
       return;
     }
+    if (this.#options.admit?.(request, source) === false) return;
     const transaction =
       request.method === 'INVITE'
         ? new InviteServerTransaction(this.#services, key, request, source)

@@ -14,6 +14,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import net from 'node:net';
 import { SipStreamFramer } from './framing.ts';
 import { buildResponse, formatVia, parseVia, topVia, type SipMessage, type SipRequest, type SipResponse, type Via } from './message.ts';
@@ -66,6 +67,27 @@ export interface SipTransportOptions {
   tcpConnectTimeoutMs?: number;
   /** Inbound TCP connections beyond this are refused (default 10,000). */
   maxTcpConnections?: number;
+  /** Inbound TCP connections from one address beyond this are refused (default 64). */
+  maxTcpConnectionsPerSource?: number;
+  /** Outbound TCP connections beyond this are not opened; the send fails (default 1,000). */
+  maxOutboundTcpConnections?: number;
+  /** Outbound TCP connections to one host beyond this are not opened (default 16). */
+  maxOutboundTcpConnectionsPerHost?: number;
+  /**
+   * A TCP message must arrive whole within this long of its first octet, and an accepted
+   * connection must bring its first message within this long (default 10 s): slow senders
+   * cannot hold connections and buffers open.
+   */
+  tcpMessageTimeoutMs?: number;
+  /** Octets queued for a TCP peer that does not read; past this the connection is closed (default 1 MiB). */
+  maxTcpWriteBufferBytes?: number;
+  /** Whether a malformed request from this source is answered (400/505); false drops it. Default: always. */
+  mayAnswer?: (source: MessageSource) => boolean;
+  /**
+   * Why no request may be sent to this IP address, or null when it may. Checked for requests to
+   * IP addresses and for every address a name resolves to; responses go back to their sources.
+   */
+  destinationRefusal?: (address: string) => string | null;
 }
 
 export interface TransportStats {
@@ -77,6 +99,14 @@ export interface TransportStats {
   rejectedRequests: number;
   /** TCP connections closed because the stream could not be framed. */
   framingErrors: number;
+  /** Inbound TCP connections refused: too many from one address. */
+  refusedConnections: number;
+  /** TCP connections closed because a message did not arrive whole in time. */
+  timedOutConnections: number;
+  /** TCP connections closed because the peer did not read what we wrote. */
+  overflowedConnections: number;
+  /** Requests not sent: the destination was refused, or the outbound connection caps were reached. */
+  refusedDestinations: number;
 }
 
 export interface ListeningPorts {
@@ -88,6 +118,11 @@ const DEFAULT_SIP_PORT = 5060;
 const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const DEFAULT_MAX_TCP_CONNECTIONS = 10_000;
+const DEFAULT_MAX_TCP_CONNECTIONS_PER_SOURCE = 64;
+const DEFAULT_MAX_OUTBOUND_TCP_CONNECTIONS = 1_000;
+const DEFAULT_MAX_OUTBOUND_TCP_CONNECTIONS_PER_HOST = 16;
+const DEFAULT_TCP_MESSAGE_TIMEOUT_MS = 10_000;
+const DEFAULT_MAX_TCP_WRITE_BUFFER_BYTES = 1024 * 1024;
 /** Attempts to find a port free for both UDP and TCP when the port is 0. */
 const EPHEMERAL_PORT_ATTEMPTS = 10;
 const PONG = Buffer.from('\r\n');
@@ -142,6 +177,38 @@ function newTag(): string {
   return randomBytes(8).toString('hex');
 }
 
+/** Raised for a send the transport refuses (a refused destination, a connection cap). */
+export class RefusedDestinationError extends Error {}
+
+type LookupCallback = (error: NodeJS.ErrnoException | null, address: string | dns.LookupAddress[], family?: number) => void;
+
+/**
+ * A `lookup` for sockets that applies `refusal` to what a name resolves to. IP addresses pass
+ * untouched (dgram calls lookup for every send, responses included; requests to IP addresses
+ * are checked in `send`).
+ */
+function guardedLookup(refusal: (address: string) => string | null) {
+  return (hostname: string, options: number | dns.LookupOptions, callback: LookupCallback): void => {
+    const family = typeof options === 'number' ? options : (options.family ?? 0);
+    const all = typeof options === 'object' && options.all === true;
+    if (net.isIP(hostname) !== 0) {
+      if (all) callback(null, [{ address: hostname, family: net.isIP(hostname) }]);
+      else callback(null, hostname, net.isIP(hostname));
+      return;
+    }
+    dns.lookup(hostname, { family: family === 'IPv4' ? 4 : family === 'IPv6' ? 6 : (family as 0 | 4 | 6), all: true }, (error, addresses) => {
+      if (error) return callback(error, '');
+      const allowed = addresses.filter((a) => refusal(a.address) === null);
+      if (allowed.length === 0) {
+        const why = addresses.length === 0 ? 'no address' : `${addresses[0]!.address}: ${refusal(addresses[0]!.address)}`;
+        return callback(new RefusedDestinationError(`${hostname} resolves to no address requests may go to (${why})`), '');
+      }
+      if (all) callback(null, allowed);
+      else callback(null, allowed[0]!.address, allowed[0]!.family);
+    });
+  };
+}
+
 class TcpConnection implements SipConnection {
   readonly id: number;
   readonly socket: net.Socket;
@@ -153,6 +220,12 @@ class TcpConnection implements SipConnection {
   ready: Promise<void> = Promise.resolve();
   /** False while an outbound connect is pending; its failure goes to the senders, not onError. */
   connected: boolean;
+  /** Set while a message is due: from acceptance until the first one, and from a message's first octet until its last. */
+  deadline: NodeJS.Timeout | null = null;
+  /** Octets queued for the peer past which the connection closes. */
+  maxWriteBuffer = Infinity;
+  /** Closed because the peer did not read. */
+  overflowed = false;
 
   constructor(id: number, socket: net.Socket, key: string, remoteAddress: string, remotePort: number, connected: boolean) {
     this.id = id;
@@ -171,8 +244,18 @@ class TcpConnection implements SipConnection {
     if (!this.open) return Promise.reject(new Error(`TCP connection to ${this.remoteAddress}:${this.remotePort} is closed`));
     return new Promise((resolve, reject) => {
       this.socket.write(data, (error) => (error ? reject(error) : resolve()));
+      if (this.socket.writableLength > this.maxWriteBuffer) {
+        this.overflowed = true;
+        this.socket.destroy();
+      }
     });
   }
+}
+
+function decrement(counts: Map<string, number>, key: string): void {
+  const left = (counts.get(key) ?? 1) - 1;
+  if (left > 0) counts.set(key, left);
+  else counts.delete(key);
 }
 
 /** UDP + TCP SIP transport bound to one address and port. */
@@ -183,10 +266,24 @@ export class SipTransportLayer {
   /** Connections by `host|port`: the peer address for accepted ones, the dialled host for outbound. */
   readonly #connections = new Map<string, TcpConnection>();
   readonly #allConnections = new Set<TcpConnection>();
+  /** Inbound connections per source address, outbound ones per host: for the caps. */
+  readonly #inboundBySource = new Map<string, number>();
+  readonly #outboundByHost = new Map<string, number>();
+  #outboundCount = 0;
+  readonly #lookup: ReturnType<typeof guardedLookup> | undefined;
   #nextConnectionId = 1;
   #started = false;
   #closed = false;
-  readonly #stats: TransportStats = { droppedDatagrams: 0, droppedStreamMessages: 0, rejectedRequests: 0, framingErrors: 0 };
+  readonly #stats: TransportStats = {
+    droppedDatagrams: 0,
+    droppedStreamMessages: 0,
+    rejectedRequests: 0,
+    framingErrors: 0,
+    refusedConnections: 0,
+    timedOutConnections: 0,
+    overflowedConnections: 0,
+    refusedDestinations: 0,
+  };
 
   constructor(options: SipTransportOptions) {
     if (net.isIP(options.host) === 0) throw new TypeError(`listen host must be an IP address: ${options.host}`);
@@ -198,7 +295,15 @@ export class SipTransportLayer {
       tcpIdleTimeoutMs: options.tcpIdleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS,
       tcpConnectTimeoutMs: options.tcpConnectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       maxTcpConnections: options.maxTcpConnections ?? DEFAULT_MAX_TCP_CONNECTIONS,
+      maxTcpConnectionsPerSource: options.maxTcpConnectionsPerSource ?? DEFAULT_MAX_TCP_CONNECTIONS_PER_SOURCE,
+      maxOutboundTcpConnections: options.maxOutboundTcpConnections ?? DEFAULT_MAX_OUTBOUND_TCP_CONNECTIONS,
+      maxOutboundTcpConnectionsPerHost: options.maxOutboundTcpConnectionsPerHost ?? DEFAULT_MAX_OUTBOUND_TCP_CONNECTIONS_PER_HOST,
+      tcpMessageTimeoutMs: options.tcpMessageTimeoutMs ?? DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
+      maxTcpWriteBufferBytes: options.maxTcpWriteBufferBytes ?? DEFAULT_MAX_TCP_WRITE_BUFFER_BYTES,
+      mayAnswer: options.mayAnswer ?? (() => true),
+      destinationRefusal: options.destinationRefusal ?? (() => null),
     };
+    this.#lookup = options.destinationRefusal === undefined ? undefined : guardedLookup(options.destinationRefusal);
   }
 
   get stats(): TransportStats {
@@ -248,13 +353,32 @@ export class SipTransportLayer {
    */
   async send(message: SipMessage, destination: Destination): Promise<void> {
     if (this.#closed) throw new Error('transport layer is closed');
-    const wire = serializeMessage(message);
     const host = stripBrackets(destination.host);
+    if (message.kind === 'request') {
+      const refusal = this.#options.destinationRefusal(host);
+      if (refusal !== null) {
+        this.#stats.refusedDestinations++;
+        throw new RefusedDestinationError(`refusing to send a request to ${host}: ${refusal}`);
+      }
+    }
+    const wire = serializeMessage(message);
     if (destination.transport === 'udp') return this.#sendDatagram(wire, host, destination.port);
     const existing = this.#connections.get(connectionKey(host, destination.port));
     const connection = existing !== undefined && existing.open ? existing : this.#connect(host, destination.port);
     await connection.ready;
     return connection.write(wire);
+  }
+
+  /**
+   * Sends a message back to where `source` came from and nowhere else: the packet's address and
+   * port (UDP) or its connection while open (TCP; dropped once closed). For answers to senders
+   * not yet trusted, whose Via may name somebody else.
+   */
+  async sendToSource(message: SipMessage, source: MessageSource): Promise<void> {
+    if (this.#closed) throw new Error('transport layer is closed');
+    if (source.transport === 'udp') return this.#sendDatagram(serializeMessage(message), source.address, source.port);
+    const connection = source.connection;
+    if (connection instanceof TcpConnection && connection.open) return connection.write(serializeMessage(message));
   }
 
   /**
@@ -307,6 +431,7 @@ export class SipTransportLayer {
         type: net.isIPv6(host) ? 'udp6' : 'udp4',
         recvBufferSize: UDP_SOCKET_BUFFER_BYTES,
         sendBufferSize: UDP_SOCKET_BUFFER_BYTES,
+        ...(this.#lookup === undefined ? {} : { lookup: this.#lookup as unknown as dgram.SocketOptions['lookup'] }),
       });
       socket.once('error', reject);
       socket.bind(port, host, () => {
@@ -362,11 +487,33 @@ export class SipTransportLayer {
       return;
     }
     const remoteAddress = normalizeAddress(address);
-    this.#track(new TcpConnection(this.#nextConnectionId++, socket, connectionKey(remoteAddress, port), remoteAddress, port, true));
+    const fromSource = this.#inboundBySource.get(remoteAddress) ?? 0;
+    if (fromSource >= this.#options.maxTcpConnectionsPerSource) {
+      this.#stats.refusedConnections++;
+      socket.destroy();
+      return;
+    }
+    this.#inboundBySource.set(remoteAddress, fromSource + 1);
+    socket.once('close', () => decrement(this.#inboundBySource, remoteAddress));
+    const connection = new TcpConnection(this.#nextConnectionId++, socket, connectionKey(remoteAddress, port), remoteAddress, port, true);
+    this.#track(connection);
+    this.#armDeadline(connection);
   }
 
   #connect(host: string, port: number): TcpConnection {
-    const socket = net.connect({ host, port });
+    const hostKey = host.toLowerCase();
+    const toHost = this.#outboundByHost.get(hostKey) ?? 0;
+    if (this.#outboundCount >= this.#options.maxOutboundTcpConnections || toHost >= this.#options.maxOutboundTcpConnectionsPerHost) {
+      this.#stats.refusedDestinations++;
+      throw new RefusedDestinationError(`too many outbound TCP connections (to ${host}: ${toHost}, in all: ${this.#outboundCount})`);
+    }
+    this.#outboundCount++;
+    this.#outboundByHost.set(hostKey, toHost + 1);
+    const socket = net.connect({ host, port, ...(this.#lookup === undefined ? {} : { lookup: this.#lookup as unknown as net.LookupFunction }) });
+    socket.once('close', () => {
+      this.#outboundCount--;
+      decrement(this.#outboundByHost, hostKey);
+    });
     const connection = new TcpConnection(this.#nextConnectionId++, socket, connectionKey(host, port), host, port, false);
     connection.ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -396,6 +543,7 @@ export class SipTransportLayer {
     const { socket } = connection;
     this.#connections.set(connection.key, connection);
     this.#allConnections.add(connection);
+    connection.maxWriteBuffer = this.#options.maxTcpWriteBufferBytes;
     socket.setNoDelay(true);
     socket.setTimeout(this.#options.tcpIdleTimeoutMs);
     socket.on('timeout', () => socket.destroy());
@@ -404,6 +552,8 @@ export class SipTransportLayer {
       if (connection.connected) this.#reportError(error);
     });
     socket.on('close', () => {
+      this.#clearDeadline(connection);
+      if (connection.overflowed) this.#stats.overflowedConnections++;
       this.#allConnections.delete(connection);
       if (this.#connections.get(connection.key) === connection) this.#connections.delete(connection.key);
     });
@@ -413,6 +563,7 @@ export class SipTransportLayer {
     for (const event of connection.framer.push(chunk)) {
       if (this.#closed || !connection.open) return;
       if (event.type === 'message') {
+        this.#clearDeadline(connection);
         this.#receive(event.data, { transport: 'tcp', address: connection.remoteAddress, port: connection.remotePort, connection });
       } else if (event.type === 'ping') {
         connection.socket.write(PONG);
@@ -422,6 +573,24 @@ export class SipTransportLayer {
         connection.socket.destroy();
       }
     }
+    // Part of a message is waiting: the rest must follow in time.
+    if (connection.framer.bufferedLength > 0) this.#armDeadline(connection);
+  }
+
+  #armDeadline(connection: TcpConnection): void {
+    if (connection.deadline !== null) return;
+    connection.deadline = setTimeout(() => {
+      connection.deadline = null;
+      this.#stats.timedOutConnections++;
+      connection.socket.destroy();
+    }, this.#options.tcpMessageTimeoutMs);
+    connection.deadline.unref();
+  }
+
+  #clearDeadline(connection: TcpConnection): void {
+    if (connection.deadline === null) return;
+    clearTimeout(connection.deadline);
+    connection.deadline = null;
   }
 
   #receive(data: Buffer, source: MessageSource): void {
@@ -441,11 +610,17 @@ export class SipTransportLayer {
       else this.#stats.droppedStreamMessages++;
       return;
     }
+    if (!this.#options.mayAnswer(source)) {
+      if (source.transport === 'udp') this.#stats.droppedDatagrams++;
+      else this.#stats.droppedStreamMessages++;
+      return;
+    }
     this.#stats.rejectedRequests++;
     const { request, status } = result.reply;
     stampReceived(request, source.address, source.port);
     const response = buildResponse(request, status, { toTag: newTag() });
-    this.sendResponse(response, source).catch((error: Error) => this.#reportError(error));
+    // To the sender itself: a malformed request's Via is no address to trust.
+    this.sendToSource(response, source).catch((error: Error) => this.#reportError(error));
   }
 
   #reportError(error: Error): void {

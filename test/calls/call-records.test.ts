@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { CallRecorder, type CallAttempt } from '../../src/calls/records.ts';
+import { CallRecorder, MAX_CALL_ID_LENGTH, MAX_PHONE_NUMBER_LENGTH, MAX_REMOTE_PARTY_LENGTH, type CallAttempt } from '../../src/calls/records.ts';
+import { CallRecordRetention } from '../../src/calls/retention.ts';
 import { testBackends } from '../support/backends.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 
@@ -33,7 +34,9 @@ for (const backend of await testBackends()) {
       server = await startTestServer(backend);
       other = await server.newOrg();
       const recorder = new CallRecorder(server.server.ctx.db);
-      const t = (s: number) => new Date(Date.UTC(2026, 0, 1, 0, 0, s)).toISOString();
+      // Recent, so that the server's retention sweep leaves them alone.
+      const base = Date.now() - 60_000;
+      const t = (s: number) => new Date(base + s * 1000).toISOString();
       recorder.record(attempt({ startedTime: t(1), callId: 'a1' }));
       recorder.record(attempt({ startedTime: t(2), callId: 'a2', outcome: 'unavailable', statusCode: 480, agentId: null }));
       recorder.record(attempt({ startedTime: t(3), callId: 'b1', phoneNumberId: numberB, outcome: 'cancelled', statusCode: 487 }));
@@ -67,6 +70,34 @@ for (const backend of await testBackends()) {
     test('another organization sees only its own; nobody sees calls to unknown numbers', async () => {
       const page = await list(other.apiKey);
       assert.deepEqual(page.body.items.map((r: any) => r.callId), ['o1']);
+    });
+
+    test('no record is kept for an attempt that belongs to no organization', async () => {
+      const rows = await server.server.ctx.db.selectFrom('call_records').select('call_id').where('call_id', '=', 'x').execute();
+      assert.deepEqual(rows, []);
+    });
+
+    test('text a caller chooses is stored capped', async () => {
+      const recorder = new CallRecorder(server.server.ctx.db);
+      recorder.record(attempt({ callId: `long-${'c'.repeat(5000)}`, remoteParty: `sip:${'r'.repeat(5000)}@x`, phoneNumber: '9'.repeat(5000), orgId: other.orgId }));
+      await recorder.flush();
+      const [row] = await server.server.ctx.db.selectFrom('call_records').selectAll().where('call_id', 'like', 'long-%').execute();
+      assert.deepEqual([row!.call_id.length, row!.remote_party.length, row!.phone_number.length], [MAX_CALL_ID_LENGTH, MAX_REMOTE_PARTY_LENGTH, MAX_PHONE_NUMBER_LENGTH]);
+    });
+
+    test('records older than the retention period are deleted, newer ones kept', async () => {
+      const recorder = new CallRecorder(server.server.ctx.db);
+      const day = 24 * 60 * 60_000;
+      const now = Date.now();
+      recorder.record(attempt({ startedTime: new Date(now - 31 * day).toISOString(), callId: 'expired', orgId: other.orgId }));
+      recorder.record(attempt({ startedTime: new Date(now - 29 * day).toISOString(), callId: 'kept', orgId: other.orgId }));
+      await recorder.flush();
+      const errors: unknown[] = [];
+      const retention = new CallRecordRetention(server.server.ctx.db, 30, (error) => errors.push(error), () => now);
+      assert.equal(await retention.sweep(), 1);
+      assert.deepEqual(errors, []);
+      const left = await server.server.ctx.db.selectFrom('call_records').select('call_id').where('call_id', 'in', ['expired', 'kept']).execute();
+      assert.deepEqual(left.map((r) => r.call_id), ['kept']);
     });
 
     test('bad filters are 400 problems', async () => {

@@ -303,12 +303,13 @@ for (const backend of await testBackends()) {
       }
     });
 
-    test('allowedAddresses: IPs and CIDRs only', async () => {
-      const ok = ['203.0.113.7', '10.0.0.0/8', '0.0.0.0/0', '192.0.2.0/32', '2001:db8::1', '2001:db8::/32', '::/0', '::1'];
+    test('allowedAddresses: IPs and CIDRs only, no broader than /16 (IPv4) or /32 (IPv6)', async () => {
+      const ok = ['203.0.113.7', '10.1.0.0/16', '192.0.2.0/32', '2001:db8::1', '2001:db8::/32', '::1'];
       const created = await api.req('POST', BASE, { body: { server: 'sip.example.com', allowedAddresses: ok } });
       assert.equal(created.status, 201);
       assert.deepEqual(created.body.allowedAddresses, ok);
-      for (const bad of ['1.2.3.4/33', 'nope', '10.0.0.0/', '10.0.0.0/-1', '10.0.0.0/8/8', '2001:db8::/129', '256.1.1.1', 'sip.example.com', '1.2.3.4 ']) {
+      const broad = ['0.0.0.0/0', '10.0.0.0/8', '10.0.0.0/15', '::/0', '2001:db8::/31'];
+      for (const bad of ['1.2.3.4/33', 'nope', '10.0.0.0/', '10.0.0.0/-1', '10.0.0.0/8/8', '2001:db8::/129', '256.1.1.1', 'sip.example.com', '1.2.3.4 ', ...broad]) {
         const res = await api.req('POST', BASE, { body: { server: 'sip.example.com', allowedAddresses: ['10.0.0.1', bad] } });
         assertProblem(res, 400, ['allowedAddresses']);
       }

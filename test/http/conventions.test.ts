@@ -47,7 +47,8 @@ for (const backend of await testBackends()) {
     let number: any;
 
     before(async () => {
-      server = await startTestServer(backend);
+      // These tests fail authentication on purpose, more often than the default throttle allows.
+      server = await startTestServer(backend, { env: { DIALPLANE_HTTP_AUTH_FAILURE_BURST: '1000' } });
       api = await clientFor(server, 'default');
       creds = await api.createCredentials();
       agent = await api.createAgent();

@@ -231,10 +231,10 @@ describe('outbound calls from a foreign address', { skip: !hasSipp && 'sipp not 
   });
   after(() => server.close());
 
-  test('a runtime outside DIALPLANE_RUNTIME_ADDRESSES gets 403', async () => {
+  test('a runtime outside DIALPLANE_RUNTIME_ADDRESSES gets the stateless 403 of any unknown source', async () => {
     const runtime = runSipp({
       scenario: 'runtime-rejected.xml', transport: 'udp', localPort: await freePort(), remote: `127.0.0.1:${server.server.sipPort}`,
-      service: '15557770005', calls: 1, fill: { agent: crypto.randomUUID(), expected: '403', reason: 'Forbidden: not an agent runtime' },
+      service: '15557770005', calls: 1, fill: { agent: crypto.randomUUID(), expected: '403', reason: 'Forbidden[^:]' },
     });
     const result = await runtime.done;
     assert.equal(result.code, 0, result.output);

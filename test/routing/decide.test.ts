@@ -1,10 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addressMatcher } from '../../src/common/addresses.ts';
+import { AddressSet } from '../../src/common/addresses.ts';
 import { decideInbound, type AgentEntry, type CredentialsEntry, type NumberEntry } from '../../src/routing/decide.ts';
 import { numberKey } from '../../src/routing/routing-index.ts';
 
-const trunk = (allowed: string[]): CredentialsEntry => ({ id: 'c', orgId: 'o', allowed: addressMatcher(allowed) });
+const trunk = (allowed: string[], orgId = 'o'): CredentialsEntry => ({ id: `c-${orgId}`, orgId, sources: allowed, allowed: AddressSet.of(allowed) });
 const agent = (over: Partial<AgentEntry> = {}): AgentEntry => ({ id: 'a', orgId: 'o', isEnabled: true, sipUri: 'sip:agent@127.0.0.1:5070', ...over });
 const number = (credentials: CredentialsEntry, linked: AgentEntry | null, id = 'n'): NumberEntry => ({
   id,
@@ -21,7 +21,7 @@ const table: {
   candidates: NumberEntry | NumberEntry[] | undefined;
   source: string;
   runtime?: string | null;
-  expect: { outcome: string; status?: number; target?: string; numberId?: string };
+  expect: { outcome: string; status?: number; target?: string; numberId?: string; capture?: boolean };
 }[] = [
   { name: 'no such number', candidates: undefined, source: '192.0.2.1', expect: { outcome: 'not_found', status: 404 } },
   { name: 'source not allowed', candidates: number(fromCarrier, agent()), source: '198.51.100.7', expect: { outcome: 'forbidden', status: 403 } },
@@ -57,6 +57,36 @@ const table: {
     source: '192.0.2.9',
     expect: { outcome: 'unavailable', status: 480, numberId: 'unlinked' },
   },
+  {
+    name: 'another organization matches the source more closely: no capture',
+    candidates: [number(trunk(['192.0.0.0/16'], 'attacker'), agent(), 'broad'), number(trunk(['192.0.2.9'], 'owner'), null, 'exact')],
+    source: '192.0.2.9',
+    expect: { outcome: 'forbidden', status: 403, numberId: 'broad', capture: true },
+  },
+  {
+    name: 'the linked organization matches as closely as the other: routed',
+    candidates: [number(trunk(['192.0.2.0/24'], 'one'), null, 'other'), number(trunk(['192.0.2.0/24'], 'two'), agent(), 'linked')],
+    source: '192.0.2.9',
+    expect: { outcome: 'route', numberId: 'linked' },
+  },
+  {
+    name: 'the linked organization matches more closely: routed',
+    candidates: [number(trunk(['192.0.2.9'], 'owner'), agent(), 'exact'), number(trunk(['192.0.0.0/16'], 'other'), null, 'broad')],
+    source: '192.0.2.9',
+    expect: { outcome: 'route', numberId: 'exact' },
+  },
+  {
+    name: 'a closer record of the same organization is no capture',
+    candidates: [number(trunk(['192.0.0.0/16']), agent(), 'linked'), number(trunk(['192.0.2.9']), null, 'same-org')],
+    source: '192.0.2.9',
+    expect: { outcome: 'route', numberId: 'linked' },
+  },
+  {
+    name: 'another organization whose trunk does not match at all is no capture',
+    candidates: [number(trunk(['192.0.0.0/16'], 'one'), agent(), 'linked'), number(trunk(['203.0.113.0/24'], 'two'), null, 'elsewhere')],
+    source: '192.0.2.9',
+    expect: { outcome: 'route', numberId: 'linked' },
+  },
 ];
 
 for (const row of table) {
@@ -66,6 +96,7 @@ for (const row of table) {
     if (row.expect.status !== undefined) assert.equal('status' in decision ? decision.status : undefined, row.expect.status);
     if (row.expect.target !== undefined) assert.equal(decision.outcome === 'route' ? decision.target : undefined, row.expect.target);
     if (row.expect.numberId !== undefined) assert.equal('number' in decision ? decision.number.id : undefined, row.expect.numberId);
+    assert.equal(decision.outcome === 'forbidden' && decision.capture !== undefined, row.expect.capture === true);
   });
 }
 

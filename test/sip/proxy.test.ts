@@ -1,180 +1,29 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import dgram from 'node:dgram';
 import net from 'node:net';
-import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
-import { SipStreamFramer } from '../../src/sip/framing.ts';
-import { parseNameAddr, parseVia, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
-import { parseMessage } from '../../src/sip/parser.ts';
+import { parseNameAddr, parseVia, type SipRequest } from '../../src/sip/message.ts';
 import { SipProxy, type InitialRequestRecord, type RouteDecision, type Router } from '../../src/sip/proxy.ts';
 import { SipTransportLayer } from '../../src/sip/transport.ts';
 import { formatHost } from '../../src/sip/uri.ts';
-
-// ---------------------------------------------------------------------------
-// Peers: raw sockets that play UAC and UAS
-
-/** A queue of parsed inbound messages that tests pick from. */
-abstract class Peer {
-  readonly received: SipMessage[] = [];
-  readonly #waiters = new Set<() => void>();
-  abstract readonly host: string;
-  abstract readonly port: number;
-  abstract readonly transport: 'UDP' | 'TCP';
-
-  abstract send(text: string): void;
-  abstract close(): Promise<void>;
-
-  get hostPort(): string {
-    return `${formatHost(this.host)}:${this.port}`;
-  }
-
-  protected deliver(data: Buffer): void {
-    const result = parseMessage(data);
-    if (!result.ok) return;
-    this.received.push(result.message);
-    for (const waiter of this.#waiters) waiter();
-  }
-
-  /** Removes and returns the first message matching `predicate`, waiting for it if needed. */
-  next<T extends SipMessage>(predicate: (message: SipMessage) => message is T, what: string, timeoutMs = 3000): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const check = (): boolean => {
-        const index = this.received.findIndex(predicate);
-        if (index === -1) return false;
-        this.#waiters.delete(check);
-        clearTimeout(timer);
-        resolve(this.received.splice(index, 1)[0] as T);
-        return true;
-      };
-      const timer = setTimeout(() => {
-        this.#waiters.delete(check);
-        reject(new Error(`timed out waiting for ${what}; have ${this.received.map(describe).join(', ') || 'nothing'}`));
-      }, timeoutMs);
-      if (!check()) this.#waiters.add(check);
-    });
-  }
-
-  /** Asserts that nothing matching arrives within `ms`. */
-  async none(predicate: (message: SipMessage) => boolean, what: string, ms: number): Promise<void> {
-    await delay(ms);
-    assert.equal(this.received.filter(predicate).length, 0, `unexpected ${what}`);
-  }
-}
-
-function describe(message: SipMessage): string {
-  return message.kind === 'request' ? message.method : `${message.status} (${message.headers.get('cseq')})`;
-}
-
-class UdpPeer extends Peer {
-  readonly transport = 'UDP';
-  readonly host: string;
-  port = 0;
-  readonly #socket: dgram.Socket;
-  readonly #proxy: { host: string; port: number };
-
-  private constructor(host: string, proxy: { host: string; port: number }) {
-    super();
-    this.host = host;
-    this.#proxy = proxy;
-    this.#socket = dgram.createSocket(net.isIPv6(host) ? 'udp6' : 'udp4');
-    this.#socket.on('message', (data) => this.deliver(data));
-  }
-
-  /** Binds a socket; `proxy` is where `send` goes (filled in once the proxy listens). */
-  static async start(host: string, proxy: { host: string; port: number }): Promise<UdpPeer> {
-    const peer = new UdpPeer(host, proxy);
-    await new Promise<void>((resolve) => peer.#socket.bind(0, host, resolve));
-    peer.port = peer.#socket.address().port;
-    return peer;
-  }
-
-  send(text: string): void {
-    this.#socket.send(Buffer.from(text), this.#proxy.port, this.#proxy.host);
-  }
-
-  async close(): Promise<void> {
-    await new Promise<void>((resolve) => this.#socket.close(() => resolve()));
-  }
-}
-
-/** Frames a TCP stream into messages. */
-function attachFramer(socket: net.Socket, deliver: (data: Buffer) => void): void {
-  const framer = new SipStreamFramer();
-  socket.on('data', (chunk: Buffer) => {
-    for (const event of framer.push(chunk)) if (event.type === 'message') deliver(event.data);
-  });
-}
-
-/** A UAC connected to the proxy over TCP. */
-class TcpClientPeer extends Peer {
-  readonly transport = 'TCP';
-  readonly host: string;
-  readonly port: number;
-  readonly #socket: net.Socket;
-
-  private constructor(socket: net.Socket) {
-    super();
-    this.#socket = socket;
-    this.host = socket.localAddress!;
-    this.port = socket.localPort!;
-    attachFramer(socket, (data) => this.deliver(data));
-  }
-
-  static async connect(host: string, port: number): Promise<TcpClientPeer> {
-    const socket = net.connect({ host, port });
-    await once(socket, 'connect');
-    return new TcpClientPeer(socket);
-  }
-
-  send(text: string): void {
-    this.#socket.write(text);
-  }
-
-  async close(): Promise<void> {
-    const closed = once(this.#socket, 'close');
-    this.#socket.destroy();
-    await closed;
-  }
-}
-
-/** A UAS listening on TCP; it answers on the connection the proxy opened. */
-class TcpServerPeer extends Peer {
-  readonly transport = 'TCP';
-  readonly host: string;
-  port = 0;
-  readonly #server: net.Server;
-  readonly #connections = new Set<net.Socket>();
-  #last: net.Socket | null = null;
-
-  private constructor(host: string) {
-    super();
-    this.host = host;
-    this.#server = net.createServer((socket) => {
-      this.#connections.add(socket);
-      socket.on('close', () => this.#connections.delete(socket));
-      this.#last = socket;
-      attachFramer(socket, (data) => this.deliver(data));
-    });
-  }
-
-  static async start(host: string): Promise<TcpServerPeer> {
-    const peer = new TcpServerPeer(host);
-    await new Promise<void>((resolve) => peer.#server.listen(0, host, resolve));
-    peer.port = (peer.#server.address() as net.AddressInfo).port;
-    return peer;
-  }
-
-  send(text: string): void {
-    assert.ok(this.#last !== null, 'the proxy has connected');
-    this.#last.write(text);
-  }
-
-  async close(): Promise<void> {
-    for (const socket of this.#connections) socket.destroy();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
-  }
-}
+import {
+  ackText,
+  cancelText,
+  inDialogText,
+  inviteText,
+  newCall,
+  optionsText,
+  replyText,
+  request,
+  response,
+  sip,
+  SDP,
+  TcpClientPeer,
+  TcpServerPeer,
+  UdpPeer,
+  unique,
+  type Peer,
+} from '../support/sip-peers.ts';
 
 // ---------------------------------------------------------------------------
 // Proxy under test
@@ -240,126 +89,6 @@ async function udpPeer(t: TestContext, host: string, proxy: { host: string; port
   return peer;
 }
 
-// ---------------------------------------------------------------------------
-// Hand-written SIP
-
-let counter = 0;
-
-function unique(prefix: string): string {
-  counter++;
-  return `${prefix}${counter}`;
-}
-
-function sip(lines: string[], body = ''): string {
-  return [...lines, `Content-Length: ${Buffer.byteLength(body)}`, '', body].join('\r\n');
-}
-
-const SDP = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n';
-
-interface Call {
-  callId: string;
-  fromTag: string;
-  inviteBranch: string;
-  requestUri: string;
-}
-
-function newCall(proxyAddress: string, user = '+15550001'): Call {
-  return { callId: unique('call-') + '@proxy.test', fromTag: unique('from'), inviteBranch: unique('z9hG4bK-inv'), requestUri: `sip:${user}@${proxyAddress}` };
-}
-
-function inviteText(call: Call, uac: Peer, extra: string[] = []): string {
-  return sip(
-    [
-      `INVITE ${call.requestUri} SIP/2.0`,
-      `Via: SIP/2.0/${uac.transport} ${uac.hostPort};branch=${call.inviteBranch};rport`,
-      'Max-Forwards: 70',
-      `From: "Alice" <sip:alice@${uac.hostPort}>;tag=${call.fromTag}`,
-      `To: <${call.requestUri}>`,
-      `Call-ID: ${call.callId}`,
-      'CSeq: 1 INVITE',
-      `Contact: <sip:alice@${uac.hostPort}${uac.transport === 'TCP' ? ';transport=tcp' : ''}>`,
-      'X-Evil: spoofed',
-      ...extra,
-      'Content-Type: application/sdp',
-    ],
-    SDP,
-  );
-}
-
-/** A response as a UAS writes it: Via, Record-Route, From, To, Call-ID, CSeq copied (§8.2.6.2, §12.1.1). */
-function replyText(request: SipRequest, status: number, reason: string, toTag: string | null, extra: string[] = []): string {
-  const lines = [`SIP/2.0 ${status} ${reason}`];
-  for (const via of request.headers.getAll('via')) lines.push(`Via: ${via}`);
-  for (const route of request.headers.getAll('record-route')) lines.push(`Record-Route: ${route}`);
-  lines.push(`From: ${request.headers.get('from')}`);
-  const to = request.headers.get('to')!;
-  lines.push(`To: ${toTag === null || parseNameAddr(to)!.params.has('tag') ? to : `${to};tag=${toTag}`}`);
-  lines.push(`Call-ID: ${request.headers.get('call-id')}`, `CSeq: ${request.headers.get('cseq')}`, ...extra);
-  return sip(lines);
-}
-
-/** An in-dialog request from the UAC: To with the UAS tag, Route set from the 2xx's Record-Route, reversed (§12.1.2). */
-function inDialogText(method: string, cseq: number, call: Call, uac: Peer, ok: SipResponse, branch = unique('z9hG4bK-dlg')): string {
-  const target = parseNameAddr(ok.headers.get('contact')!)!.uri;
-  const routes = [...ok.headers.getAll('record-route')].reverse();
-  return sip([
-    `${method} ${target} SIP/2.0`,
-    `Via: SIP/2.0/${uac.transport} ${uac.hostPort};branch=${branch};rport`,
-    'Max-Forwards: 70',
-    ...routes.map((route) => `Route: ${route}`),
-    `From: "Alice" <sip:alice@${uac.hostPort}>;tag=${call.fromTag}`,
-    `To: ${ok.headers.get('to')}`,
-    `Call-ID: ${call.callId}`,
-    `CSeq: ${cseq} ${method}`,
-  ]);
-}
-
-function ackText(call: Call, uac: Peer, failure: SipResponse): string {
-  return sip([
-    `ACK ${call.requestUri} SIP/2.0`,
-    `Via: SIP/2.0/${uac.transport} ${uac.hostPort};branch=${call.inviteBranch};rport`,
-    'Max-Forwards: 70',
-    `From: "Alice" <sip:alice@${uac.hostPort}>;tag=${call.fromTag}`,
-    `To: ${failure.headers.get('to')}`,
-    `Call-ID: ${call.callId}`,
-    'CSeq: 1 ACK',
-  ]);
-}
-
-function cancelText(call: Call, uac: Peer): string {
-  return sip([
-    `CANCEL ${call.requestUri} SIP/2.0`,
-    `Via: SIP/2.0/${uac.transport} ${uac.hostPort};branch=${call.inviteBranch};rport`,
-    'Max-Forwards: 70',
-    `From: "Alice" <sip:alice@${uac.hostPort}>;tag=${call.fromTag}`,
-    `To: <${call.requestUri}>`,
-    `Call-ID: ${call.callId}`,
-    'CSeq: 1 CANCEL',
-  ]);
-}
-
-function optionsText(uri: string, uac: Peer, extra: string[] = []): string {
-  return sip([
-    `OPTIONS ${uri} SIP/2.0`,
-    `Via: SIP/2.0/${uac.transport} ${uac.hostPort};branch=${unique('z9hG4bK-opt')};rport`,
-    ...extra,
-    `From: <sip:alice@${uac.hostPort}>;tag=${unique('o')}`,
-    `To: <${uri}>`,
-    `Call-ID: ${unique('opt-')}@proxy.test`,
-    'CSeq: 1 OPTIONS',
-  ]);
-}
-
-// Message predicates.
-const request =
-  (method: string) =>
-  (message: SipMessage): message is SipRequest =>
-    message.kind === 'request' && message.method === method;
-const response =
-  (status: number, method = 'INVITE') =>
-  (message: SipMessage): message is SipResponse =>
-    message.kind === 'response' && message.status === status && message.headers.get('cseq')?.endsWith(` ${method}`) === true;
-
 function forwardTo(uas: Peer, extra: Partial<Extract<RouteDecision, { action: 'forward' }>> = {}): RouteDecision {
   const transport = uas.transport === 'TCP' ? ';transport=tcp' : '';
   return { action: 'forward', target: `sip:agent@${uas.hostPort}${transport}`, ...extra };
@@ -407,9 +136,12 @@ async function fullCall(proxy: ProxyHarness, uac: Peer, uas: Peer): Promise<void
   assert.equal(invite.headers.get('x-evil'), undefined, 'removed by the decision');
   assert.equal(invite.body.toString(), SDP);
   const recordRoutes = invite.headers.getAll('record-route');
-  const rr = (transport: 'UDP' | 'TCP'): string => `<sip:${proxy.address}${transport === 'TCP' ? ';transport=tcp' : ''};lr>`;
-  if (uac.transport === uas.transport) assert.deepEqual(recordRoutes, [rr(uas.transport)]);
-  else assert.deepEqual(recordRoutes, [rr(uas.transport), rr(uac.transport)], 'double record-route, downstream leg on top (RFC 5658)');
+  // Each entry signed for this dialog (dialog-signer.ts): its time and its signature.
+  const rr = (transport: 'UDP' | 'TCP'): RegExp =>
+    new RegExp(`^<sip:${proxy.address.replace(/[[\].]/g, '\\$&')}${transport === 'TCP' ? ';transport=tcp' : ''};lr;dpt=[0-9a-z]+;dps=[\\w-]{16}>$`);
+  const expected = uac.transport === uas.transport ? [rr(uas.transport)] : [rr(uas.transport), rr(uac.transport)];
+  assert.equal(recordRoutes.length, expected.length, 'double record-route when the legs differ, downstream leg on top (RFC 5658)');
+  expected.forEach((pattern, i) => assert.match(recordRoutes[i]!, pattern));
 
   const uasTag = unique('uas');
   const contact = `Contact: <sip:agent@${uas.hostPort}${uas.transport === 'TCP' ? ';transport=tcp' : ''}>`;
@@ -732,7 +464,7 @@ test('garbage is ignored and malformed requests get 400, and the proxy keeps wor
   uac.send(inviteText(newCall(proxy.address), uac).replace('Max-Forwards: 70', 'Max-Forwards: many'));
   await uac.next(response(400), '400 from the parser');
 
-  // Parsed fine but unroutable: a malformed Route in an in-dialog request.
+  // Parsed fine but not ours: an in-dialog request with a malformed Route.
   uac.send(
     sip([
       `BYE sip:agent@${uas.hostPort} SIP/2.0`,
@@ -745,7 +477,7 @@ test('garbage is ignored and malformed requests get 400, and the proxy keeps wor
       'CSeq: 2 BYE',
     ]),
   );
-  await uac.next(response(400, 'BYE'), '400 for a malformed Route');
+  await uac.next(response(403, 'BYE'), '403 for an in-dialog request without our signed Route');
 
   // An in-dialog request that never went through us is not relayed.
   uac.send(
@@ -759,7 +491,7 @@ test('garbage is ignored and malformed requests get 400, and the proxy keeps wor
       'CSeq: 2 BYE',
     ]),
   );
-  await uac.next(response(481, 'BYE'), '481 for a dialog we are not on');
+  await uac.next(response(403, 'BYE'), '403 for a dialog we are not on');
 
   // Still alive: a call attempt goes through.
   uac.send(inviteText(newCall(proxy.address), uac));

@@ -218,7 +218,16 @@ for (const { family, host, udpType } of [
       assert.equal(parsed.message.kind === 'response' && parsed.message.status, 400);
       assert.ok(parseNameAddr(parsed.message.headers.get('to') ?? '')?.params.get('tag'), 'To tag added');
       assert.equal(parsed.message.headers.get('cseq'), `${sequence} INVITE`);
-      assert.deepEqual(server.layer.stats, { droppedDatagrams: 2, droppedStreamMessages: 0, rejectedRequests: 1, framingErrors: 0 });
+      assert.deepEqual(server.layer.stats, {
+        droppedDatagrams: 2,
+        droppedStreamMessages: 0,
+        rejectedRequests: 1,
+        framingErrors: 0,
+        refusedConnections: 0,
+        timedOutConnections: 0,
+        overflowedConnections: 0,
+        refusedDestinations: 0,
+      });
 
       // Still healthy: a valid request is delivered.
       raw.send(serializeMessage(request('OPTIONS', `SIP/2.0/UDP ${bracketed}:${rawPort};branch=z9hG4bKok`)), server.port, host);
@@ -451,4 +460,154 @@ test('close() leaves no sockets, servers or timers behind', async () => {
   await delay(20);
   const leftovers = process.getActiveResourcesInfo().filter((name) => /TCP|UDP|Timeout/.test(name));
   assert.deepEqual(leftovers, []);
+});
+
+// ---------------------------------------------------------------------------
+// Limits: what a sender, honest or not, can make the transport hold or open
+
+/** Resolves when the socket is closed by the other end (or errors). */
+function closedByPeer(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    if (socket.destroyed) resolve();
+    socket.once('close', () => resolve());
+    socket.on('error', () => undefined);
+  });
+}
+
+test('inbound TCP: connections beyond the per-source cap are closed at once; other sources are unaffected', async () => {
+  const server = await Endpoint.start('127.0.0.1', { maxTcpConnectionsPerSource: 3 });
+  const sockets: net.Socket[] = [];
+  try {
+    for (let i = 0; i < 5; i++) sockets.push(await tcpClient('127.0.0.1', server.port));
+    await Promise.all(sockets.slice(3).map(closedByPeer));
+    await delay(50);
+    assert.deepEqual(sockets.map((s) => s.destroyed), [false, false, false, true, true]);
+    assert.equal(server.layer.stats.refusedConnections, 2);
+    const other = net.connect({ host: '127.0.0.1', port: server.port, localAddress: '127.0.0.2' });
+    await once(other, 'connect');
+    sockets.push(other);
+    other.write(serializeMessage(request('OPTIONS', 'SIP/2.0/TCP 127.0.0.2:5060;branch=z9hG4bKother')));
+    assert.equal((await server.next()).source.address, '127.0.0.2');
+    // A closed connection frees its place.
+    sockets[0]!.destroy();
+    await waitFor(() => server.layer.connectionCount === 3, 'the closed connection gone');
+    sockets.push(await tcpClient('127.0.0.1', server.port));
+    await delay(50);
+    assert.equal(sockets.at(-1)!.destroyed, false);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await server.layer.close();
+  }
+});
+
+test('inbound TCP: a message that does not arrive whole in time, or no message at all, closes the connection', async () => {
+  const server = await Endpoint.start('127.0.0.1', { tcpMessageTimeoutMs: 200 });
+  const sockets: net.Socket[] = [];
+  try {
+    const silent = await tcpClient('127.0.0.1', server.port);
+    const slow = await tcpClient('127.0.0.1', server.port);
+    const prompt = await tcpClient('127.0.0.1', server.port);
+    sockets.push(silent, slow, prompt);
+    const whole = serializeMessage(request('OPTIONS', 'SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKprompt'));
+    prompt.write(whole);
+    await server.next();
+    // One octet now and then: each keeps the connection busy, none completes the message.
+    slow.write(whole.subarray(0, 10));
+    const started = Date.now();
+    const trickle = setInterval(() => slow.writable && slow.write(whole.subarray(10, 11)), 50);
+    await Promise.all([closedByPeer(silent), closedByPeer(slow)]);
+    clearInterval(trickle);
+    assert.ok(Date.now() - started < 1000, 'closed by the deadline, not by the idle timeout');
+    await delay(300);
+    assert.equal(prompt.destroyed, false, 'a connection between messages may stay idle');
+    assert.equal(server.layer.stats.timedOutConnections, 2);
+  } finally {
+    for (const socket of sockets) socket.destroy();
+    await server.layer.close();
+  }
+});
+
+test('TCP: a peer that does not read is cut off once a bounded amount is queued for it', async () => {
+  const server = await Endpoint.start('127.0.0.1', { maxTcpWriteBufferBytes: 256 * 1024 });
+  const held: net.Socket[] = [];
+  const sink = net.createServer((socket) => {
+    socket.pause();
+    held.push(socket);
+  });
+  await new Promise<void>((resolve) => sink.listen(0, '127.0.0.1', resolve));
+  const port = (sink.address() as net.AddressInfo).port;
+  try {
+    const big = request('MESSAGE', 'SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKbig');
+    big.body = Buffer.alloc(60_000, 0x61);
+    big.headers.set('Content-Type', 'text/plain');
+    let failed = false;
+    for (let i = 0; i < 2000 && !failed; i++) {
+      await Promise.race([server.layer.send(big, { transport: 'tcp', host: '127.0.0.1', port }), delay(1)]).catch(() => {
+        failed = true;
+      });
+    }
+    await waitFor(() => server.layer.stats.overflowedConnections === 1, 'the connection cut off');
+    assert.equal(server.layer.connectionCount, 0);
+  } finally {
+    await server.layer.close();
+    for (const socket of held) socket.destroy();
+    await new Promise((resolve) => sink.close(resolve));
+  }
+});
+
+test('outbound TCP: connections are capped per host and in all', async () => {
+  const server = await Endpoint.start('127.0.0.1', { maxOutboundTcpConnectionsPerHost: 2, maxOutboundTcpConnections: 3 });
+  const listeners: net.Server[] = [];
+  const accepted: net.Socket[] = [];
+  const listen = async (host: string) => {
+    const listener = net.createServer((socket) => void accepted.push(socket));
+    await new Promise<void>((resolve) => listener.listen(0, host, resolve));
+    listeners.push(listener);
+    return (listener.address() as net.AddressInfo).port;
+  };
+  const to = (host: string, port: number) => server.layer.send(request('OPTIONS', 'SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKcap'), { transport: 'tcp', host, port });
+  try {
+    const ports = [await listen('127.0.0.1'), await listen('127.0.0.1'), await listen('127.0.0.1')];
+    await to('127.0.0.1', ports[0]!);
+    await to('127.0.0.1', ports[1]!);
+    await to('127.0.0.1', ports[0]!);
+    await assert.rejects(to('127.0.0.1', ports[2]!), /too many outbound TCP connections/, 'a third to the same host');
+    await to('127.0.0.2', await listen('127.0.0.2'));
+    await assert.rejects(to('127.0.0.3', await listen('127.0.0.3')), /too many outbound TCP connections/, 'a fourth in all');
+    assert.equal(server.layer.stats.refusedDestinations, 2);
+  } finally {
+    await server.layer.close();
+    for (const socket of accepted) socket.destroy();
+    for (const listener of listeners) await new Promise((resolve) => listener.close(resolve));
+  }
+});
+
+test('refused destinations: no request goes to a refused address or to a name that resolves only to one; responses still go back', async () => {
+  const refused = new Set(['127.0.0.1', '::1']);
+  const server = await Endpoint.start('127.0.0.2', { destinationRefusal: (address) => (refused.has(address) ? 'a refused address' : null) });
+  const client = await udpClient('udp4', '127.0.0.1');
+  const listener = net.createServer();
+  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+  let connections = 0;
+  listener.on('connection', (socket) => {
+    connections++;
+    socket.destroy();
+  });
+  try {
+    const options = request('OPTIONS', 'SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKrefused');
+    const port = (listener.address() as net.AddressInfo).port;
+    await assert.rejects(server.layer.send(options, { transport: 'udp', host: '127.0.0.1', port: client.address().port }), /refusing to send a request to 127\.0\.0\.1/);
+    await assert.rejects(server.layer.send(options, { transport: 'tcp', host: 'localhost', port }), /localhost resolves to no address/);
+    assert.equal(connections, 0);
+    // A request from the refused address is still answered.
+    const answer = nextDatagram(client);
+    client.send(serializeMessage(request('OPTIONS', `SIP/2.0/UDP 127.0.0.1:${client.address().port};branch=z9hG4bKask`)), server.port, '127.0.0.2');
+    const { message, source } = await server.next();
+    await server.layer.sendResponse(buildResponse(message as SipRequest, 200, { toTag: 'ok' }), source);
+    assert.ok(parseMessage(await answer).ok);
+  } finally {
+    client.close();
+    await new Promise((resolve) => listener.close(resolve));
+    await server.layer.close();
+  }
 });

@@ -85,7 +85,7 @@ export async function request<T = any>(
  */
 export async function startTestServer(
   backend: Backend,
-  options: { database?: TestDatabase; env?: Record<string, string> } = {},
+  options: { database?: TestDatabase; env?: Record<string, string>; logs?: object[] } = {},
 ): Promise<TestServer> {
   const database = options.database ?? (await freshDatabase(backend));
   const config = loadConfig({
@@ -96,7 +96,10 @@ export async function startTestServer(
     ...database.env,
     ...options.env,
   });
-  const server = await startServer(config, { logger: false });
+  // With `logs`, warnings and errors are collected there as parsed JSON lines.
+  const logs = options.logs;
+  const logger = logs === undefined ? false : { level: 'warn', destination: { write: (line: string) => void logs.push(JSON.parse(line) as object) } };
+  const server = await startServer(config, { logger });
   const url = `http://127.0.0.1:${server.httpPort}`;
   let defaultOrg = server.defaultOrg;
   defaultOrg ??= await createOrg(server.ctx.db, `org-${crypto.randomUUID()}`);

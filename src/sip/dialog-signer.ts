@@ -1,0 +1,110 @@
+/**
+ * Keyed signatures that let a stateless proxy recognise what it set up itself, on any instance
+ * that holds the same key and after a restart:
+ *
+ * - Record-Route: every entry the proxy writes carries `dpt` (when it was signed, seconds since
+ *   the epoch in base 36) and `dps`, an HMAC over the dialog's Call-ID, the caller's From tag,
+ *   `dpt` and the other parameters the proxy relies on later (`dpr`, `dpcs`). An in-dialog
+ *   request names that entry in its Route; the caller's tag is its From tag (caller → callee) or
+ *   its To tag (callee → caller), so both are tried. The To tag the callee adds later is not
+ *   covered: it does not exist when the Record-Route is written.
+ * - Branches: the proxy's Via branches end in a MAC of the rest, so a response whose top Via
+ *   claims to be ours can be checked without a transaction (a stray 2xx retransmission).
+ *
+ * HMAC-SHA256, truncated: 96 bits for routes, 64 for branches. Domain-separated inputs keep a
+ * signature of one kind from passing as the other.
+ */
+import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { parseNameAddr, type SipRequest } from './message.ts';
+import type { SipUri } from './uri.ts';
+
+/** Record-Route parameters: the signature, its time, and the two the proxy reads back. */
+export const SIGNATURE_PARAM = 'dps';
+export const SIGNED_AT_PARAM = 'dpt';
+export const SIDE_PARAM = 'dpr';
+export const CSEQ_OFFSET_PARAM = 'dpcs';
+
+const ROUTE_MAC_BYTES = 12;
+const BRANCH_MAC_BYTES = 8;
+/** A signature made by an instance whose clock is ahead of ours by up to this much still verifies. */
+const CLOCK_SKEW_SECONDS = 300;
+
+/** The signing key for a shared secret: its own key, so a signature never reveals anything about the secret's other uses. */
+export function deriveSigningKey(secret: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'dialplane sip dialog signatures', 32));
+}
+
+export interface DialogSignerOptions {
+  /** How long a dialog's Record-Route stays valid (seconds): the longest call the edge relays. */
+  maxDialogSeconds: number;
+  /** Seconds since the epoch; tests may substitute it. */
+  now?: () => number;
+}
+
+export class DialogSigner {
+  readonly #key: Buffer;
+  readonly #maxDialogSeconds: number;
+  readonly #now: () => number;
+
+  /** `key` is shared by every instance; without one, a random key valid for this process. */
+  constructor(key: Buffer = randomBytes(32), options: DialogSignerOptions = { maxDialogSeconds: 86_400 }) {
+    this.#key = key;
+    this.#maxDialogSeconds = options.maxDialogSeconds;
+    this.#now = options.now ?? (() => Math.floor(Date.now() / 1000));
+  }
+
+  /**
+   * The `;dpt=…;dps=…` to append to a Record-Route URI that already carries `params` (e.g.
+   * `;dpr=…;dpcs=1`, or empty), for a dialog identified by its Call-ID and the caller's From tag.
+   */
+  recordRouteParams(callId: string, callerTag: string, params: { side?: string; cseqOffset?: number }): string {
+    const signedAt = this.#now().toString(36);
+    const mac = this.#routeMac(callId, callerTag, params.side ?? '', params.cseqOffset === undefined ? '' : String(params.cseqOffset), signedAt);
+    return `;${SIGNED_AT_PARAM}=${signedAt};${SIGNATURE_PARAM}=${mac}`;
+  }
+
+  /** Whether `uri` (our Route entry, or a strict-routed Request-URI) was signed for `request`'s dialog and has not expired. */
+  verifyRoute(uri: SipUri, request: SipRequest): boolean {
+    const mac = uri.params.get(SIGNATURE_PARAM);
+    const signedAt = uri.params.get(SIGNED_AT_PARAM);
+    const callId = request.headers.get('call-id');
+    if (typeof mac !== 'string' || typeof signedAt !== 'string' || callId === undefined) return false;
+    const signedSeconds = parseInt(signedAt, 36);
+    const now = this.#now();
+    if (!/^[0-9a-z]{1,10}$/.test(signedAt) || signedSeconds > now + CLOCK_SKEW_SECONDS || now - signedSeconds > this.#maxDialogSeconds) return false;
+    const side = uri.params.get(SIDE_PARAM) ?? '';
+    const offset = uri.params.get(CSEQ_OFFSET_PARAM) ?? '';
+    for (const name of ['from', 'to']) {
+      const tag = parseNameAddr(request.headers.get(name) ?? '')?.params.get('tag');
+      if (typeof tag === 'string' && tag !== '' && sameText(mac, this.#routeMac(callId, tag, side, offset, signedAt))) return true;
+    }
+    return false;
+  }
+
+  /** `base` with our MAC appended: a branch `isOwnBranch` recognises. */
+  branch(base: string): string {
+    return `${base}.${this.#branchMac(base)}`;
+  }
+
+  /** Whether a branch was made by `branch` with this key. */
+  isOwnBranch(branch: string): boolean {
+    const dot = branch.lastIndexOf('.');
+    return dot > 0 && sameText(branch.slice(dot + 1), this.#branchMac(branch.slice(0, dot)));
+  }
+
+  #routeMac(callId: string, callerTag: string, side: string, offset: string, signedAt: string): string {
+    return this.#mac(`route\n${callId}\n${callerTag}\n${side}\n${offset}\n${signedAt}`, ROUTE_MAC_BYTES);
+  }
+
+  #branchMac(base: string): string {
+    return this.#mac(`branch\n${base}`, BRANCH_MAC_BYTES);
+  }
+
+  #mac(input: string, bytes: number): string {
+    return createHmac('sha256', this.#key).update(input).digest().subarray(0, bytes).toString('base64url');
+  }
+}
+
+function sameText(a: string, b: string): boolean {
+  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+}
