@@ -5,6 +5,7 @@ import { sleep, track } from './processes.ts';
 
 /** `dialplane serve` as the SIP benches run it: its own process (group), HTTP and SIP on 127.0.0.1. */
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const OUTPUT_KEPT = 64 * 1024;
 
 export interface DialplaneProcess {
   child: ChildProcess;
@@ -22,9 +23,14 @@ export async function startDialplane(env: Record<string, string>): Promise<Dialp
     detached: true,
   });
   const exited = track(child);
+  // Only the start is kept (the key, the listening line): under load the server logs a line per
+  // request, which is read and dropped.
   let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
+  const keep = (chunk: Buffer) => {
+    if (output.length < OUTPUT_KEPT) output += chunk;
+  };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
   const url = await new Promise<string>((resolve, reject) => {
     const check = () => {
       const match = /Server listening at (http:\/\/[^"\s]+)/.exec(output);

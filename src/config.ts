@@ -1,6 +1,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { parseAddressOrCidr, type PrivateTargets } from './common/addresses.ts';
+import { ConfigError } from './common/errors.ts';
 
 /** Where the data lives: an embedded SQLite file, or a PostgreSQL server shared by several instances. */
 export type DatabaseConfig =
@@ -42,6 +43,8 @@ export interface Config {
   };
   /** Call records older than this are deleted. */
   callRecordRetentionDays: number;
+  /** On SIGTERM, how long INVITEs already forwarded may take to get their final response. */
+  shutdownDrainMs: number;
   database: DatabaseConfig;
   /** 32 bytes, or null when it should be generated into the SQLite data folder. */
   secretKey: Buffer | null;
@@ -60,7 +63,6 @@ export interface Config {
   };
 }
 
-export class ConfigError extends Error {}
 
 const DEFAULT_DB_FILE = './data/dialplane.db';
 
@@ -136,6 +138,16 @@ function parseSecretKey(raw: string | undefined): Buffer | null {
   return Buffer.from(raw, 'hex');
 }
 
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function logLevel(raw: string | undefined): string {
+  const value = raw === undefined || raw === '' ? 'info' : raw;
+  if (!(LOG_LEVELS as readonly string[]).includes(value)) {
+    throw new ConfigError(`DIALPLANE_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}; got "${value}"`);
+  }
+  return value;
+}
+
 function list(raw: string | undefined): string[] {
   return (raw ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
 }
@@ -185,11 +197,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       },
     },
     callRecordRetentionDays: positiveInteger(env, 'DIALPLANE_CALL_RECORD_RETENTION_DAYS', 30),
+    shutdownDrainMs: positiveInteger(env, 'DIALPLANE_SHUTDOWN_DRAIN_SECONDS', 10) * 1000,
     database,
     secretKey,
     agentRuntimeUri: env.DIALPLANE_AGENT_RUNTIME_URI || null,
     runtimeAddresses: list(env.DIALPLANE_RUNTIME_ADDRESSES),
-    logLevel: env.DIALPLANE_LOG_LEVEL || 'info',
+    logLevel: logLevel(env.DIALPLANE_LOG_LEVEL),
     registration: {
       leaseSeconds: positiveInteger(env, 'DIALPLANE_REGISTRATION_LEASE_SECONDS', 30),
       retryBaseMs: positiveInteger(env, 'DIALPLANE_REGISTRATION_RETRY_BASE_MS', 30_000),

@@ -1,30 +1,32 @@
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
-import type { Config } from './config.ts';
-import type { Context } from './context.ts';
-import { NumberRowCache } from './numbers/number-cache.ts';
-import { LocalChangeFeed, type ChangeFeed } from './db/changes.ts';
-import { PostgresChangeFeed } from './db/postgres-changes.ts';
-import { openDatabase, type DatabaseHandle } from './db/connection.ts';
-import { migrateToLatest } from './db/migrations.ts';
-import { SecretBox, resolveSecretKey } from './credentials/secret-box.ts';
 import pino from 'pino';
 import { CallRecorder } from './calls/records.ts';
 import { CallRecordRetention } from './calls/retention.ts';
 import { TargetPolicy } from './common/addresses.ts';
+import { OperatorError } from './common/errors.ts';
+import type { Config } from './config.ts';
+import type { Context } from './context.ts';
+import { checkSecretKey, resolveSecretKey, SecretBox } from './credentials/secret-box.ts';
+import { LocalChangeFeed, type ChangeFeed } from './db/changes.ts';
+import { openDatabase, type DatabaseHandle } from './db/connection.ts';
+import { migrateToLatest } from './db/migrations.ts';
+import { PostgresChangeFeed } from './db/postgres-changes.ts';
+import { lockForServer } from './db/server-lock.ts';
 import { SipEdge } from './edge/sip-edge.ts';
-import { deriveSigningKey } from './sip/dialog-signer.ts';
-import { RoutingIndex, systemResolver } from './routing/routing-index.ts';
 import { buildApp } from './http/app.ts';
 import { Metrics } from './http/metrics.ts';
+import { NumberRowCache } from './numbers/number-cache.ts';
 import { ensureDefaultOrg, type NewOrg } from './orgs/orgs.ts';
 import { RegistrationManager } from './registration/manager.ts';
+import { RoutingIndex, systemResolver } from './routing/routing-index.ts';
+import { deriveSigningKey } from './sip/dialog-signer.ts';
 
 export interface RunningServer {
   app: FastifyInstance;
   ctx: Context;
   database: DatabaseHandle;
-  /** Set when this start created the `default` organization. */
+  /** Set when this start created the `default` organization (once the server was serving). */
   defaultOrg: NewOrg | null;
   httpPort: number;
   /** The SIP edge's port (UDP and TCP). */
@@ -32,7 +34,11 @@ export interface RunningServer {
   edge: SipEdge;
   /** Keeps numbers with `registration: true` registered (CONTRACT 4). */
   registrations: RegistrationManager;
-  /** Graceful: stop accepting, let in-flight requests finish, then close the database. */
+  /**
+   * Graceful: new calls get 503, HTTP requests and INVITEs in flight get their answers (the
+   * latter within DIALPLANE_SHUTDOWN_DRAIN_SECONDS), registrations are unREGISTERed, call records
+   * written, then everything closes and a last log line says so.
+   */
   close(): Promise<void>;
 }
 
@@ -48,26 +54,50 @@ async function openChangeFeed(database: DatabaseHandle, onError: (error: unknown
   return feed;
 }
 
+/**
+ * JSON lines with ISO timestamps on stdout. Written asynchronously: lines that come while a
+ * write is under way go out together with the next, so a request's log line costs no system
+ * call of its own.
+ */
+function createLogger(config: Config, options: StartOptions): pino.Logger {
+  if (options.logger === false) return pino({ enabled: false });
+  return pino(
+    { level: options.logger?.level ?? config.logLevel, timestamp: pino.stdTimeFunctions.isoTime },
+    options.logger?.destination ?? pino.destination({ dest: 1, sync: false }),
+  );
+}
+
+/** A port that cannot be bound, said the way the operator can fix it. */
+function bindError(variable: string, address: string, error: unknown): unknown {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE') return new OperatorError(`${variable}: ${address} is in use by another process`, 1);
+  if (code === 'EACCES') return new OperatorError(`${variable}: ${address} needs privileges this process does not have`, 2);
+  if (code === 'EADDRNOTAVAIL') return new OperatorError(`${variable}: ${address} is not an address of this machine`, 2);
+  return error;
+}
+
 export async function startServer(config: Config, options: StartOptions = {}): Promise<RunningServer> {
-  const database = openDatabase(config.database);
-  let changes: ChangeFeed | null = null;
-  let edge: SipEdge | null = null;
-  let registrations: RegistrationManager | null = null;
-  const logger =
-    options.logger === false
-      ? pino({ enabled: false })
-      : pino({ level: options.logger?.level ?? config.logLevel }, options.logger?.destination ?? pino.destination(1));
+  const logger = createLogger(config, options);
+  // What has started, stopped in reverse order if a later step fails.
+  const started: Array<() => unknown> = [];
+  const unwind = async () => {
+    for (const stop of started.reverse()) await stop();
+  };
   try {
+    const database = openDatabase(config.database);
+    started.push(() => database.close());
+    if (config.database.kind === 'sqlite') started.push(lockForServer(config.database.file));
     await migrateToLatest(database);
-    const defaultOrg = await ensureDefaultOrg(database.db);
-    changes = await openChangeFeed(database, (error) => logger.warn({ err: error }, 'change feed connection'));
     const secretKey = resolveSecretKey(config);
+    await checkSecretKey(database.db, secretKey);
+    const changes = await openChangeFeed(database, (error) => logger.warn({ err: error }, 'change feed connection'));
+    started.push(() => changes.close());
     const targets = new TargetPolicy(config.targets.privateTargets);
     const ctx: Context = {
       db: database.db,
       dialect: database.dialect,
       changes,
-      secrets: new SecretBox(secretKey),
+      secrets: new SecretBox(secretKey.key),
       // On SQLite this process sees every write, so reads of a number may come from memory.
       numberRows: database.dialect === 'sqlite' ? new NumberRowCache() : undefined,
     };
@@ -75,13 +105,16 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const metrics = new Metrics();
     const index = new RoutingIndex(ctx.db, systemResolver, (error) => logger.error({ err: error }, 'routing index update failed'));
     await index.start(changes);
+    started.push(() => index.stop());
     const recorder = new CallRecorder(ctx.db, (error) => logger.error({ err: error }, 'call records not written'));
+    started.push(() => recorder.flush());
     const retention = new CallRecordRetention(ctx.db, config.callRecordRetentionDays, (error) => logger.error({ err: error }, 'old call records not deleted'));
     retention.start();
+    started.push(() => retention.stop());
     const sipEdge = new SipEdge({
       sip: config.sip,
       // Derived from the secret every instance shares: any instance verifies what another signed.
-      signingKey: deriveSigningKey(secretKey),
+      signingKey: deriveSigningKey(secretKey.key),
       targets,
       agentRuntimeUri: config.agentRuntimeUri,
       index,
@@ -89,10 +122,12 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       metrics,
       outbound: { ctx, runtimeAddresses: config.runtimeAddresses },
       onError: (error) => logger.warn({ err: error }, 'SIP edge'),
-      warn: (details, message) => logger.warn(details, message),
+      log: logger,
     });
-    edge = sipEdge;
-    const sipPorts = await sipEdge.start();
+    const sipPorts = await sipEdge.start().catch((error: unknown) => {
+      throw bindError('DIALPLANE_SIP_PORT', `${config.sip.host}:${config.sip.port}`, error);
+    });
+    started.push(() => sipEdge.stop());
     ctx.activeCalls = { byCredentials: (id) => sipEdge.router.callsSettingUp(id) };
     const registrationManager = new RegistrationManager({
       ctx,
@@ -106,7 +141,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       expiresSeconds: config.registration.expiresSeconds,
       onError: (error) => logger.warn({ err: error }, 'registration'),
     });
-    registrations = registrationManager;
+    started.push(() => registrationManager.stop());
     await registrationManager.start();
     const app = await buildApp({
       ctx,
@@ -120,9 +155,14 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         return sipEdge.ready;
       },
     });
-    await app.listen({ host: config.http.host, port: config.http.port });
+    started.push(() => app.close());
+    await app.listen({ host: config.http.host, port: config.http.port }).catch((error: unknown) => {
+      throw bindError('DIALPLANE_HTTP_PORT', `${config.http.host}:${config.http.port}`, error);
+    });
     const address = app.server.address();
     const httpPort = typeof address === 'object' && address ? address.port : config.http.port;
+    // Only now, with everything serving: a start that failed earlier created no key nobody saw.
+    const defaultOrg = await ensureDefaultOrg(database.db);
     let closing: Promise<void> | null = null;
     return {
       app,
@@ -135,22 +175,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       registrations: registrationManager,
       close: () =>
         (closing ??= (async () => {
-          await app.close();
-          // unREGISTERs go out through the edge, so before it stops.
-          await registrationManager.stop();
-          await sipEdge.stop();
-          index.stop();
-          retention.stop();
-          await recorder.flush();
-          await ctx.changes.close();
-          await database.close();
+          // HTTP (the last thing started) and SIP drain together; then the rest stops in reverse
+          // order of starting: unREGISTERs go out through the edge before it stops, call records
+          // are written before the database closes.
+          const closeHttp = started.pop()!;
+          await Promise.all([closeHttp(), sipEdge.drain(config.shutdownDrainMs)]);
+          await unwind();
+          logger.info('dialplane stopped');
+          await new Promise<void>((resolve) => logger.flush(() => resolve()));
         })()),
     };
   } catch (error) {
-    await registrations?.stop();
-    await edge?.stop();
-    await changes?.close();
-    await database.close();
+    await unwind();
     throw error;
   }
 }

@@ -93,19 +93,48 @@ describe('dialplane CLI', { concurrency: true }, () => {
       assert.match(r.stdout, /dialplane/, variants[i]!.join(' '));
     });
     assert.match(results[3]!.stdout, /org create NAME/);
-    assert.match(results[4]!.stdout, /key create ORG_ID/);
+    assert.match(results[4]!.stdout, /key create ORG/);
     assert.match(results[4]!.stdout, /key revoke/);
     assert.equal(fs.existsSync(path.join(dir, 'never')), false);
   });
 
-  test('an unknown command or missing argument exits non-zero with the usage', async () => {
-    const variants = [['bogus'], ['key', 'create']];
-    const results = await Promise.all(variants.map((args) => run(args, env)));
+  test('a wrong command line exits 2 with one line saying what is wrong', async () => {
+    const variants: Array<[string[], RegExp]> = [
+      [[], /a command is missing/],
+      [['bogus'], /unknown command "bogus"/],
+      [['key', 'create'], /ORG is missing/],
+      [['serve', '--port', '8081'], /unknown option '--port'/],
+      [['org', 'create', '   '], /NAME must not be empty/],
+      [['org', 'create', 'a', 'b'], /unexpected argument "b"/],
+    ];
+    const results = await Promise.all(variants.map(([args]) => run(args, env)));
     results.forEach((r, i) => {
-      assert.notEqual(r.code, 0, variants[i]!.join(' '));
-      assert.match(r.stderr, /Usage/, variants[i]!.join(' '));
+      const [args, message] = variants[i]!;
+      assert.equal(r.code, 2, args.join(' '));
+      assert.match(r.stderr, message, args.join(' '));
+      assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
       assert.equal(r.stdout, '', 'nothing on stdout that a script could take for a result');
     });
+  });
+
+  test('--version prints the package version', async () => {
+    const result = await run(['--version'], env);
+    assert.equal(result.code, 0);
+    assert.equal(result.stdout.trim(), JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version);
+  });
+
+  test('org list, and key create by organization name (a lost first key is recovered this way)', async () => {
+    const listEnv = { DIALPLANE_DB: path.join(dir, 'list', 'dialplane.db') };
+    const made = printed(await run(['org', 'create', 'listed'], listEnv));
+    const byName = printed(await run(['key', 'create', 'listed'], listEnv));
+    assert.equal(byName.orgId, made.orgId);
+    const list = JSON.parse((await run(['org', 'list'], listEnv)).stdout);
+    assert.deepEqual(list.map((o: any) => ({ id: o.id, name: o.name, activeKeys: o.activeKeys })), [{ id: made.orgId, name: 'listed', activeKeys: 2 }]);
+    assert.match(list[0].createdTime, /Z$/);
+    const unknown = await run(['key', 'create', 'nobody'], listEnv);
+    assert.equal(unknown.code, 3, 'not found');
+    assert.match(unknown.stderr, /no organization has the id or name "nobody"/);
   });
 
   test('migrate exits 0 and leaves a migrated file', async () => {

@@ -3,6 +3,7 @@ import path from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
+import { ConfigError } from '../common/errors.ts';
 import { preparedStatementName } from './prepared.ts';
 import { SqliteGroupCommitDialect } from './sqlite-driver.ts';
 import type { DatabaseConfig } from '../config.ts';
@@ -25,11 +26,37 @@ export interface PoolOptions {
   statementTimeoutMs?: number;
 }
 
+function reason(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? String(error);
+}
+
+/**
+ * Makes sure the SQLite file can be created and written, or says why not, naming the path.
+ * Folders are made one level at a time: `mkdirSync(…, { recursive: true })` spins forever on
+ * some paths (under /proc). Owner-only: the file holds API key hashes and sealed SIP passwords;
+ * SQLite gives the WAL and shared-memory files the database file's mode, so 0600 covers them.
+ */
+function prepareSqliteFile(file: string): void {
+  const missing: string[] = [];
+  for (let dir = path.dirname(file); !fs.existsSync(dir) && dir !== path.dirname(dir); dir = path.dirname(dir)) missing.unshift(dir);
+  for (const dir of missing) {
+    try {
+      fs.mkdirSync(dir, { mode: 0o700 });
+    } catch (error) {
+      throw new ConfigError(`DIALPLANE_DB: cannot create the folder ${dir} (${reason(error)})`);
+    }
+  }
+  const dir = path.dirname(file);
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+    fs.closeSync(fs.openSync(file, 'a', 0o600));
+  } catch (error) {
+    throw new ConfigError(`DIALPLANE_DB: cannot write ${file} in ${dir} (${reason(error)}); the folder must be writable for SQLite's journal`);
+  }
+}
+
 function openSqlite(config: Extract<DatabaseConfig, { kind: 'sqlite' }>): DatabaseHandle {
-  // Owner-only: the file holds API key hashes and sealed SIP passwords. SQLite gives the WAL and
-  // shared-memory files the database file's mode, so creating it 0600 covers them too.
-  fs.mkdirSync(path.dirname(config.file), { recursive: true, mode: 0o700 });
-  fs.closeSync(fs.openSync(config.file, 'a', 0o600));
+  prepareSqliteFile(config.file);
   const sqlite = new SQLite(config.file);
   // WAL keeps readers and the writer apart; NORMAL sync is durable across a killed process
   // (only an OS crash can lose the last commits), which is the failure this file must survive.

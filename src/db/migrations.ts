@@ -208,6 +208,15 @@ const migrations: Record<string, DialectMigration> = {
   async '0006_call_records_started'(db) {
     await db.schema.createIndex('call_records_started').on('call_records').column('started_time').execute();
   },
+
+  /** Small values the server keeps about itself, such as the check value of the secret key. */
+  async '0007_settings'(db) {
+    await db.schema
+      .createTable('settings')
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('value', 'text', (c) => c.notNull())
+      .execute();
+  },
 };
 
 function provider(dialect: Dialect): MigrationProvider {

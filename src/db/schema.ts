@@ -104,7 +104,14 @@ export interface CpsCountersTable {
   count: number;
 }
 
+/** Values the server keeps about itself (src/credentials/secret-box.ts: the key's check value). */
+export interface SettingsTable {
+  name: string;
+  value: string;
+}
+
 export interface Database {
+  settings: SettingsTable;
   cps_counters: CpsCountersTable;
   call_records: CallRecordsTable;
   registration_leases: RegistrationLeasesTable;

@@ -1,6 +1,6 @@
 import client from 'prom-client';
 import type { Config } from '../config.ts';
-import type { CallRecorder } from '../calls/records.ts';
+import type { CallAttempt, CallRecorder } from '../calls/records.ts';
 import type { TargetPolicy } from '../common/addresses.ts';
 import { TokenBuckets } from '../common/token-buckets.ts';
 import type { Context } from '../context.ts';
@@ -26,9 +26,17 @@ export interface SipEdgeOptions {
   /** Outbound calls from agent runtimes (CONTRACT 6); without it, every INVITE is routed as inbound. */
   outbound?: { ctx: Context; runtimeAddresses: readonly string[] };
   onError(error: unknown): void;
-  /** Events an operator must see (a refused number capture). */
+  /** One info line per call attempt; warnings an operator must see (a refused number capture). */
+  log: EdgeLog;
+}
+
+export interface EdgeLog {
+  info(details: object, message: string): void;
   warn(details: object, message: string): void;
 }
+
+/** How long a caller should wait before trying a draining edge again (the 503's Retry-After). */
+const DRAIN_RETRY_AFTER_SECONDS = 30;
 
 /**
  * The SIP edge: UDP and TCP on one port, the transaction layer and the proxy core, with the
@@ -91,19 +99,32 @@ export class SipEdge {
         this.set({ reason: 'destination' }, stats?.refusedDestinations ?? 0);
       },
     });
-    this.router = new InboundRouter(options.index, options.agentRuntimeUri, options.recorder, {
+    // Every call attempt the routers decided on: a record, a count and a log line.
+    const finished = (attempt: CallAttempt) => {
+      options.recorder.record(attempt);
+      invites.inc({ direction: attempt.direction, outcome: attempt.outcome });
+      options.log.info(
+        {
+          direction: attempt.direction,
+          number: attempt.phoneNumber,
+          agentId: attempt.agentId,
+          outcome: attempt.outcome,
+          status: attempt.statusCode,
+          durationMs: Date.parse(attempt.endedTime) - Date.parse(attempt.startedTime),
+          callId: attempt.callId,
+        },
+        'call',
+      );
+    };
+    this.router = new InboundRouter(options.index, options.agentRuntimeUri, {
       decided: (seconds) => decisions.observe(seconds),
-      finished: (outcome) => invites.inc({ direction: 'inbound', outcome }),
+      finished,
       captureRefused: (number, linkedOrgId, closerOrgId) => {
         this.rejected.inc({ reason: 'number_capture' });
-        options.warn({ number, linkedOrgId, closerOrgId }, 'inbound call refused: another organization’s trunk matches the caller more closely than the linked one');
+        options.log.warn({ number, linkedOrgId, closerOrgId }, 'inbound call refused: another organization’s trunk matches the caller more closely than the linked one');
       },
     });
-    this.outbound = options.outbound
-      ? new OutboundRouter(options.outbound.ctx, options.outbound.runtimeAddresses, options.recorder, {
-          finished: (outcome) => invites.inc({ direction: 'outbound', outcome }),
-        })
-      : null;
+    this.outbound = options.outbound ? new OutboundRouter(options.outbound.ctx, options.outbound.runtimeAddresses, { finished }) : null;
     const unknown = new TokenBuckets(options.sip.unknownSources);
     this.sources = {
       isTrusted: (address) => options.index.isTrunkAddress(address) || this.outbound?.isRuntime(address) === true,
@@ -167,6 +188,15 @@ export class SipEdge {
     });
     this.ports = ports;
     return ports;
+  }
+
+  /**
+   * Graceful shutdown, first step: new calls get 503 with Retry-After (another instance takes
+   * them), while INVITEs already forwarded get their final responses and dialogs go on.
+   * Resolves once no INVITE awaits its final response, or after `timeoutMs`.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    await this.proxy?.drain(timeoutMs, DRAIN_RETRY_AFTER_SECONDS);
   }
 
   async stop(): Promise<void> {

@@ -52,6 +52,15 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     childLoggerFactory: (logger) => logger,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // Many clients send `Content-Type: application/json` on every request, a body or not: an empty
+  // body is no body (a route that needs one still answers 400 when validation finds it missing).
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') done(null, undefined);
+    else parseJson(request, body as string, done);
+  });
+
   const ajvFor = validators();
   app.setValidatorCompiler(({ schema, httpPart }) => ajvFor(httpPart).compile(schema));
   installProblemHandlers(app);
@@ -67,10 +76,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     done(null, payload);
   });
 
+  // One line per request, and its duration in the metrics: the route as declared (no ids, no
+  // query), never a header or a body (API keys, SIP passwords).
   app.addHook('onResponse', (request, reply, done) => {
-    options.metrics.httpDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: reply.statusCode },
-      reply.elapsedTime / 1000,
+    const route = request.routeOptions.url ?? 'unmatched';
+    options.metrics.httpDuration.observe({ method: request.method, route, status: reply.statusCode }, reply.elapsedTime / 1000);
+    options.logger.info(
+      { method: request.method, route, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 10) / 10, orgId: request.orgId || undefined },
+      'http request',
     );
     done();
   });

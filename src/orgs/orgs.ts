@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import { uniqueViolation } from '../db/errors.ts';
-import { conflict, notFound } from '../common/errors.ts';
+import { conflict, invalid, notFound } from '../common/errors.ts';
 import { now } from '../common/time.ts';
 
 export const DEFAULT_ORG_NAME = 'default';
@@ -42,7 +42,12 @@ async function insertApiKey(db: Kysely<Database>, orgId: string): Promise<string
   return apiKey;
 }
 
-export async function createOrg(db: Kysely<Database>, name: string): Promise<NewOrg> {
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Organization names are unique and not blank; surrounding spaces are not kept. */
+export async function createOrg(db: Kysely<Database>, givenName: string): Promise<NewOrg> {
+  const name = givenName.trim();
+  if (name === '') throw invalid('name', 'must not be empty');
   const orgId = crypto.randomUUID();
   try {
     const apiKey = await db.transaction().execute(async (trx) => {
@@ -71,10 +76,36 @@ export async function ensureDefaultOrg(db: Kysely<Database>): Promise<NewOrg | n
   }
 }
 
-export async function createApiKey(db: Kysely<Database>, orgId: string): Promise<{ orgId: string; apiKey: string }> {
-  const org = await db.selectFrom('orgs').select('id').where('id', '=', orgId).executeTakeFirst();
-  if (!org) throw notFound(`organization ${orgId} was not found`);
-  return { orgId, apiKey: await insertApiKey(db, orgId) };
+/** Another key for an organization named by its id or its name (a lost first key is recovered this way). */
+export async function createApiKey(db: Kysely<Database>, idOrName: string): Promise<{ orgId: string; apiKey: string }> {
+  const org = await db
+    .selectFrom('orgs')
+    .select('id')
+    .where((eb) => (UUID.test(idOrName) ? eb.or([eb('id', '=', idOrName), eb('name', '=', idOrName)]) : eb('name', '=', idOrName)))
+    .executeTakeFirst();
+  if (!org) throw notFound(`no organization has the id or name "${idOrName}"`);
+  return { orgId: org.id, apiKey: await insertApiKey(db, org.id) };
+}
+
+export interface OrgSummary {
+  id: string;
+  name: string;
+  createdTime: string;
+  /** Keys not revoked. */
+  activeKeys: number;
+}
+
+/** Every organization, oldest first, with how many of its keys are active. */
+export async function listOrgs(db: Kysely<Database>): Promise<OrgSummary[]> {
+  const rows = await db
+    .selectFrom('orgs as o')
+    .leftJoin('api_keys as k', (join) => join.onRef('k.org_id', '=', 'o.id').on('k.revoked_time', 'is', null))
+    .select(['o.id', 'o.name', 'o.created_time', (eb) => eb.fn.count<string | number>('k.id').as('active_keys')])
+    .groupBy(['o.id', 'o.name', 'o.created_time'])
+    .orderBy('o.created_time')
+    .orderBy('o.id')
+    .execute();
+  return rows.map((row) => ({ id: row.id, name: row.name, createdTime: row.created_time, activeKeys: Number(row.active_keys) }));
 }
 
 /** Revokes by key id, by the whole key, or by its first 12 characters (`dpk_` and 8 more). */

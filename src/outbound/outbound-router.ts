@@ -1,4 +1,4 @@
-import { forwardedCallOutcome, type CallRecorder } from '../calls/records.ts';
+import { forwardedCallOutcome, type CallAttempt } from '../calls/records.ts';
 import type { CallOutcome } from '../calls/schemas.ts';
 import { AddressSet } from '../common/addresses.ts';
 import type { Context } from '../context.ts';
@@ -21,8 +21,8 @@ const IDENTITY_HEADERS = ['P-Asserted-Identity', 'P-Preferred-Identity', 'Remote
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface OutboundObserver {
-  /** One outbound call attempt ended with this outcome. */
-  finished(outcome: CallOutcome): void;
+  /** One outbound call attempt ended: the edge records, counts and logs it. */
+  finished(attempt: CallAttempt): void;
 }
 
 /** Remembered from the decision to the final response, for the call record. */
@@ -77,7 +77,6 @@ export class OutboundRouter {
   constructor(
     private readonly ctx: Context,
     runtimeAddresses: readonly string[],
-    private readonly recorder: CallRecorder,
     private readonly observer: OutboundObserver,
     limiter?: CpsLimiter,
   ) {
@@ -147,10 +146,9 @@ export class OutboundRouter {
     const context = record.context;
     if (!(context instanceof OutboundContext)) return false;
     const outcome = outcomeOf(context, record.finalStatus);
-    this.observer.finished(outcome);
     const { decision } = context;
     const row = decision.row;
-    this.recorder.record({
+    this.observer.finished({
       orgId: row?.orgId ?? null,
       direction: 'outbound',
       startedTime: record.startedAt.toISOString(),

@@ -137,6 +137,8 @@ export class RegistrationManager {
   #claimSoon = new Set<string>();
   #claimScheduled = false;
   #background = new Set<Promise<unknown>>();
+  /** REGISTER exchanges in flight: stop() lets them end before it unREGISTERs what they bound. */
+  readonly #attempts = new Set<Promise<unknown>>();
   #closing = false;
   #started = false;
   #refreshes = 0;
@@ -228,9 +230,12 @@ export class RegistrationManager {
     await this.#sweeping?.catch(() => {});
     await this.#changes.catch(() => {});
     const deadline = new Promise<void>((resolve) => setTimeout(resolve, this.#options.stopTimeoutMs ?? 4000).unref());
+    // A REGISTER still in flight (a first registration, its digest round trip over a new TCP
+    // connection) may yet bind: let it end, so that its binding is known and removed below.
+    await Promise.race([Promise.all(this.#attempts), deadline]);
     const owned = [...this.#groups.values()].filter((g) => g.owned);
     const now = Date.now();
-    const bound = owned.filter((g) => g.session !== null && g.expiresAtMs !== null && (g.expiresAtMs > now || g.busy));
+    const bound = owned.filter((g) => g.session !== null && (g.busy || (g.expiresAtMs !== null && g.expiresAtMs > now)));
     // As many at once as REGISTERs ever are: ten thousand in one burst would overrun registrars.
     const worker = async () => {
       for (let group = bound.shift(); group !== undefined; group = bound.shift()) {
@@ -524,12 +529,14 @@ export class RegistrationManager {
       const group = this.#queue.shift()!;
       if (!this.#queued.delete(group)) continue;
       this.#inFlight++;
-      void this.#attempt(group)
+      const attempt = this.#attempt(group)
         .catch((error) => this.#options.onError(error))
         .finally(() => {
           this.#inFlight--;
+          this.#attempts.delete(attempt);
           this.#pump();
         });
+      this.#attempts.add(attempt);
     }
   }
 
@@ -559,7 +566,11 @@ export class RegistrationManager {
     } finally {
       group.busy = false;
     }
-    if (this.#closing) return;
+    if (this.#closing) {
+      // stop() unREGISTERs what this exchange bound.
+      if (outcome.kind === 'registered') group.expiresAtMs = sentAt + outcome.grantedSeconds * 1000;
+      return;
+    }
     if (group.removed) {
       if (outcome.kind === 'registered') group.expiresAtMs = sentAt + outcome.grantedSeconds * 1000;
       group.owned = true;

@@ -1,5 +1,5 @@
 import type { CallOutcome } from '../calls/schemas.ts';
-import { forwardedCallOutcome, type CallRecorder } from '../calls/records.ts';
+import { forwardedCallOutcome, type CallAttempt } from '../calls/records.ts';
 import { normalizePhoneNumber } from '../numbers/normalize.ts';
 import { parseNameAddr, type SipRequest } from '../sip/message.ts';
 import type { InitialRequestRecord, RouteDecision } from '../sip/proxy.ts';
@@ -18,8 +18,8 @@ const ALLOWED_METHODS = 'INVITE, ACK, CANCEL, BYE, OPTIONS';
 export interface InboundObserver {
   /** Seconds the routing decision took. */
   decided(seconds: number): void;
-  /** One call attempt ended with this outcome. */
-  finished(outcome: CallOutcome): void;
+  /** One call attempt ended: the edge records, counts and logs it. */
+  finished(attempt: CallAttempt): void;
   /** A call was refused because another organization's trunk matches its source more closely than the linked one's. */
   captureRefused(dialled: string, linkedOrgId: string, closerOrgId: string): void;
 }
@@ -53,7 +53,6 @@ export class InboundRouter {
   constructor(
     private readonly index: RoutingIndex,
     private readonly defaultRuntimeUri: string | null,
-    private readonly recorder: CallRecorder,
     private readonly observer: InboundObserver,
   ) {}
 
@@ -119,9 +118,8 @@ export class InboundRouter {
       else this.settingUp.delete(credentialsId);
     }
     const outcome = outcomeOf(decision, record.finalStatus);
-    this.observer.finished(outcome);
     const from = record.request.headers.get('from');
-    this.recorder.record({
+    this.observer.finished({
       orgId: 'number' in decision ? decision.number.credentials.orgId : null,
       direction: 'inbound',
       startedTime: record.startedAt.toISOString(),

@@ -341,6 +341,10 @@ export class SipProxy {
   readonly #timerC: number;
   /** Forwarded or routing INVITEs by server transaction, for CANCEL. */
   readonly #invites = new Map<ServerTransaction, ResponseContext>();
+  /** While draining: the Retry-After of the 503 that new out-of-dialog requests get. */
+  #drainRetryAfter: number | null = null;
+  /** Called once no INVITE awaits its final response. */
+  #whenIdle: Array<() => void> = [];
   #branchCounter = 0;
   #requestsForwarded = 0;
   #responsesForwarded = 0;
@@ -383,6 +387,23 @@ export class SipProxy {
   /** Entry point for every inbound message (wire SipTransportLayer's onMessage here). */
   receive(message: SipMessage, source: MessageSource): void {
     this.transactions.receive(message, source);
+  }
+
+  /**
+   * Stops taking new calls: out-of-dialog requests get 503 with Retry-After from now on, while
+   * in-dialog requests and the INVITEs already under way go on. Resolves when no INVITE awaits
+   * its final response any more, or after `timeoutMs`.
+   */
+  drain(timeoutMs: number, retryAfterSeconds: number): Promise<void> {
+    this.#drainRetryAfter = retryAfterSeconds;
+    if (this.#invites.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.#whenIdle.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /** Stops all timers and forgets every transaction. The transport is the caller's to close. */
@@ -526,6 +547,10 @@ export class SipProxy {
   }
 
   #routeInitial(context: ResponseContext, forwarded: SipRequest): void {
+    if (this.#drainRetryAfter !== null) {
+      this.#applyDecision(context, forwarded, { action: 'reject', status: 503, headers: [['Retry-After', String(this.#drainRetryAfter)]] });
+      return;
+    }
     let result: RouteDecision | Promise<RouteDecision>;
     try {
       result = this.#options.route(forwarded, context.source);
@@ -934,6 +959,7 @@ export class SipProxy {
     context.finalStatus = status;
     context.clearTimer();
     this.#invites.delete(context.server);
+    if (this.#invites.size === 0) for (const resolve of this.#whenIdle.splice(0)) resolve();
     if (context.decision !== null) this.#record(context);
   }
 

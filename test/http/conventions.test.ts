@@ -129,6 +129,31 @@ for (const backend of await testBackends()) {
       });
     });
 
+    describe('body-less requests that say Content-Type: application/json', () => {
+      const json = { 'content-type': 'application/json' };
+
+      test('a link, an unlink, a delete and a read with the header and no body are accepted', async () => {
+        const extra = await api.createAgent();
+        const path = `/api/v1/sip-phone-numbers/${number.id}/agent-link`;
+        const linked = await raw('PUT', path, { key: server.defaultKey, headers: json, query: { agentId: extra.agentId } });
+        assert.equal(linked.status, 200, JSON.stringify(linked.body));
+        const unlinked = await raw('DELETE', path, { key: server.defaultKey, headers: json, query: { mode: 'inbound' } });
+        assert.equal(unlinked.status, 200, JSON.stringify(unlinked.body));
+        assert.equal((await raw('GET', `/api/v1/agents/${extra.agentId}`, { key: server.defaultKey, headers: json })).status, 200);
+        assert.equal((await raw('DELETE', `/api/v1/agents/${extra.agentId}`, { key: server.defaultKey, headers: json })).status, 204);
+      });
+
+      test('where a body is required, an empty one is still a 400 with errors', async () => {
+        for (const path of ['/api/v1/agents', '/api/v1/sip-credentials', '/api/v1/sip-phone-numbers']) {
+          const res = await raw('POST', path, { key: server.defaultKey, headers: json });
+          assertProblem(res, 400);
+          assert.ok(res.body.errors, path);
+          const blank = await raw('POST', path, { key: server.defaultKey, rawBody: '  ' });
+          assertProblem(blank, 400);
+        }
+      });
+    });
+
     describe('400 with an errors map', () => {
       test('a malformed UUID in the path', async () => {
         const paths = [

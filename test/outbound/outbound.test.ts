@@ -5,6 +5,9 @@ import { createRequest, SipHeaders } from '../../src/sip/message.ts';
 import type { MessageSource } from '../../src/sip/transport.ts';
 import { decideOutbound, type OutboundRow } from '../../src/outbound/decide.ts';
 import { CpsLimiter } from '../../src/outbound/cps-limiter.ts';
+import { loadConfig } from '../../src/config.ts';
+import { openDatabase } from '../../src/db/connection.ts';
+import { migrateToLatest } from '../../src/db/migrations.ts';
 import { testBackends } from '../support/backends.ts';
 import { freshDatabase, startTestServer, type TestServer } from '../support/server.ts';
 
@@ -158,14 +161,15 @@ for (const backend of await testBackends()) {
   });
 
   describe(`cps limiter on ${backend}`, () => {
-    test('one window admits at most the limit, across two instances on one database', async () => {
+    test('one window admits at most the limit, across two connections to one database (as two instances have)', async () => {
       const database = await freshDatabase(backend);
-      const one = await startTestServer(backend, { database });
-      const two = await startTestServer(backend, { database });
+      const config = loadConfig(database.env).database;
+      const [one, two] = [openDatabase(config), openDatabase(config)];
       try {
+        await migrateToLatest(one!);
         let now = 1_700_000_000_000;
         const clock = () => now;
-        const limiters = [new CpsLimiter(one.server.ctx.db, clock), new CpsLimiter(two.server.ctx.db, clock)];
+        const limiters = [new CpsLimiter(one!.db, clock), new CpsLimiter(two!.db, clock)];
         const budget = { credentialsId: crypto.randomUUID(), orgId: 'o', cpsKey: null, limit: 5 };
         const verdicts = await Promise.all(Array.from({ length: 20 }, (_, i) => limiters[i % 2]!.take(budget)));
         assert.equal(verdicts.filter((v) => v.allowed).length, 5);
@@ -178,11 +182,11 @@ for (const backend of await testBackends()) {
         now += 60_000;
         await limiters[0]!.take(budget);
         await new Promise((resolve) => setTimeout(resolve, 200));
-        const left = await one.server.ctx.db.selectFrom('cps_counters').select('window_start').execute();
+        const left = await one!.db.selectFrom('cps_counters').select('window_start').execute();
         assert.ok(left.every((row) => Number(row.window_start) >= Math.floor(now / 1000) - 10), 'old windows pruned');
       } finally {
-        await two.close();
-        await one.close();
+        await two!.close();
+        await one!.close();
         await database.drop();
       }
     });
