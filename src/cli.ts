@@ -72,17 +72,15 @@ async function serve(config: Config): Promise<void> {
     );
   }
   // One line that says everything is up (scripts wait for it; the key above is printed first).
-  server.app.log.info(
-    { http: `http://${config.http.host}:${server.httpPort}`, sip: `${config.sip.host}:${server.sipPort}` },
-    'dialplane ready',
-  );
+  server.log.info({ http: `http://${config.http.host}:${server.httpPort}`, sip: `${config.sip.host}:${server.sipPort}` }, 'dialplane ready');
+  server.log.flush();
   const stop = (signal: string) => {
-    server.app.log.info({ signal }, 'shutting down');
+    server.log.info({ signal }, 'shutting down');
     server.close().then(
       () => process.exit(EXIT.ok),
       (error: unknown) => {
-        server.app.log.error({ err: error }, 'shutdown failed');
-        process.exit(EXIT.runtime);
+        server.log.error({ err: error }, 'shutdown failed');
+        server.log.flush(() => process.exit(EXIT.runtime));
       },
     );
   };
