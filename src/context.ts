@@ -3,22 +3,17 @@ import type { Dialect } from './db/connection.ts';
 import type { Change, ChangeFeed } from './db/changes.ts';
 import type { Database } from './db/schema.ts';
 import type { SecretBox } from './credentials/secret-box.ts';
-import type { NumberRowCache } from './numbers/number-cache.ts';
 
-/** Live call counts, known once the SIP edge runs. */
-export interface ActiveCalls {
-  byCredentials(credentialsId: string): number;
-}
-
-/** What the rules need from the outside world: the database, the change feed, the secret box. */
+/**
+ * The infrastructure the rules work with: the database, the change feed, the secret box. Views
+ * of the running server (the number cache, the calls in progress) are given to the routes that
+ * use them, not carried here.
+ */
 export interface Context {
   db: Kysely<Database>;
   dialect: Dialect;
   changes: ChangeFeed;
   secrets: SecretBox;
-  activeCalls?: ActiveCalls;
-  /** Number rows that reads by id may be answered from; only where this process sees every write. */
-  numberRows?: NumberRowCache;
 }
 
 /**

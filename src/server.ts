@@ -123,10 +123,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       dialect: database.dialect,
       changes,
       secrets: new SecretBox(secretKey.key),
-      // On SQLite this process sees every write, so reads of a number may come from memory.
-      numberRows: database.dialect === 'sqlite' ? new NumberRowCache() : undefined,
     };
-    ctx.numberRows?.follow(changes);
+    // On SQLite this process sees every write, so reads of a number may come from memory.
+    const numberRows = database.dialect === 'sqlite' ? new NumberRowCache() : undefined;
+    numberRows?.follow(changes);
     const metrics = new Metrics();
     const index = new RoutingIndex(ctx.db, systemResolver, (error) => logger.error({ err: error }, 'routing index update failed'));
     await index.start(changes);
@@ -153,7 +153,6 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       throw bindError('DIALPLANE_SIP_PORT', `${config.sip.host}:${config.sip.port}`, error);
     });
     started.push(() => sipEdge.stop());
-    ctx.activeCalls = { byCredentials: (id) => sipEdge.router.callsSettingUp(id) };
     const registrationManager = new RegistrationManager({
       ctx,
       edge: {
@@ -165,6 +164,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       retry: { baseMs: config.registration.retryBaseMs, capMs: config.registration.retryCapMs, jitter: 0.2 },
       expiresSeconds: config.registration.expiresSeconds,
       onError: (error) => logger.warn({ err: error }, 'registration'),
+      onStatusWritten: (ids) => numberRows?.evict(ids),
     });
     started.push(() => registrationManager.stop());
     await registrationManager.start();
@@ -172,6 +172,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       ctx,
       metrics,
       targets: { policy: targets, minAllowedPrefix: config.targets.minAllowedPrefix },
+      numberRows,
+      activeCalls: { byCredentials: (id) => sipEdge.router.callsSettingUp(id) },
       authFailures: config.http.authFailures,
       bodyLimitBytes: config.http.bodyLimitBytes,
       logger,

@@ -7,7 +7,7 @@ import { invalid, notFound } from '../common/errors.ts';
 import { MAX_JSON_DEPTH, withinDepth } from '../common/json-depth.ts';
 import { now } from '../common/time.ts';
 import { parseSipUri } from '../sip/uri.ts';
-import { retryOnNewReference } from '../numbers/numbers.ts';
+import { retryOnNewReference } from '../db/errors.ts';
 import type { Agent, AgentCreate, AgentUpdate } from './schemas.ts';
 
 type AgentRow = Selectable<AgentsTable>;

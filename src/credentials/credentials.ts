@@ -5,7 +5,8 @@ import type { SipCredentialsTable } from '../db/schema.ts';
 import { invalid, notFound, conflict } from '../common/errors.ts';
 import { parseAddressOrCidr, type TargetRules } from '../common/addresses.ts';
 import { now } from '../common/time.ts';
-import { affectedAgentsOfNumbers, deleteNumbersWithLinks, retryOnNewReference } from '../numbers/numbers.ts';
+import { retryOnNewReference } from '../db/errors.ts';
+import { affectedAgentsOfNumbers, deleteNumbersWithLinks } from '../numbers/numbers.ts';
 import type { Credentials, CredentialsInput } from './schemas.ts';
 import { parseServerAddress } from './server-address.ts';
 
@@ -175,10 +176,15 @@ export async function deleteCredentials(ctx: Context, orgId: string, id: string,
   }));
 }
 
-export async function credentialsAffectedAgents(ctx: Context, orgId: string, id: string) {
+/** Live call counts, known once the SIP edge runs. */
+export interface ActiveCalls {
+  byCredentials(credentialsId: string): number;
+}
+
+export async function credentialsAffectedAgents(ctx: Context, orgId: string, id: string, activeCalls: ActiveCalls) {
   await findRow(ctx, orgId, id);
   const phoneNumbers = await affectedAgentsOfNumbers(ctx, orgId, await numberIdsUsing(ctx, orgId, id));
-  return { phoneNumbers, affectedCallsCount: ctx.activeCalls?.byCredentials(id) ?? 0 };
+  return { phoneNumbers, affectedCallsCount: activeCalls.byCredentials(id) };
 }
 
 /** The stored SIP password in clear, for the SIP side only; never for an API response. */

@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from '@sinclair/typebox';
 import type { TargetRules } from '../common/addresses.ts';
 import type { Context } from '../context.ts';
+import type { ActiveCalls } from './credentials.ts';
 import { ForceQuery, IdParams, Problem, problemResponses } from '../http/schemas.ts';
 import {
   createCredentials,
@@ -15,7 +16,10 @@ import { Credentials, CredentialsAffectedAgents, CredentialsInput, CredentialsLi
 
 const tags = ['SIP credentials'];
 
-export const credentialsRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; targets: TargetRules }> = async (app, { ctx, targets }) => {
+export const credentialsRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; targets: TargetRules; activeCalls: ActiveCalls }> = async (
+  app,
+  { ctx, targets, activeCalls },
+) => {
   app.get(
     '/sip-credentials',
     { schema: { tags, summary: 'List SIP credentials', querystring: CredentialsListQuery, response: { 200: CredentialsPage, ...problemResponses } } },
@@ -72,6 +76,6 @@ export const credentialsRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; target
         response: { 200: CredentialsAffectedAgents, ...problemResponses },
       },
     },
-    (request) => credentialsAffectedAgents(ctx, request.orgId, request.params.id),
+    (request) => credentialsAffectedAgents(ctx, request.orgId, request.params.id, activeCalls),
   );
 };

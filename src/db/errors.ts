@@ -1,3 +1,5 @@
+import { conflict } from '../common/errors.ts';
+
 /**
  * Recognizes a unique-constraint violation from either driver and names the constraint, so the
  * rules can turn the database's verdict into the right 409 instead of checking first.
@@ -25,4 +27,20 @@ export function foreignKeyViolation(error: unknown): boolean {
   if (typeof error !== 'object' || error === null) return false;
   const code = (error as { code?: unknown }).code;
   return code === '23503' || code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
+}
+
+/**
+ * Runs a delete again when the database refused it because a concurrent request had just made
+ * something refer to what it deletes (a link, a number): the next run sees that reference and
+ * answers 409, or with force removes it too.
+ */
+export async function retryOnNewReference(work: () => Promise<void>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await work();
+    } catch (error) {
+      if (!foreignKeyViolation(error)) throw error;
+      if (attempt === 3) throw conflict('It kept changing while being deleted; try again');
+    }
+  }
 }

@@ -6,6 +6,8 @@ import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { TargetRules } from '../common/addresses.ts';
 import type { Context } from '../context.ts';
+import type { ActiveCalls } from '../credentials/credentials.ts';
+import type { NumberRowCache } from '../numbers/number-cache.ts';
 import { agentRoutes } from '../agents/routes.ts';
 import { callRecordRoutes } from '../calls/routes.ts';
 import { credentialsRoutes } from '../credentials/routes.ts';
@@ -21,6 +23,10 @@ export interface AppOptions {
   metrics: Metrics;
   /** What tenant-chosen addresses are checked against. */
   targets: TargetRules;
+  /** Number rows a GET may be answered from (SQLite only). */
+  numberRows?: NumberRowCache;
+  /** The calls the SIP edge is setting up, for credentials' affected-agents. */
+  activeCalls: ActiveCalls;
   /** Failed authentications allowed per source address before 429. */
   authFailures: { burst: number; perMinute: number };
   bodyLimitBytes: number;
@@ -115,9 +121,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(
     async (api) => {
       requireApiKey(api, options.ctx.db, options.authFailures);
-      await api.register(credentialsRoutes, { ctx: options.ctx, targets: options.targets });
+      await api.register(credentialsRoutes, { ctx: options.ctx, targets: options.targets, activeCalls: options.activeCalls });
       await api.register(agentRoutes, { ctx: options.ctx, targets: options.targets });
-      await api.register(numberRoutes, { ctx: options.ctx });
+      await api.register(numberRoutes, { ctx: options.ctx, numberRows: options.numberRows });
       await api.register(callRecordRoutes, { ctx: options.ctx });
     },
     { prefix: '/api/v1' },

@@ -1,5 +1,5 @@
 import type { ChangeFeed } from '../db/changes.ts';
-import type { NumberRow } from './numbers.ts';
+import type { NumberRow } from './number-row.ts';
 
 /**
  * Copies of recently read number rows, which GET /sip-phone-numbers/{id} answers from. Only on

@@ -1,12 +1,14 @@
 import crypto from 'node:crypto';
-import type { Kysely, Selectable } from 'kysely';
+import type { Kysely } from 'kysely';
 import { withTransaction, type Context } from '../context.ts';
-import type { Database, PhoneNumbersTable } from '../db/schema.ts';
+import type { Database } from '../db/schema.ts';
 import { preparedQuery } from '../db/prepared.ts';
-import { foreignKeyViolation, uniqueViolation } from '../db/errors.ts';
+import { foreignKeyViolation, retryOnNewReference, uniqueViolation } from '../db/errors.ts';
 import { conflict, invalid, notFound } from '../common/errors.ts';
 import { now } from '../common/time.ts';
 import { normalizePhoneNumber } from './normalize.ts';
+import type { NumberRowCache } from './number-cache.ts';
+import type { NumberRow } from './number-row.ts';
 import type {
   AffectedAgent,
   NumberAffectedAgents,
@@ -15,9 +17,6 @@ import type {
   PhoneNumberListQuery,
   RegistrationState,
 } from './schemas.ts';
-
-/** A number row with its credentials' provider, which a number inherits. */
-export type NumberRow = Selectable<PhoneNumbersTable> & { provider_id: string | null };
 
 export const INBOUND_UNIQUE = 'phone_numbers_inbound_unique';
 const ORG_NUMBER_CREDENTIALS_UNIQUE = 'phone_numbers_org_number_credentials_unique';
@@ -66,15 +65,15 @@ export async function findNumberRow(ctx: Context, orgId: string, id: string): Pr
 }
 
 /** A number as the API shows it; from the number cache where there is one (writes read the database). */
-export async function getNumber(ctx: Context, orgId: string, id: string): Promise<PhoneNumber> {
-  const row = ctx.numberRows?.get(id) ?? (await readNumber(ctx, orgId, id));
+export async function getNumber(ctx: Context, orgId: string, id: string, cache?: NumberRowCache): Promise<PhoneNumber> {
+  const row = cache?.get(id) ?? (await readNumber(ctx, orgId, id, cache));
   if (!row || row.org_id !== orgId) throw notFound(`Phone number ${id} was not found`);
   return numberFromRow(row);
 }
 
-function readNumber(ctx: Context, orgId: string, id: string): Promise<NumberRow | undefined> {
+function readNumber(ctx: Context, orgId: string, id: string, cache: NumberRowCache | undefined): Promise<NumberRow | undefined> {
   const reading = numberById.first(ctx.db, { id, orgId });
-  return ctx.numberRows ? ctx.numberRows.keep(id, reading) : reading;
+  return cache ? cache.keep(id, reading) : reading;
 }
 
 export function normalizeOrReject(field: string, value: string): string {
@@ -287,22 +286,6 @@ export async function deleteNumbersWithLinks(tx: Context, orgId: string, numberI
   await tx.db.deleteFrom('phone_numbers').where('org_id', '=', orgId).where('id', 'in', numberIds).execute();
   for (const agent of agents) await tx.changes.publish({ kind: 'agent', orgId, id: agent.id });
   for (const id of numberIds) await tx.changes.publish({ kind: 'number', orgId, id });
-}
-
-/**
- * Runs a delete again when the database refused it because a concurrent request had just made
- * something refer to what it deletes (a link, a number): the next run sees that reference and
- * answers 409, or with force removes it too.
- */
-export async function retryOnNewReference(work: () => Promise<void>): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await work();
-    } catch (error) {
-      if (!foreignKeyViolation(error)) throw error;
-      if (attempt === 3) throw conflict('It kept changing while being deleted; try again');
-    }
-  }
 }
 
 export async function deleteNumber(ctx: Context, orgId: string, id: string, force: boolean): Promise<void> {

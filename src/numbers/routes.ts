@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { Context } from '../context.ts';
 import { ForceQuery, IdParams, Problem, problemResponses } from '../http/schemas.ts';
 import { linkAgent, unlinkAgent } from './links.ts';
+import type { NumberRowCache } from './number-cache.ts';
 import { createNumber, deleteNumber, getNumber, listNumbers, numberAffectedAgents, replaceNumber } from './numbers.ts';
 import {
   LinkQuery,
@@ -16,7 +17,8 @@ import {
 
 const tags = ['SIP phone numbers'];
 
-export const numberRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (app, { ctx }) => {
+/** `numberRows`: where a GET of one number may be answered from memory (SQLite only, numbers/number-cache.ts). */
+export const numberRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; numberRows?: NumberRowCache }> = async (app, { ctx, numberRows }) => {
   app.get(
     '/sip-phone-numbers',
     {
@@ -37,7 +39,7 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = async (
   app.get(
     '/sip-phone-numbers/:id',
     { schema: { tags, summary: 'Get a phone number', params: IdParams, response: { 200: PhoneNumber, ...problemResponses } } },
-    (request) => getNumber(ctx, request.orgId, request.params.id),
+    (request) => getNumber(ctx, request.orgId, request.params.id, numberRows),
   );
   app.put(
     '/sip-phone-numbers/:id',

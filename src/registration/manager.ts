@@ -52,6 +52,8 @@ export interface RegistrationManagerOptions {
   /** This instance's id in the leases (default a random UUID). */
   instanceId?: string;
   onError(error: unknown): void;
+  /** Numbers whose registrationStatus was just written (a cache of number rows drops them). */
+  onStatusWritten?(numberIds: string[]): void;
   random?: () => number;
 }
 
@@ -152,7 +154,7 @@ export class RegistrationManager {
     this.#ctx = options.ctx;
     this.instanceId = options.instanceId ?? crypto.randomUUID();
     this.leases = new LeaseStore(options.ctx.db, this.instanceId, options.leaseMs);
-    this.#writer = new StatusWriter(options.ctx.db, options.onError, (ids) => options.ctx.numberRows?.evict(ids));
+    this.#writer = new StatusWriter(options.ctx.db, options.onError, (ids) => options.onStatusWritten?.(ids));
     this.#random = options.random ?? Math.random;
     this.#maxInFlight = options.maxInFlight ?? 200;
     this.#timers = new TimerQueue<Group>(

@@ -6,7 +6,9 @@
  * registrar's Min-Expires, and a 3xx followed once (its target kept for later refreshes).
  */
 import { randomBytes } from 'node:crypto';
-import { createRequest, parseExpires, parseNameAddr, SipHeaders, type SipRequest, type SipResponse } from '../sip/message.ts';
+import { createRequest, SipHeaders, type SipRequest, type SipResponse } from '../sip/message.ts';
+import { parseNameAddr } from '../sip/parse-address.ts';
+import { parseExpires } from '../sip/parse-header.ts';
 import { DigestClient, type DigestHeader } from '../sip/digest.ts';
 import { BRANCH_MAGIC_COOKIE, createTag, type TransactionLayer } from '../sip/transaction.ts';
 import type { Destination } from '../sip/transport.ts';

@@ -2,7 +2,8 @@
  * When to refresh a registration and when to retry a failed one: pure functions, so the
  * schedule can be tested as a table (test/registration/schedule.test.ts).
  */
-import { parseExpires, parseNameAddr } from '../sip/message.ts';
+import { parseNameAddr } from '../sip/parse-address.ts';
+import { parseExpires } from '../sip/parse-header.ts';
 import { parseSipUri } from '../sip/uri.ts';
 
 export interface RetryPolicy {

@@ -1,7 +1,8 @@
 import type { CallOutcome } from '../calls/schemas.ts';
 import { forwardedCallOutcome, type CallAttempt } from '../calls/records.ts';
 import { normalizePhoneNumber } from '../numbers/normalize.ts';
-import { parseNameAddr, type SipRequest } from '../sip/message.ts';
+import { type SipRequest } from '../sip/message.ts';
+import { parseNameAddr } from '../sip/parse-address.ts';
 import type { InitialRequestRecord, RouteDecision } from '../sip/proxy.ts';
 import type { MessageSource } from '../sip/transport.ts';
 import { parseUri } from '../sip/uri.ts';

@@ -15,7 +15,8 @@
  * signature of one kind from passing as the other.
  */
 import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto';
-import { parseNameAddr, type SipRequest } from './message.ts';
+import { type SipRequest } from './message.ts';
+import { parseNameAddr } from './parse-address.ts';
 import type { SipUri } from './uri.ts';
 
 /** Record-Route parameters: the signature, its time, and the two the proxy reads back. */

@@ -34,6 +34,7 @@
  */
 
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { isToken } from './lexical.ts';
 
 // ---------------------------------------------------------------------------
 // Types
@@ -216,7 +217,6 @@ export function generateCnonce(): string {
   return randomBytes(16).toString('hex');
 }
 
-const TOKEN_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const CONTROL_RE = /[\u0000-\u0008\u000a-\u001f\u007f]/;
 
 function assertHeaderSafe(what: string, value: string): void {
@@ -227,7 +227,7 @@ function assertHeaderSafe(what: string, value: string): void {
 }
 
 function assertMethod(method: string): void {
-  if (typeof method !== 'string' || !TOKEN_RE.test(method)) {
+  if (typeof method !== 'string' || !isToken(method)) {
     throw new TypeError(`invalid SIP method: ${JSON.stringify(method)}`);
   }
 }
@@ -1086,7 +1086,7 @@ export function verifyAuthorization(
   const parsed = parseAuthorization(headerValue);
   if (!parsed.ok) return parsed;
   const c = parsed.value;
-  if (typeof options.method !== 'string' || !TOKEN_RE.test(options.method)) {
+  if (typeof options.method !== 'string' || !isToken(options.method)) {
     return fail('malformed', `invalid method ${JSON.stringify(options.method)}`);
   }
   const allowed = options.algorithms ?? DIGEST_ALGORITHMS;

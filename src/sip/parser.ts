@@ -25,22 +25,11 @@
  *
  * Parsing never throws for any input; failures are returned as values.
  */
-import {
-  canonicalHeaderName,
-  createRequest,
-  isToken,
-  parseContentLength,
-  parseCSeq,
-  parseMaxForwards,
-  parseNameAddr,
-  parseVia,
-  SIP_VERSION,
-  SipHeaders,
-  splitHeaderList,
-  trimLws,
-  type SipMessage,
-  type SipRequest,
-} from './message.ts';
+import { canonicalHeaderName, createRequest, SIP_VERSION, SipHeaders, type SipMessage, type SipRequest } from './message.ts';
+import { isToken, trimLws } from './lexical.ts';
+import { parseNameAddr } from './parse-address.ts';
+import { parseContentLength, parseCSeq, parseMaxForwards, splitHeaderList } from './parse-header.ts';
+import { parseVia } from './parse-via.ts';
 import { uriScheme } from './uri.ts';
 
 /** Largest message accepted, in octets (UDP datagrams and framed stream messages alike). */

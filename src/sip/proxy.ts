@@ -59,18 +59,11 @@ import { createHash } from 'node:crypto';
 import { DigestClient } from './digest.ts';
 import { CSEQ_OFFSET_PARAM, DialogSigner, SIDE_PARAM } from './dialog-signer.ts';
 import net from 'node:net';
-import {
-  buildResponse,
-  cloneMessage,
-  formatNameAddr,
-  parseCSeq,
-  parseMaxForwards,
-  parseNameAddr,
-  parseVia,
-  type SipMessage,
-  type SipRequest,
-  type SipResponse,
-} from './message.ts';
+import { buildResponse, cloneMessage, type SipMessage, type SipRequest, type SipResponse } from './message.ts';
+import { UNSAFE_TEXT } from './lexical.ts';
+import { formatNameAddr, parseNameAddr } from './parse-address.ts';
+import { parseCSeq, parseMaxForwards } from './parse-header.ts';
+import { parseVia } from './parse-via.ts';
 import {
   BRANCH_MAGIC_COOKIE,
   createCancel,
@@ -193,7 +186,6 @@ const ALLOW = 'INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, REFER, SU
 const DIALOG_CREATING_METHODS = new Set(['INVITE', 'SUBSCRIBE', 'REFER', 'NOTIFY']);
 /** Length of the hash part of our branch (base64url characters, 96 bits). */
 const BRANCH_HASH_LENGTH = 16;
-const UNSAFE_TEXT = /[\0\r\n]/;
 /** Digest re-sends per INVITE (a 401 then a 407 from a second proxy is the most a trunk needs). */
 const MAX_AUTH_ROUNDS = 2;
 /** Identity assertions believed only from trusted sources (RFC 3325 §5). */

@@ -3,9 +3,8 @@
  * and a Content-Length that always matches the body (written where the
  * message had one, else last), as RFC 3261 §18.3 requires on streams.
  */
-import { isToken, type SipMessage } from './message.ts';
-
-const UNSAFE_TEXT = /[\0\r\n]/;
+import { isToken, UNSAFE_TEXT } from './lexical.ts';
+import type { SipMessage } from './message.ts';
 
 function assertSafe(text: string, what: string): void {
   // A CR or LF would let a header value inject extra headers or end the

@@ -21,18 +21,10 @@
  * they never keep the process alive, and cleared when the transaction ends.
  */
 import { randomBytes } from 'node:crypto';
-import {
-  buildResponse,
-  createRequest,
-  parseCSeq,
-  parseNameAddr,
-  parseVia,
-  SipHeaders,
-  type SipMessage,
-  type SipRequest,
-  type SipResponse,
-  type Via,
-} from './message.ts';
+import { buildResponse, createRequest, SipHeaders, type SipMessage, type SipRequest, type SipResponse } from './message.ts';
+import { parseNameAddr } from './parse-address.ts';
+import { parseCSeq } from './parse-header.ts';
+import { parseVia, type Via } from './parse-via.ts';
 import type { Destination, MessageSource } from './transport.ts';
 
 /** Prefix of every RFC 3261 branch parameter (§8.1.1.7). */

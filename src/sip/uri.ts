@@ -9,6 +9,7 @@
  * and bracketed again when formatted.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { Char, charTable } from './lexical.ts';
 
 /** URI parameters keyed by lowercase name; `null` marks a flag such as `lr`. */
 export type UriParams = Map<string, string | null>;
@@ -35,27 +36,6 @@ export interface TelUri {
 export type Uri = SipUri | TelUri;
 
 export type HostKind = 'hostname' | 'ipv4' | 'ipv6';
-
-const enum Char {
-  Percent = 0x25,
-  Zero = 0x30,
-  Nine = 0x39,
-  Colon = 0x3a,
-  Semicolon = 0x3b,
-  Question = 0x3f,
-  At = 0x40,
-  OpenBracket = 0x5b,
-  CloseBracket = 0x5d,
-}
-
-function charTable(chars: string, withAlphanumerics = true): Uint8Array {
-  const table = new Uint8Array(128);
-  const all = withAlphanumerics
-    ? chars + 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'
-    : chars;
-  for (let i = 0; i < all.length; i++) table[all.charCodeAt(i)] = 1;
-  return table;
-}
 
 // Characters that may appear unescaped in each component (RFC 3261 §25.1).
 const UNRESERVED = "-_.!~*'()";

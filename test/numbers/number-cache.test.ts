@@ -2,7 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LocalChangeFeed } from '../../src/db/changes.ts';
 import { NumberRowCache } from '../../src/numbers/number-cache.ts';
-import type { NumberRow } from '../../src/numbers/numbers.ts';
+import type { NumberRow } from '../../src/numbers/number-row.ts';
 
 const row = (id: string, description = 'first') => ({ id, description }) as unknown as NumberRow;
 

@@ -1,28 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import {
-  buildResponse,
-  cloneMessage,
-  createRequest,
-  formatCSeq,
-  formatHeaderParams,
-  formatNameAddr,
-  formatVia,
-  isRequest,
-  parseContentLength,
-  parseCSeq,
-  parseExpires,
-  parseHeaderParams,
-  parseMaxForwards,
-  parseNameAddr,
-  parseVia,
-  SipHeaders,
-  splitHeaderList,
-  topVia,
-  type SipMessage,
-  type SipRequest,
-  type SipResponse,
-} from '../../src/sip/message.ts';
+import { buildResponse, cloneMessage, createRequest, isRequest, SipHeaders, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
+import { formatNameAddr, parseNameAddr } from '../../src/sip/parse-address.ts';
+import { formatCSeq, formatHeaderParams, parseContentLength, parseCSeq, parseExpires, parseHeaderParams, parseMaxForwards, splitHeaderList } from '../../src/sip/parse-header.ts';
+import { formatVia, parseVia, topVia } from '../../src/sip/parse-via.ts';
 import { MAX_MESSAGE_SIZE, parseMessage, type ParseResult } from '../../src/sip/parser.ts';
 import { serializeMessage } from '../../src/sip/serializer.ts';
 import { parseSipUri, parseUri } from '../../src/sip/uri.ts';

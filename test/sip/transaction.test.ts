@@ -1,6 +1,8 @@
 import { test, mock, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildResponse, parseNameAddr, parseVia, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
+import { buildResponse, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
+import { parseNameAddr } from '../../src/sip/parse-address.ts';
+import { parseVia } from '../../src/sip/parse-via.ts';
 import { parseMessage } from '../../src/sip/parser.ts';
 import {
   createCancel,

@@ -4,16 +4,9 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
-import {
-  buildResponse,
-  createRequest,
-  parseNameAddr,
-  parseVia,
-  SipHeaders,
-  topVia,
-  type SipMessage,
-  type SipRequest,
-} from '../../src/sip/message.ts';
+import { buildResponse, createRequest, SipHeaders, type SipMessage, type SipRequest } from '../../src/sip/message.ts';
+import { parseNameAddr } from '../../src/sip/parse-address.ts';
+import { parseVia, topVia } from '../../src/sip/parse-via.ts';
 import { parseMessage } from '../../src/sip/parser.ts';
 import { serializeMessage } from '../../src/sip/serializer.ts';
 import { SipTransportLayer, type MessageSource, type SipTransportOptions } from '../../src/sip/transport.ts';

@@ -9,7 +9,9 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import { SipStreamFramer } from '../../src/sip/framing.ts';
-import { parseNameAddr, parseVia, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
+import { type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
+import { parseNameAddr } from '../../src/sip/parse-address.ts';
+import { parseVia } from '../../src/sip/parse-via.ts';
 import { parseMessage } from '../../src/sip/parser.ts';
 import { formatHost } from '../../src/sip/uri.ts';
 
