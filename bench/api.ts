@@ -44,7 +44,7 @@ function start(args: string[], ready: RegExp): Promise<Server & { match: RegExpE
   let out = '';
   let started = false;
   return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (chunk) => {
+    child.stdout.on('data', (chunk) => {
       if (started) return;
       out += chunk;
       const match = ready.exec(out);
@@ -82,7 +82,7 @@ async function load(row: Row, durationS: number, record: boolean): Promise<void>
 }
 
 const SPREAD_NUMBERS = 1000;
-const pick = <T>(items: T[]) => items[Math.floor(Math.random() * items.length)]!;
+const pick = <T>(items: T[]) => items[Math.floor(Math.random() * items.length)];
 
 /**
  * A dialplane server with two agents, one number, and SPREAD_NUMBERS more, and its rows: GET
@@ -120,8 +120,8 @@ async function dialplaneRows(label: string, env: Record<string, string>, goals: 
     row('GET /sip-phone-numbers/{id}, one number', goals?.GET, [{ path: number(one) }]),
     // Alternating between the two agents, so that every request is a real write.
     row('PUT …/agent-link, one number', goals?.PUT, [
-      { method: 'PUT', path: link(one, agents[0]!) },
-      { method: 'PUT', path: link(one, agents[1]!) },
+      { method: 'PUT', path: link(one, agents[0]) },
+      { method: 'PUT', path: link(one, agents[1]) },
     ]),
     row(`GET /sip-phone-numbers/{id}, ${SPREAD_NUMBERS} numbers at random`, goals?.GET, [
       { setupRequest: (request) => ({ ...request, path: number(pick(spread)) }) },
@@ -157,7 +157,7 @@ async function postgresSchema(): Promise<{ url: string; drop: () => Promise<void
   };
 }
 
-const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)]!;
+const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)];
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dialplane-bench-'));
 const schema = await postgresSchema();
@@ -180,7 +180,7 @@ try {
   process.stdout.write('req/s and CPU: medians over the rounds; ratio: the median of the rounds\' ratios to the bare route\n\n');
   process.stdout.write('| route | req/s | server CPU per request | ratio to bare | ratio per round | goal |\n|---|---:|---:|---:|---:|---:|\n');
   for (const row of rows) {
-    const ratios = row.rps.map((value, i) => value / bareRow.rps[i]!);
+    const ratios = row.rps.map((value, i) => value / bareRow.rps[i]);
     const ratio = median(ratios);
     const verdict = row.goal === undefined ? '' : `${row.goal} ${ratio >= row.goal ? 'met' : 'MISSED'}`;
     const perRound = ratios.map((r) => r.toFixed(2)).join(' ');

@@ -27,20 +27,20 @@ export async function startDialplane(env: Record<string, string>): Promise<Dialp
   // request, which is read and dropped.
   let output = '';
   const keep = (chunk: Buffer) => {
-    if (output.length < OUTPUT_KEPT) output += chunk;
+    if (output.length < OUTPUT_KEPT) output += chunk.toString();
   };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
   const url = await new Promise<string>((resolve, reject) => {
     const check = () => {
       const match = /Server listening at (http:\/\/[^"\s]+)/.exec(output);
       if (match) {
-        child.stdout!.off('data', check);
-        resolve(match[1]!);
+        child.stdout.off('data', check);
+        resolve(match[1]);
       }
     };
-    child.stdout!.on('data', check);
-    exited.then((code) => reject(new Error(`dialplane exited with ${code}:\n${output}`)));
+    child.stdout.on('data', check);
+    void exited.then((code) => reject(new Error(`dialplane exited with ${code}:\n${output}`)));
   });
   return { child, url, output: () => output, exited };
 }
@@ -48,7 +48,7 @@ export async function startDialplane(env: Record<string, string>): Promise<Dialp
 /** The default organization's key, printed on a database's first start right after the listening line. */
 export async function firstStartKey(server: DialplaneProcess): Promise<string> {
   while (!/\bdpk_[A-Za-z0-9_-]+\s/.test(server.output())) await sleep(20);
-  return /\b(dpk_[A-Za-z0-9_-]+)/.exec(server.output())![1]!;
+  return /\b(dpk_[A-Za-z0-9_-]+)/.exec(server.output())![1];
 }
 
 export async function api(url: string, key: string, method: string, route: string, body?: unknown): Promise<any> {

@@ -53,7 +53,7 @@ export function cpuSeconds(pids: number[]): number {
   for (const pid of pids) {
     try {
       // Fields after the parenthesized command name: utime and stime are the 12th and 13th.
-      const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
       ticks += Number(fields[11]) + Number(fields[12]);
     } catch {
       // Exited in between: its time is lost from both readings alike.
@@ -68,7 +68,7 @@ export function processTree(pid: number): number[] {
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const fields = fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      const fields = fs.readFileSync(`/proc/${entry}/stat`, 'utf8').split(') ')[1].split(' ');
       if (Number(fields[1]) === pid) pids.push(Number(entry));
     } catch {
       // Exited while listed.

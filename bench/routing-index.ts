@@ -6,8 +6,8 @@ import v8 from 'node:v8';
 import { LocalChangeFeed } from '../src/db/changes.ts';
 import { openDatabase } from '../src/db/connection.ts';
 import { migrateToLatest } from '../src/db/migrations.ts';
-import { decideInbound } from '../src/routing/decide.ts';
-import { RoutingIndex } from '../src/routing/routing-index.ts';
+import { decideInbound } from '../src/inbound/decide.ts';
+import { RoutingIndex } from '../src/inbound/routing-index.ts';
 
 /**
  * The routing index at scale: N numbers (default 1,000,000) on 1,000 trunks, half of them
@@ -71,9 +71,9 @@ export async function benchRoutingIndex(count = COUNT): Promise<RoutingIndexFigu
           const phone = `+1${String(2000000000 + i)}`;
           numbers.push(phone);
           rows.push({
-            id: crypto.randomUUID(), org_id: orgId, phone_number: phone, credentials_id: trunkIds[i % TRUNKS]!,
+            id: crypto.randomUUID(), org_id: orgId, phone_number: phone, credentials_id: trunkIds[i % TRUNKS],
             display_name: null, description: null, registration: 0,
-            incoming_calls_agent_id: i % 2 === 0 ? agentIds[i % AGENTS]! : null,
+            incoming_calls_agent_id: i % 2 === 0 ? agentIds[i % AGENTS] : null,
             reg_state: 'Disabled', reg_error_description: null, reg_sip_response_message: null, reg_last_updated: time,
             reg_expires_at: null, created_time: time, last_update_time: time,
           });
@@ -91,7 +91,7 @@ export async function benchRoutingIndex(count = COUNT): Promise<RoutingIndexFigu
 
     const samples = new Float64Array(LOOKUPS);
     for (let i = 0; i < LOOKUPS; i++) {
-      const dialled = numbers[(i * 7919) % numbers.length]!;
+      const dialled = numbers[(i * 7919) % numbers.length];
       const source = `10.${((i % TRUNKS) >> 8) & 255}.${i % TRUNKS & 255}.1`;
       const t0 = process.hrtime.bigint();
       decideInbound(index.lookup(dialled), source, null);
@@ -103,8 +103,8 @@ export async function benchRoutingIndex(count = COUNT): Promise<RoutingIndexFigu
       numbers: index.size,
       loadSeconds,
       bytesPerNumber,
-      decisionP50Micros: samples[Math.floor(LOOKUPS * 0.5)]!,
-      decisionP99Micros: samples[Math.floor(LOOKUPS * 0.99)]!,
+      decisionP50Micros: samples[Math.floor(LOOKUPS * 0.5)],
+      decisionP99Micros: samples[Math.floor(LOOKUPS * 0.99)],
     };
   } finally {
     await handle.close();

@@ -15,8 +15,8 @@ const MACS_PER_CALL = 6;
 
 function request(text: string): SipRequest {
   const result = parseMessage(Buffer.from(text.replaceAll('\n', '\r\n')));
-  if (!result.ok || result.message.kind !== 'request') throw new Error('bench message does not parse');
-  return result.message;
+  if (!result.ok || result.value.kind !== 'request') throw new Error('bench message does not parse');
+  return result.value;
 }
 
 export function benchSigning(): { microsPerCall: number; macsPerCall: number } {

@@ -80,11 +80,11 @@ async function sipp(options: SippRun): Promise<SippStats> {
   if (options.remote) args.push(options.remote);
   const child = spawn('sipp', args, { cwd: options.dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
-  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
   const code = await track(child);
   const lines = fs.existsSync(statsFile) ? fs.readFileSync(statsFile, 'utf8').trim().split('\n') : [];
   if (lines.length < 2) throw new Error(`sipp ${options.name} wrote no statistics (exit ${code}): ${stderr}`);
-  const columns = lines[0]!.split(';');
+  const columns = lines[0].split(';');
   const last = lines.at(-1)!.split(';');
   const column = (name: string) => Number(last[columns.indexOf(name)]);
   return {
@@ -166,7 +166,7 @@ function kamailioProxy(agentId: string, carrierPort: number, dir: string, port: 
       const child = spawn('kamailio', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
       const exited = track(child);
       let output = '';
-      child.stderr!.on('data', (chunk) => (output += chunk));
+      child.stderr.on('data', (chunk) => (output += chunk));
       const deadline = Date.now() + 10_000;
       while (processTree(child.pid!).length < 1 + CORES) {
         if (child.exitCode !== null) throw new Error(`kamailio exited with ${child.exitCode}:\n${output}`);
@@ -263,7 +263,7 @@ export async function benchOutbound(): Promise<{ dialplaneCps: number; kamailioC
       process.stderr.write(`${proxy.name} (${proxy.shape}): outbound, ${STEP_SECONDS} s steps from ${START_RATE} calls/s\n`);
       results.push((await search(proxy, setup)).best);
     }
-    return { dialplaneCps: results[0]!, kamailioCps: results[1]! };
+    return { dialplaneCps: results[0], kamailioCps: results[1] };
   } finally {
     for (const child of running) killTree(child, 'SIGKILL');
     fs.rmSync(dir, { recursive: true, force: true });

@@ -87,11 +87,11 @@ async function sipp(options: SippRunOptions): Promise<SippStats> {
   // sipp redraws its screen on stdout all along; nothing in it is needed beyond the stats file.
   const child = spawn('sipp', args, { cwd: options.dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let stderr = '';
-  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
   const code = await track(child);
   const lines = fs.existsSync(statsFile) ? fs.readFileSync(statsFile, 'utf8').trim().split('\n') : [];
   if (lines.length < 2) throw new Error(`sipp ${options.name} wrote no statistics (exit ${code}): ${stderr}`);
-  const columns = lines[0]!.split(';');
+  const columns = lines[0].split(';');
   const last = lines.at(-1)!.split(';');
   const column = (name: string) => Number(last[columns.indexOf(name)]);
   return {
@@ -211,7 +211,7 @@ function kamailioProxy(table: Table, dir: string, port: number): Proxy {
       const child = spawn('kamailio', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
       const exited = track(child);
       let output = '';
-      child.stderr!.on('data', (chunk) => (output += chunk));
+      child.stderr.on('data', (chunk) => (output += chunk));
       // Kamailio prints its listening sockets before forking the workers; wait for those too.
       const deadline = Date.now() + 10_000;
       while (processTree(child.pid!).length < 1 + CORES) {
@@ -340,7 +340,7 @@ async function sippCeiling(setup: Setup, rate: number): Promise<string | null> {
 
 const started = performance.now();
 // Other work on the machine takes cores from the proxies and sipp alike: say how much there was.
-const loadBefore = os.loadavg()[0]!;
+const loadBefore = os.loadavg()[0];
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dialplane-sip-bench-'));
 try {
   const [edgePort, kamailioPort, agentPort] = [await freePort(), await freePort(), await freePort()];
@@ -364,11 +364,11 @@ try {
   const ceiling = await sippCeiling(setup, ceilingRate);
 
   const [edge, kamailio] = results.map((r) => r.best?.rate ?? 0);
-  const ratio = kamailio! > 0 ? edge! / kamailio! : NaN;
+  const ratio = kamailio > 0 ? edge / kamailio : NaN;
   process.stdout.write(
     `\nFull calls (INVITE/100/180/200/ACK/BYE/200) over UDP on 127.0.0.1, ${STEP_SECONDS} s per step, ` +
       `${NUMBERS} numbers; ${CORES} cores (${os.cpus()[0]?.model ?? ''}), 1-minute load average ${loadBefore.toFixed(2)} before, ` +
-      `${os.loadavg()[0]!.toFixed(2)} after (above 0 means other work shared the cores)\n\n`,
+      `${os.loadavg()[0].toFixed(2)} after (above 0 means other work shared the cores)\n\n`,
   );
   process.stdout.write('| proxy | runs as | highest clean rate | lowest failing rate | CPU during best run | CPU per call |\n|---|---|---:|---:|---:|---:|\n');
   for (const { proxy, best, failedAt } of results) {

@@ -111,7 +111,7 @@ export async function main(argv: string[]): Promise<number | null> {
     });
   } catch (error) {
     // "Unknown option '--port'. To specify a positional argument …": the first sentence says it.
-    const first = (error as Error).message.split('. ')[0]!;
+    const first = (error as Error).message.split('. ')[0];
     throw new UsageError(first.charAt(0).toLowerCase() + first.slice(1));
   }
   const { values, positionals } = parsed;

@@ -15,11 +15,11 @@ import { PostgresChangeFeed } from './db/postgres-changes.ts';
 import { lockForServer } from './db/server-lock.ts';
 import { SipEdge } from './edge/sip-edge.ts';
 import { buildApp } from './http/app.ts';
-import { Metrics } from './http/metrics.ts';
+import { Metrics } from './metrics.ts';
 import { NumberRowCache } from './numbers/number-cache.ts';
 import { ensureDefaultOrg, type NewOrg } from './orgs/orgs.ts';
 import { RegistrationManager } from './registration/manager.ts';
-import { RoutingIndex, systemResolver } from './routing/routing-index.ts';
+import { RoutingIndex, systemResolver } from './inbound/routing-index.ts';
 import { deriveSigningKey } from './sip/dialog-signer.ts';
 
 export interface RunningServer {
@@ -144,7 +144,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       agentRuntimeUri: config.agentRuntimeUri,
       index,
       recorder,
-      metrics,
+      observer: metrics,
       outbound: { ctx, runtimeAddresses: config.runtimeAddresses },
       onError: (error) => logger.warn({ err: error }, 'SIP edge'),
       log: logger,
@@ -159,7 +159,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
         transactions: () => sipEdge.transactions,
         address: () => (sipEdge.ports ? { host: sipEdge.publicHost, port: sipEdge.ports.udpPort } : null),
       },
-      registry: metrics.registry,
+      observer: metrics,
       leaseMs: config.registration.leaseSeconds * 1000,
       retry: { baseMs: config.registration.retryBaseMs, capMs: config.registration.retryCapMs, jitter: 0.2 },
       expiresSeconds: config.registration.expiresSeconds,
@@ -168,6 +168,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     });
     started.push(() => registrationManager.stop());
     await registrationManager.start();
+    metrics.readFrom({ edge: () => sipEdge.stats, registrations: () => registrationManager.stats() });
     const app = await buildApp({
       ctx,
       metrics,

@@ -25,7 +25,7 @@ function importGraph(): Map<string, string[]> {
   const graph = new Map<string, string[]>();
   for (const file of sourceFiles(SRC)) {
     const text = fs.readFileSync(file, 'utf8');
-    const targets = [...text.matchAll(IMPORT)].map((match) => path.relative(SRC, path.resolve(path.dirname(file), match[1] ?? match[2]!)));
+    const targets = [...text.matchAll(IMPORT)].map((match) => path.relative(SRC, path.resolve(path.dirname(file), match[1] ?? match[2])));
     graph.set(path.relative(SRC, file), [...new Set(targets)]);
   }
   return graph;

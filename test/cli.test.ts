@@ -31,8 +31,8 @@ function start(args: string[], env: Record<string, string>): { child: ChildProce
   const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
-  child.stdout!.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const done = new Promise<Run>((resolve, reject) => {
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
@@ -61,7 +61,7 @@ function printed(result: Run): any {
   assert.equal(result.code, 0, `exit 0; stderr: ${result.stderr}`);
   const lines = result.stdout.split('\n').filter((l) => l.trim() !== '');
   assert.equal(lines.length, 1, `one line of output: ${result.stdout}`);
-  const value = JSON.parse(lines[0]!);
+  const value = JSON.parse(lines[0]);
   assert.equal(typeof value, 'object');
   assert.ok(value !== null && !Array.isArray(value));
   return value;
@@ -89,12 +89,12 @@ describe('dialplane CLI', { concurrency: true }, () => {
     ];
     const results = await Promise.all(variants.map((args) => run(args, noDb)));
     results.forEach((r, i) => {
-      assert.equal(r.code, 0, `${variants[i]!.join(' ')}: ${r.stderr}`);
-      assert.match(r.stdout, /dialplane/, variants[i]!.join(' '));
+      assert.equal(r.code, 0, `${variants[i].join(' ')}: ${r.stderr}`);
+      assert.match(r.stdout, /dialplane/, variants[i].join(' '));
     });
-    assert.match(results[3]!.stdout, /org create NAME/);
-    assert.match(results[4]!.stdout, /key create ORG/);
-    assert.match(results[4]!.stdout, /key revoke/);
+    assert.match(results[3].stdout, /org create NAME/);
+    assert.match(results[4].stdout, /key create ORG/);
+    assert.match(results[4].stdout, /key revoke/);
     assert.equal(fs.existsSync(path.join(dir, 'never')), false);
   });
 
@@ -109,7 +109,7 @@ describe('dialplane CLI', { concurrency: true }, () => {
     ];
     const results = await Promise.all(variants.map(([args]) => run(args, env)));
     results.forEach((r, i) => {
-      const [args, message] = variants[i]!;
+      const [args, message] = variants[i];
       assert.equal(r.code, 2, args.join(' '));
       assert.match(r.stderr, message, args.join(' '));
       assert.equal(r.stderr.trim().split('\n').length, 1, `one line: ${r.stderr}`);
@@ -215,20 +215,20 @@ describe('dialplane CLI', { concurrency: true }, () => {
     try {
       const [, url] = await waitFor(first, listening);
       const [, apiKey] = await waitFor(first, /^\s+(dpk_\S+)\s*$/m);
-      const res = await request(url!, 'GET', '/api/v1/agents', { key: apiKey });
+      const res = await request(url, 'GET', '/api/v1/agents', { key: apiKey });
       assert.equal(res.status, 200, 'the printed key works');
-      assert.equal((await request(url!, 'GET', '/healthz')).status, 200);
+      assert.equal((await request(url, 'GET', '/healthz')).status, 200);
       first.child.kill('SIGTERM');
       const exit = await first.done;
       assert.equal(exit.signal, null, 'it exits by itself on SIGTERM');
       assert.equal(exit.code, 0, `graceful shutdown: ${exit.stderr}`);
-      assert.equal(exit.stdout.split(apiKey!).length - 1, 1, 'the key is printed exactly once');
+      assert.equal(exit.stdout.split(apiKey).length - 1, 1, 'the key is printed exactly once');
 
       const second = start(['serve'], serveEnv);
       try {
         const [, url2] = await waitFor(second, listening);
-        assert.equal((await request(url2!, 'GET', '/api/v1/agents', { key: apiKey })).status, 200, 'the first key still works');
-        assert.equal((await request(url2!, 'GET', '/readyz')).status, 200);
+        assert.equal((await request(url2, 'GET', '/api/v1/agents', { key: apiKey })).status, 200, 'the first key still works');
+        assert.equal((await request(url2, 'GET', '/readyz')).status, 200);
         // Startup has finished (the signal handlers are in place) well before this.
         await new Promise((r) => setTimeout(r, 300));
         second.child.kill('SIGTERM');

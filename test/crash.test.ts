@@ -18,7 +18,7 @@ for (const backend of await testBackends()) {
       const database = await freshDatabase(backend);
       try {
         const first = await spawnServer(database.env);
-        const key = /\b(dpk_[A-Za-z0-9_-]+)/.exec(first.output())![1]!;
+        const key = /\b(dpk_[A-Za-z0-9_-]+)/.exec(first.output())![1];
         const api = (method: string, path: string, options: Parameters<typeof request>[3] = {}) =>
           request(first.url, method, path, { key, ...options });
 
@@ -38,7 +38,7 @@ for (const backend of await testBackends()) {
               const number = await api('POST', '/api/v1/sip-phone-numbers', { body: { phoneNumber, credentialsId: creds.body.id } });
               if (number.status !== 201) continue;
               acknowledgedNumbers.set(number.body.id, phoneNumber);
-              const agentId = agents[n % agents.length]!.body.agentId;
+              const agentId = agents[n % agents.length].body.agentId;
               const linked = await api('PUT', `/api/v1/sip-phone-numbers/${number.body.id}/agent-link`, { query: { agentId } });
               if (linked.status === 200) acknowledgedLinks.set(number.body.id, agentId);
             } catch {
@@ -71,7 +71,7 @@ for (const backend of await testBackends()) {
         try {
           if (backend === 'sqlite') {
             const integrity = await sql<{ integrity_check: string }>`pragma integrity_check`.execute(handle.db);
-            assert.equal(integrity.rows[0]!.integrity_check, 'ok');
+            assert.equal(integrity.rows[0].integrity_check, 'ok');
             const danglingRefs = await sql`pragma foreign_key_check`.execute(handle.db);
             assert.equal(danglingRefs.rows.length, 0);
           }

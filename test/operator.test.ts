@@ -80,7 +80,7 @@ describe('operator: start-up', () => {
   test('a secret key that does not open the stored SIP passwords is refused', async () => {
     const database = path.join(dir, 'key', 'dialplane.db');
     const server = await spawnServer({ DIALPLANE_DB: database });
-    const key = /^\s+(dpk_\S+)\s*$/m.exec(server.output())![1]!;
+    const key = /^\s+(dpk_\S+)\s*$/m.exec(server.output())![1];
     const created = await request(server.url, 'POST', '/api/v1/sip-credentials', { key, body: { server: 'sip.example.com', authPassword: 'hunter2' } });
     assert.equal(created.status, 201);
     server.child.kill('SIGTERM');
@@ -105,7 +105,7 @@ describe('operator: start-up', () => {
     assert.deepEqual(JSON.parse((await cli(['org', 'list'], { DIALPLANE_DB: database })).stdout), [], 'no organization, so no key lost');
     const server = await spawnServer({ DIALPLANE_DB: database });
     try {
-      const key = /^\s+(dpk_\S+)\s*$/m.exec(server.output())![1]!;
+      const key = /^\s+(dpk_\S+)\s*$/m.exec(server.output())![1];
       assert.equal((await request(server.url, 'GET', '/api/v1/agents', { key })).status, 200);
     } finally {
       server.child.kill('SIGTERM');
@@ -152,7 +152,7 @@ describe('operator: logs', () => {
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   test('one line per HTTP request and per call attempt, ISO timestamps, a last line at shutdown, and never a secret', async () => {
-    const key = /^\s+(dpk_\S+)\s*$/m.exec(server.output())![1]!;
+    const key = /^\s+(dpk_\S+)\s*$/m.exec(server.output())![1];
     const password = `pw-${crypto.randomUUID()}`;
     const edge = { host: '127.0.0.1', port: Number(/"sip":"127\.0\.0\.1:(\d+)"/.exec(server.output())![1]) };
     const carrier = await UdpPeer.start('127.0.0.2', edge);

@@ -19,7 +19,7 @@ function walkthrough(): string {
   const section = readme.slice(readme.indexOf('## Walkthrough'));
   const block = /```sh\n([\s\S]*?)```/.exec(section);
   assert.ok(block, 'the walkthrough has a shell block');
-  return block[1]!;
+  return block[1];
 }
 
 function bash(script: string, env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -51,8 +51,8 @@ describe('the README walkthrough', { skip: !hasSipp && 'sipp not installed' }, (
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dialplane-readme-'));
     const database = path.join(dir, 'dialplane.db');
     server = await spawnServer({ DIALPLANE_DB: database });
-    const key = /^\s+(dpk_\S+)\s*$/m.exec(server.output())![1]!;
-    const sipPort = /"sip":"127\.0\.0\.1:(\d+)"/.exec(server.output())![1]!;
+    const key = /^\s+(dpk_\S+)\s*$/m.exec(server.output())![1];
+    const sipPort = /"sip":"127\.0\.0\.1:(\d+)"/.exec(server.output())![1];
     env = { KEY: key, API: `${server.url}/api/v1`, EDGE: `127.0.0.1:${sipPort}`, DIALPLANE_DB: database };
   });
   after(async () => {

@@ -40,7 +40,7 @@ describe('graceful shutdown of the SIP side', () => {
     const carrier = await UdpPeer.start('127.0.0.2', edge);
     const agent = await UdpPeer.start('127.0.0.3', edge);
     try {
-      const key = /^\s+(dpk_\S+)\s*$/m.exec(server.output())![1]!;
+      const key = /^\s+(dpk_\S+)\s*$/m.exec(server.output())![1];
       const creds = await request(server.url, 'POST', '/api/v1/sip-credentials', { key, body: { server: '127.0.0.2', allowedAddresses: ['127.0.0.2'] } });
       const runtime = await request(server.url, 'POST', '/api/v1/agents', { key, body: { name: 'agent', sipUri: `sip:agent@${agent.hostPort}` } });
       const number = await request(server.url, 'POST', '/api/v1/sip-phone-numbers', { key, body: { phoneNumber: '+15550180000', credentialsId: creds.body.id } });
@@ -107,7 +107,7 @@ describe('graceful shutdown of the SIP side', () => {
 
     test('SIGTERM while the first REGISTER over TCP is in flight: the binding it makes is removed before the exit', { timeout: 60_000 }, async () => {
       const server = await serverSetup(path.join(dir, 'register'));
-      const key = /^\s+(dpk_\S+)\s*$/m.exec(server.output())![1]!;
+      const key = /^\s+(dpk_\S+)\s*$/m.exec(server.output())![1];
       const creds = await request(server.url, 'POST', '/api/v1/sip-credentials', {
         key,
         body: { server: `127.0.0.1:${port}`, transport: 'tcp', authUser: 'kamtest', allowedAddresses: ['127.0.0.1'] },

@@ -14,7 +14,7 @@ for (const backend of await testBackends()) {
       const database = await freshDatabase(backend);
       try {
         const first = await spawnServer(database.env);
-        const key = /\b(dpk_[A-Za-z0-9_-]+)/.exec(first.output())![1]!;
+        const key = /\b(dpk_[A-Za-z0-9_-]+)/.exec(first.output())![1];
         const inFlight = Array.from({ length: 40 }, (_, i) =>
           request(first.url, 'POST', '/api/v1/agents', { key, body: { name: `in flight ${i}` } }).then(
             (response) => ({ status: response.status, id: response.body.agentId as string }),

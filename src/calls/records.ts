@@ -2,6 +2,7 @@ import crypto from 'node:crypto';
 import type { Insertable, Kysely, Selectable } from 'kysely';
 import type { Context } from '../context.ts';
 import type { CallRecordsTable, Database } from '../db/schema.ts';
+import type { InitialRequestRecord } from '../sip/router.ts';
 import type { CallDirection, CallOutcome, CallRecord, CallRecordListQuery } from './schemas.ts';
 
 export interface CallAttempt {
@@ -19,11 +20,8 @@ export interface CallAttempt {
   sourceAddress: string;
 }
 
-/**
- * The outcome of a call the edge forwarded, from the final status the caller got. (Calls the
- * edge refused itself carry the refusal's outcome instead.)
- */
-export function forwardedCallOutcome(finalStatus: number): CallOutcome {
+/** The outcome of a call the edge forwarded, from the final status the caller got. */
+function forwardedCallOutcome(finalStatus: number): CallOutcome {
   if (finalStatus >= 200 && finalStatus < 300) return 'answered';
   if (finalStatus === 487) return 'cancelled';
   if (finalStatus === 408) return 'timeout';
@@ -35,6 +33,32 @@ export function forwardedCallOutcome(finalStatus: number): CallOutcome {
 export const MAX_CALL_ID_LENGTH = 256;
 export const MAX_REMOTE_PARTY_LENGTH = 256;
 export const MAX_PHONE_NUMBER_LENGTH = 64;
+
+/** What a router knows of a call attempt; the rest of its record comes from how the INVITE ended. */
+export interface CallParties {
+  direction: CallDirection;
+  orgId: string | null;
+  phoneNumberId: string | null;
+  phoneNumber: string;
+  remoteParty: string;
+  agentId: string | null;
+  /** The router's own refusal, when it refused the call; otherwise the final status decides. */
+  refusal: CallOutcome | null;
+}
+
+/** The one place a call attempt's record is built. */
+export function callAttempt(record: InitialRequestRecord, parties: CallParties): CallAttempt {
+  const { refusal, ...known } = parties;
+  return {
+    ...known,
+    outcome: refusal ?? forwardedCallOutcome(record.finalStatus),
+    startedTime: record.startedAt.toISOString(),
+    endedTime: record.endedAt.toISOString(),
+    statusCode: record.finalStatus,
+    callId: record.request.headers.get('call-id') ?? '',
+    sourceAddress: `${record.source.address}:${record.source.port}`,
+  };
+}
 
 const FLUSH_INTERVAL_MS = 200;
 const ROWS_PER_INSERT = 500;

@@ -73,7 +73,7 @@ function comparable(address: string): { family: AddressFamily; text: string } | 
   if (net.isIPv4(address)) return { family: 'ipv4', text: address };
   if (!net.isIPv6(address)) return null;
   const mapped = MAPPED_IPV4.exec(address);
-  return mapped ? { family: 'ipv4', text: mapped[1]! } : { family: 'ipv6', text: address };
+  return mapped ? { family: 'ipv4', text: mapped[1] } : { family: 'ipv6', text: address };
 }
 
 /**

@@ -71,7 +71,7 @@ export class PostgresChangeFeed implements ChangeFeed {
       throw error;
     }
     const { rows } = await client.query<{ schema: string }>('select current_schema() as schema');
-    channel = `${CHANNEL_PREFIX}${rows[0]!.schema}`;
+    channel = `${CHANNEL_PREFIX}${rows[0].schema}`;
     await client.query(`LISTEN ${client.escapeIdentifier(channel)}`);
     this.client = client;
     this.reconnectDelay = RECONNECT_MIN_MS;

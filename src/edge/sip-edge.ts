@@ -1,17 +1,18 @@
-import client from 'prom-client';
 import type { Config } from '../config.ts';
 import type { CallAttempt, CallRecorder } from '../calls/records.ts';
+import type { CallDirection, CallOutcome } from '../calls/schemas.ts';
 import type { TargetPolicy } from '../common/addresses.ts';
 import { TokenBuckets } from '../common/token-buckets.ts';
 import type { Context } from '../context.ts';
-import type { Metrics } from '../http/metrics.ts';
-import { OutboundRouter, PRIVATE_HEADERS } from '../outbound/outbound-router.ts';
-import { InboundRouter } from '../routing/inbound-router.ts';
-import type { RoutingIndex } from '../routing/routing-index.ts';
+import { DIALPLANE_HEADERS } from '../common/dialplane-headers.ts';
+import { OutboundRouter } from '../outbound/outbound-router.ts';
+import { InboundRouter } from '../inbound/inbound-router.ts';
+import type { RoutingIndex } from '../inbound/routing-index.ts';
 import { DialogSigner } from '../sip/dialog-signer.ts';
-import { SipProxy, type SourcePolicy } from '../sip/proxy.ts';
+import type { SourcePolicy } from '../sip/admission.ts';
+import { SipProxy } from '../sip/proxy.ts';
 import type { TransactionLayer } from '../sip/transaction.ts';
-import { SipTransportLayer } from '../sip/transport.ts';
+import { SipTransportLayer, type TransportStats } from '../sip/transport.ts';
 
 export interface SipEdgeOptions {
   sip: Config['sip'];
@@ -22,12 +23,28 @@ export interface SipEdgeOptions {
   agentRuntimeUri: string | null;
   index: RoutingIndex;
   recorder: CallRecorder;
-  metrics: Metrics;
+  observer: EdgeObserver;
   /** Outbound calls from agent runtimes (CONTRACT 6); without it, every INVITE is routed as inbound. */
   outbound?: { ctx: Context; runtimeAddresses: readonly string[] };
   onError(error: unknown): void;
   /** One info line per call attempt; warnings an operator must see (a refused number capture). */
   log: EdgeLog;
+}
+
+/** What the edge reports for the metrics (metrics.ts implements it). */
+export interface EdgeObserver {
+  callFinished(direction: CallDirection, outcome: CallOutcome): void;
+  /** Seconds the inbound routing decision took. */
+  routingDecided(seconds: number): void;
+  /** A message refused at admission, or a number capture refused (SECURITY.md). */
+  rejected(reason: string): void;
+}
+
+/** The edge's state, read when metrics are scraped. */
+export interface EdgeStats {
+  activeServerTransactions: number;
+  activeClientTransactions: number;
+  transport: TransportStats;
 }
 
 export interface EdgeLog {
@@ -50,59 +67,15 @@ export class SipEdge {
   readonly outbound: OutboundRouter | null;
   private transport: SipTransportLayer | null = null;
   private proxy: SipProxy | null = null;
-  private readonly rejected: client.Counter<'reason'>;
   private readonly sources: SourcePolicy;
   ports: { udpPort: number; tcpPort: number } | null = null;
 
   constructor(private readonly options: SipEdgeOptions) {
-    const registers = [options.metrics.registry];
-    const invites = new client.Counter({
-      name: 'dialplane_sip_invites_total',
-      help: 'INVITEs at the SIP edge by direction and outcome.',
-      labelNames: ['direction', 'outcome'],
-      registers,
-    });
-    const decisions = new client.Histogram({
-      name: 'dialplane_sip_routing_decision_seconds',
-      help: 'Time to take the inbound routing decision for one INVITE.',
-      buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.001, 0.01],
-      registers,
-    });
-    this.rejected = new client.Counter({
-      name: 'dialplane_sip_rejected_total',
-      help: 'SIP messages refused at admission: unauthenticated (stateless 403), bad_signature, flood (dropped unanswered), forged_response, number_capture.',
-      labelNames: ['reason'],
-      registers,
-    });
-    const edge = this;
-    new client.Gauge({
-      name: 'dialplane_sip_active_transactions',
-      help: 'SIP transactions in progress at the edge.',
-      labelNames: ['side'],
-      registers,
-      collect() {
-        const stats = edge.proxy?.stats;
-        this.set({ side: 'server' }, stats?.activeServerTransactions ?? 0);
-        this.set({ side: 'client' }, stats?.activeClientTransactions ?? 0);
-      },
-    });
-    new client.Gauge({
-      name: 'dialplane_sip_tcp_refusals',
-      help: 'TCP connections and sends refused since start: per_source (connection cap), message_timeout, write_overflow, destination (refused target or outbound cap).',
-      labelNames: ['reason'],
-      registers,
-      collect() {
-        const stats = edge.transport?.stats;
-        this.set({ reason: 'per_source' }, stats?.refusedConnections ?? 0);
-        this.set({ reason: 'message_timeout' }, stats?.timedOutConnections ?? 0);
-        this.set({ reason: 'write_overflow' }, stats?.overflowedConnections ?? 0);
-        this.set({ reason: 'destination' }, stats?.refusedDestinations ?? 0);
-      },
-    });
+    const { observer } = options;
     // Every call attempt the routers decided on: a record, a count and a log line.
     const finished = (attempt: CallAttempt) => {
       options.recorder.record(attempt);
-      invites.inc({ direction: attempt.direction, outcome: attempt.outcome });
+      observer.callFinished(attempt.direction, attempt.outcome);
       options.log.info(
         {
           direction: attempt.direction,
@@ -117,10 +90,10 @@ export class SipEdge {
       );
     };
     this.router = new InboundRouter(options.index, options.agentRuntimeUri, {
-      decided: (seconds) => decisions.observe(seconds),
+      decided: (seconds) => observer.routingDecided(seconds),
       finished,
       captureRefused: (number, linkedOrgId, closerOrgId) => {
-        this.rejected.inc({ reason: 'number_capture' });
+        observer.rejected('number_capture');
         options.log.warn({ number, linkedOrgId, closerOrgId }, 'inbound call refused: another organization’s trunk matches the caller more closely than the linked one');
       },
     });
@@ -130,6 +103,13 @@ export class SipEdge {
       isTrusted: (address) => options.index.isTrunkAddress(address) || this.outbound?.isRuntime(address) === true,
       mayAnswer: (address) => unknown.take(address),
     };
+  }
+
+  /** Transactions and transport counts; null unless started. */
+  get stats(): EdgeStats | null {
+    if (this.proxy === null || this.transport === null) return null;
+    const { activeServerTransactions, activeClientTransactions } = this.proxy.stats;
+    return { activeServerTransactions, activeClientTransactions, transport: this.transport.stats };
   }
 
   get ready(): boolean {
@@ -171,8 +151,8 @@ export class SipEdge {
       aliases: [sip.host, ...sip.aliases],
       signer: new DialogSigner(this.options.signingKey, { maxDialogSeconds: sip.dialogMaxSeconds }),
       sources: this.sources,
-      privateHeaders: PRIVATE_HEADERS,
-      onRejected: (reason) => this.rejected.inc({ reason }),
+      privateHeaders: [DIALPLANE_HEADERS],
+      onRejected: (reason) => this.options.observer.rejected(reason),
       // RFC 3261's defaults are T1 500 ms, T2 4 s, T4 5 s, D 32 s: all scale with the configured T1.
       timers: { t1: sip.t1Ms, t2: 8 * sip.t1Ms, t4: 10 * sip.t1Ms, timerD: 64 * sip.t1Ms },
       // INVITEs from an agent runtime carrying X-Dialplane-Agent-Id are outbound calls; the rest

@@ -13,7 +13,7 @@ import { callRecordRoutes } from '../calls/routes.ts';
 import { credentialsRoutes } from '../credentials/routes.ts';
 import { numberRoutes } from '../numbers/routes.ts';
 import { requireApiKey } from './auth.ts';
-import type { Metrics } from './metrics.ts';
+import type { Metrics } from '../metrics.ts';
 import { frameworkError, installProblemHandlers } from './problem.ts';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -61,10 +61,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Many clients send `Content-Type: application/json` on every request, a body or not: an empty
   // body is no body (a route that needs one still answers 400 when validation finds it missing).
   const parseJson = app.getDefaultJsonParser('error', 'error');
-  app.removeContentTypeParser('application/json');
+  void app.removeContentTypeParser('application/json');
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body === '') done(null, undefined);
-    else parseJson(request, body as string, done);
+    else void parseJson(request, body as string, done);
   });
 
   const ajvFor = validators();
@@ -86,7 +86,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // query), never a header or a body (API keys, SIP passwords).
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
-    options.metrics.httpDuration.observe({ method: request.method, route, status: reply.statusCode }, reply.elapsedTime / 1000);
+    options.metrics.httpRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
     options.logger.info(
       { method: request.method, route, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 10) / 10, orgId: request.orgId || undefined },
       'http request',

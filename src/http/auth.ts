@@ -37,7 +37,7 @@ export function requireApiKey(app: FastifyInstance, db: Kysely<Database>, failur
       reply.header('WWW-Authenticate', 'Bearer');
       return sendProblem(request, reply, 401, 'An Authorization header with a Bearer API key is required');
     }
-    const orgId = await keys.orgFor(match[1]!);
+    const orgId = await keys.orgFor(match[1]);
     if (orgId === null) {
       throttle.take(request.ip);
       reply.header('WWW-Authenticate', 'Bearer error="invalid_token"');

@@ -39,7 +39,7 @@ interface AjvLikeError {
 /** Turns the validator's findings into the `errors` map: field name → messages. */
 function validationErrors(error: FastifyError): Record<string, string[]> {
   // No prototype: a client's field may be named `toString` or `constructor`.
-  const errors: Record<string, string[]> = Object.create(null);
+  const errors = Object.create(null) as Record<string, string[]>;
   const add = (field: string, message: string) => (errors[field] ??= []).push(message);
   const context = error.validationContext ?? 'request';
   for (const raw of (error.validation ?? []) as AjvLikeError[]) {

@@ -270,7 +270,7 @@ export async function affectedAgentsOfNumbers(
 export async function numberAffectedAgents(ctx: Context, orgId: string, id: string): Promise<NumberAffectedAgents> {
   await findNumberRow(ctx, orgId, id);
   const [result] = await affectedAgentsOfNumbers(ctx, orgId, [id]);
-  return result!;
+  return result;
 }
 
 /** Deletes numbers after clearing the agents' outbound links to them (inbound links go with the rows). */

@@ -125,7 +125,7 @@ export async function revokeApiKey(db: Kysely<Database>, prefixOrId: string): Pr
   const matching = candidates.filter((k) => k.id === prefixOrId || prefixOrId.startsWith(k.prefix));
   if (matching.length === 0) throw notFound(`no active API key matches "${prefixOrId}"`);
   if (matching.length > 1) throw conflict(`"${prefixOrId}" matches ${matching.length} keys; give more of the key or its id`);
-  const key = matching[0]!;
+  const key = matching[0];
   await db.updateTable('api_keys').set({ revoked_time: now() }).where('id', '=', key.id).execute();
   return { id: key.id, orgId: key.org_id, prefix: key.prefix };
 }

@@ -1,21 +1,17 @@
-import { forwardedCallOutcome, type CallAttempt } from '../calls/records.ts';
-import type { CallOutcome } from '../calls/schemas.ts';
+import { callAttempt, type CallAttempt } from '../calls/records.ts';
 import { AddressSet } from '../common/addresses.ts';
 import type { Context } from '../context.ts';
 import { preparedQuery } from '../db/prepared.ts';
 import { revealPassword } from '../credentials/credentials.ts';
-import { dialledNumber } from '../routing/inbound-router.ts';
+import { AGENT_ID_HEADER } from '../common/dialplane-headers.ts';
 import { type SipRequest } from '../sip/message.ts';
 import { formatNameAddr } from '../sip/parse-address.ts';
-import type { InitialRequestRecord, RouteDecision } from '../sip/proxy.ts';
+import type { InitialRequestRecord, RouteDecision } from '../sip/router.ts';
 import type { MessageSource } from '../sip/transport.ts';
+import { dialledNumber } from '../sip/uri.ts';
 import { CpsLimiter } from './cps-limiter.ts';
 import { decideOutbound, NOT_A_RUNTIME, UNKNOWN_AGENT, type OutboundDecision, type OutboundRow } from './decide.ts';
 
-/** What an agent runtime puts on an INVITE to have it sent out with its agent's number (CONTRACT 6). */
-export const OUTBOUND_AGENT_HEADER = 'X-Dialplane-Agent-Id';
-/** Between the edge and agent runtimes only: never relayed in either direction (the edge writes its own). */
-export const PRIVATE_HEADERS = ['X-Dialplane-*'];
 /** A runtime's own identity assertions are replaced by the number's. */
 const IDENTITY_HEADERS = ['P-Asserted-Identity', 'P-Preferred-Identity', 'Remote-Party-ID'];
 
@@ -32,12 +28,6 @@ class OutboundContext {
     readonly decision: OutboundDecision,
     readonly rateLimited: boolean,
   ) {}
-}
-
-function outcomeOf(context: OutboundContext, finalStatus: number): CallOutcome {
-  if (context.rateLimited) return 'rate_limited';
-  const { decision } = context;
-  return decision.outcome !== 'route' ? decision.outcome : forwardedCallOutcome(finalStatus);
 }
 
 /**
@@ -87,7 +77,7 @@ export class OutboundRouter {
 
   /** Whether an out-of-dialog request is an agent runtime's outbound call. */
   static isOutbound(request: SipRequest): boolean {
-    return request.method === 'INVITE' && request.headers.has(OUTBOUND_AGENT_HEADER);
+    return request.method === 'INVITE' && request.headers.has(AGENT_ID_HEADER);
   }
 
   isRuntime(address: string): boolean {
@@ -105,7 +95,7 @@ export class OutboundRouter {
   /** The decision for a request and source, database lookup included, cps budget not taken. */
   async decide(request: SipRequest, source: MessageSource): Promise<OutboundDecision> {
     if (!this.isRuntime(source.address)) return NOT_A_RUNTIME;
-    const agentId = request.headers.get(OUTBOUND_AGENT_HEADER)?.trim() ?? '';
+    const agentId = request.headers.get(AGENT_ID_HEADER)?.trim() ?? '';
     const row = agentId === '' ? undefined : await this.lookup(agentId);
     if (row === undefined) return UNKNOWN_AGENT;
     return decideOutbound(row, dialledNumber(request.uri));
@@ -146,23 +136,19 @@ export class OutboundRouter {
   done(record: InitialRequestRecord): boolean {
     const context = record.context;
     if (!(context instanceof OutboundContext)) return false;
-    const outcome = outcomeOf(context, record.finalStatus);
     const { decision } = context;
     const row = decision.row;
-    this.observer.finished({
-      orgId: row?.orgId ?? null,
-      direction: 'outbound',
-      startedTime: record.startedAt.toISOString(),
-      endedTime: record.endedAt.toISOString(),
-      phoneNumberId: row?.numberId ?? null,
-      phoneNumber: row?.phoneNumber ?? '',
-      remoteParty: decision.outcome === 'route' ? decision.target : record.request.uri,
-      agentId: row?.agentId ?? null,
-      outcome,
-      statusCode: record.finalStatus,
-      callId: record.request.headers.get('call-id') ?? '',
-      sourceAddress: `${record.source.address}:${record.source.port}`,
-    });
+    this.observer.finished(
+      callAttempt(record, {
+        direction: 'outbound',
+        orgId: row?.orgId ?? null,
+        phoneNumberId: row?.numberId ?? null,
+        phoneNumber: row?.phoneNumber ?? '',
+        remoteParty: decision.outcome === 'route' ? decision.target : record.request.uri,
+        agentId: row?.agentId ?? null,
+        refusal: context.rateLimited ? 'rate_limited' : decision.outcome === 'route' ? null : decision.outcome,
+      }),
+    );
     return true;
   }
 }

@@ -19,7 +19,6 @@
  */
 import crypto from 'node:crypto';
 import type { Kysely } from 'kysely';
-import client from 'prom-client';
 import type { Context } from '../context.ts';
 import type { Change } from '../db/changes.ts';
 import { preparedQuery } from '../db/prepared.ts';
@@ -33,11 +32,16 @@ import { StatusWriter, type RegistrationStatus } from './status-writer.ts';
 import { registrationTarget, type RegistrationSource, type RegistrationTarget } from './target.ts';
 import { TimerQueue } from './timer-queue.ts';
 
+/** What the manager reports for the metrics (metrics.ts implements it). */
+export interface RegistrationObserver {
+  registrationFailed(code: string): void;
+}
+
 export interface RegistrationManagerOptions {
   ctx: Context;
   edge: EdgeAccess;
-  /** Prometheus registry for the registration metrics; none in some tests. */
-  registry?: client.Registry;
+  /** Told of each failed REGISTER (metrics.ts); none in some tests. */
+  observer?: RegistrationObserver;
   leaseMs: number;
   /** Lease sweep period; default a third of the lease, at most 5 s. */
   sweepMs?: number;
@@ -51,9 +55,9 @@ export interface RegistrationManagerOptions {
   stopTimeoutMs?: number;
   /** This instance's id in the leases (default a random UUID). */
   instanceId?: string;
-  onError(error: unknown): void;
+  onError: (error: unknown) => void;
   /** Numbers whose registrationStatus was just written (a cache of number rows drops them). */
-  onStatusWritten?(numberIds: string[]): void;
+  onStatusWritten?: (numberIds: string[]) => void;
   random?: () => number;
 }
 
@@ -147,7 +151,6 @@ export class RegistrationManager {
   #lateRefreshes = 0;
   #failures = 0;
   #maxTimerLagMs = 0;
-  readonly #failureCounter: client.Counter<'code'> | null;
 
   constructor(options: RegistrationManagerOptions) {
     this.#options = options;
@@ -164,36 +167,6 @@ export class RegistrationManager {
       },
       options.onError,
     );
-    const registers = options.registry ? [options.registry] : [];
-    this.#failureCounter = options.registry
-      ? new client.Counter({
-          name: 'dialplane_registration_failures_total',
-          help: 'Failed REGISTER attempts by SIP response code (timeout, transport, auth when there is none).',
-          labelNames: ['code'],
-          registers,
-        })
-      : null;
-    if (options.registry) {
-      const manager = this;
-      new client.Gauge({
-        name: 'dialplane_registrations',
-        help: 'Registrations this instance keeps, by state.',
-        labelNames: ['state'],
-        registers,
-        collect() {
-          const { byState } = manager.stats();
-          for (const [state, count] of Object.entries(byState)) this.set({ state }, count);
-        },
-      });
-      new client.Gauge({
-        name: 'dialplane_registration_late_refreshes',
-        help: 'Refreshes that completed after the previous binding had expired, since start.',
-        registers,
-        collect() {
-          this.set(manager.#lateRefreshes);
-        },
-      });
-    }
   }
 
   get #sweepMs(): number {
@@ -606,7 +579,7 @@ export class RegistrationManager {
     if (outcome.kind === 'failed') {
       group.failures++;
       this.#failures++;
-      this.#failureCounter?.inc({ code: outcome.code });
+      this.#options.observer?.registrationFailed(outcome.code);
       session.resetRoute();
       this.#setStatus(group, 'Failed', {
         state: 'Failed',

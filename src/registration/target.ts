@@ -49,7 +49,7 @@ function sipUri(user: string | null, hostPort: string): string {
     user,
     password: null,
     host: address?.host ?? hostPort,
-    port: explicitPort ? address!.port : null,
+    port: explicitPort ? address.port : null,
     params: new Map(),
     headers: [],
   });

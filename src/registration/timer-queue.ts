@@ -61,7 +61,7 @@ export class TimerQueue<T> {
   }
 
   #arm(): void {
-    while (this.#heap.length > 0 && this.#live.get(this.#heap[0]!.item) !== this.#heap[0]!.seq) this.#pop();
+    while (this.#heap.length > 0 && this.#live.get(this.#heap[0].item) !== this.#heap[0].seq) this.#pop();
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     this.#armedAt = Infinity;
@@ -77,7 +77,7 @@ export class TimerQueue<T> {
     this.#timer = null;
     this.#armedAt = Infinity;
     const now = this.clock();
-    while (this.#heap.length > 0 && this.#heap[0]!.at <= now && !this.#closed) {
+    while (this.#heap.length > 0 && this.#heap[0].at <= now && !this.#closed) {
       const entry = this.#pop()!;
       if (this.#live.get(entry.item) !== entry.seq) continue;
       this.#live.delete(entry.item);
@@ -101,8 +101,8 @@ export class TimerQueue<T> {
     let i = heap.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!less(heap[i]!, heap[parent]!)) break;
-      [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
+      if (!less(heap[i], heap[parent])) break;
+      [heap[i], heap[parent]] = [heap[parent], heap[i]];
       i = parent;
     }
   }
@@ -124,10 +124,10 @@ export class TimerQueue<T> {
       const left = 2 * i + 1;
       const right = left + 1;
       let smallest = i;
-      if (left < heap.length && less(heap[left]!, heap[smallest]!)) smallest = left;
-      if (right < heap.length && less(heap[right]!, heap[smallest]!)) smallest = right;
+      if (left < heap.length && less(heap[left], heap[smallest])) smallest = left;
+      if (right < heap.length && less(heap[right], heap[smallest])) smallest = right;
       if (smallest === i) return;
-      [heap[i], heap[smallest]] = [heap[smallest]!, heap[i]!];
+      [heap[i], heap[smallest]] = [heap[smallest], heap[i]];
       i = smallest;
     }
   }

@@ -10,6 +10,7 @@
  * delimited, so the framer reports an error and the connection must close.
  */
 import { MAX_MESSAGE_SIZE } from './parser.ts';
+import { failed, ok, type Result } from './result.ts';
 
 export type FramerEvent =
   | { readonly type: 'message'; readonly data: Buffer }
@@ -38,7 +39,6 @@ const enum State {
   Body,
 }
 
-type ContentLengthResult = { ok: true; length: number } | { ok: false; error: string };
 
 function isLws(code: number): boolean {
   return code === 0x20 || code === 0x09;
@@ -49,7 +49,7 @@ function isLws(code: number): boolean {
  * excluded), honouring the compact form `l` and folded values. Decoding as
  * Latin-1 keeps offsets equal to octet offsets and never fails.
  */
-function readContentLength(data: Buffer, start: number, end: number): ContentLengthResult {
+function readContentLength(data: Buffer, start: number, end: number): Result<number, string> {
   const text = data.toString('latin1', start, end);
   let length = -1;
   let pos = text.indexOf('\n') + 1;
@@ -72,16 +72,16 @@ function readContentLength(data: Buffer, start: number, end: number): ContentLen
             value += ' ' + text.slice(eol + 1, continuationEnd);
             eol = continuationEnd;
           }
-          if (length !== -1) return { ok: false, error: 'multiple Content-Length headers' };
+          if (length !== -1) return failed('multiple Content-Length headers');
           const digits = CONTENT_LENGTH_VALUE.exec(value);
-          if (digits === null) return { ok: false, error: 'invalid Content-Length' };
+          if (digits === null) return failed('invalid Content-Length');
           length = Number(digits[1]);
         }
       }
     }
     pos = eol + 1;
   }
-  return length === -1 ? { ok: false, error: 'missing Content-Length' } : { ok: true, length };
+  return length === -1 ? failed('missing Content-Length') : ok(length);
 }
 
 /**
@@ -170,7 +170,7 @@ export class SipStreamFramer {
           this.#fail(events, contentLength.error);
           break;
         }
-        this.#messageLength = headerLength + contentLength.length;
+        this.#messageLength = headerLength + contentLength.value;
         if (this.#messageLength > this.#maxMessageSize) {
           this.#fail(events, 'message too large');
           break;

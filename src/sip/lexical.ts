@@ -6,26 +6,26 @@
  */
 
 /** Character codes the parsers compare against. */
-export const enum Char {
-  Tab = 0x09,
-  Space = 0x20,
-  DoubleQuote = 0x22,
-  Percent = 0x25,
-  Comma = 0x2c,
-  Slash = 0x2f,
-  Zero = 0x30,
-  Nine = 0x39,
-  Colon = 0x3a,
-  Semicolon = 0x3b,
-  LessThan = 0x3c,
-  Equals = 0x3d,
-  GreaterThan = 0x3e,
-  Question = 0x3f,
-  At = 0x40,
-  OpenBracket = 0x5b,
-  Backslash = 0x5c,
-  CloseBracket = 0x5d,
-}
+export const Char = {
+  Tab: 0x09,
+  Space: 0x20,
+  DoubleQuote: 0x22,
+  Percent: 0x25,
+  Comma: 0x2c,
+  Slash: 0x2f,
+  Zero: 0x30,
+  Nine: 0x39,
+  Colon: 0x3a,
+  Semicolon: 0x3b,
+  LessThan: 0x3c,
+  Equals: 0x3d,
+  GreaterThan: 0x3e,
+  Question: 0x3f,
+  At: 0x40,
+  OpenBracket: 0x5b,
+  Backslash: 0x5c,
+  CloseBracket: 0x5d,
+} as const;
 
 const ALPHANUMERICS = 'abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789';
 

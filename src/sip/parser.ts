@@ -31,19 +31,15 @@ import { parseNameAddr } from './parse-address.ts';
 import { parseContentLength, parseCSeq, parseMaxForwards, splitHeaderList } from './parse-header.ts';
 import { parseVia } from './parse-via.ts';
 import { uriScheme } from './uri.ts';
+import { failed, ok, type Result } from './result.ts';
 
 /** Largest message accepted, in octets (UDP datagrams and framed stream messages alike). */
 export const MAX_MESSAGE_SIZE = 64 * 1024;
 
-export interface ParseSuccess {
-  readonly ok: true;
-  readonly message: SipMessage;
-}
-
-export interface ParseFailure {
-  readonly ok: false;
+/** Why a message did not parse, and whether it can still be answered. */
+export interface ParseError {
   /** Short description of the first problem found; constant text, safe to log. */
-  readonly error: string;
+  readonly reason: string;
   /**
    * Present when the input was a request other than ACK whose Via, From, To,
    * Call-ID and CSeq were all present, so `buildResponse(reply.request,
@@ -53,7 +49,7 @@ export interface ParseFailure {
   readonly reply?: { readonly request: SipRequest; readonly status: 400 | 505 };
 }
 
-export type ParseResult = ParseSuccess | ParseFailure;
+export type ParseResult = Result<SipMessage, ParseError>;
 
 const CR = 0x0d;
 const LF = 0x0a;
@@ -61,8 +57,8 @@ const SP = 0x20;
 const HT = 0x09;
 
 
-function failure(error: string): ParseFailure {
-  return { ok: false, error };
+function failure(reason: string): ParseResult {
+  return failed({ reason });
 }
 
 /** `SIP/<digits>.<digits>`, case-insensitively: a SIP version, supported or not. */
@@ -329,11 +325,11 @@ export function parseMessage(input: Buffer | string): ParseResult {
   const { error, headers } = state;
   if (error !== null) {
     if (isResponse || method === 'ACK' || !state.canBeAnswered) return failure(error);
-    return { ok: false, error, reply: { request: createRequest({ method, uri, headers }), status: state.replyStatus } };
+    return failed({ reason: error, reply: { request: createRequest({ method, uri, headers }), status: state.replyStatus } });
   }
 
   const message: SipMessage = isResponse
     ? { kind: 'response', status, reason, version: SIP_VERSION, headers, body }
     : { kind: 'request', method, uri, version: SIP_VERSION, headers, body };
-  return { ok: true, message };
+  return ok(message);
 }

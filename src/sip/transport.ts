@@ -197,15 +197,15 @@ function guardedLookup(refusal: (address: string) => string | null) {
       else callback(null, hostname, net.isIP(hostname));
       return;
     }
-    dns.lookup(hostname, { family: family === 'IPv4' ? 4 : family === 'IPv6' ? 6 : (family as 0 | 4 | 6), all: true }, (error, addresses) => {
+    dns.lookup(hostname, { family: family === 'IPv4' ? 4 : family === 'IPv6' ? 6 : (family), all: true }, (error, addresses) => {
       if (error) return callback(error, '');
       const allowed = addresses.filter((a) => refusal(a.address) === null);
       if (allowed.length === 0) {
-        const why = addresses.length === 0 ? 'no address' : `${addresses[0]!.address}: ${refusal(addresses[0]!.address)}`;
+        const why = addresses.length === 0 ? 'no address' : `${addresses[0].address}: ${refusal(addresses[0].address)}`;
         return callback(new RefusedDestinationError(`${hostname} resolves to no address requests may go to (${why})`), '');
       }
       if (all) callback(null, allowed);
-      else callback(null, allowed[0]!.address, allowed[0]!.family);
+      else callback(null, allowed[0].address, allowed[0].family);
     });
   };
 }
@@ -597,7 +597,7 @@ export class SipTransportLayer {
   #receive(data: Buffer, source: MessageSource): void {
     const result = parseMessage(data);
     if (result.ok) {
-      const { message } = result;
+      const message = result.value;
       if (message.kind === 'request') stampReceived(message, source.address, source.port);
       try {
         this.#options.onMessage(message, source);
@@ -606,7 +606,8 @@ export class SipTransportLayer {
       }
       return;
     }
-    if (result.reply === undefined) {
+    const { reply } = result.error;
+    if (reply === undefined) {
       if (source.transport === 'udp') this.#stats.droppedDatagrams++;
       else this.#stats.droppedStreamMessages++;
       return;
@@ -617,7 +618,7 @@ export class SipTransportLayer {
       return;
     }
     this.#stats.rejectedRequests++;
-    const { request, status } = result.reply;
+    const { request, status } = reply;
     stampReceived(request, source.address, source.port);
     const response = buildResponse(request, status, { toTag: newTag() });
     // To the sender itself: a malformed request's Via is no address to trust.

@@ -343,3 +343,11 @@ function escape(text: string, safe: Uint8Array): string {
   }
   return out;
 }
+
+/** The user part of a sip:/sips: Request-URI, or the number of a tel: URI. */
+export function dialledNumber(requestUri: string): string | null {
+  const uri = parseUri(requestUri);
+  if (!uri) return null;
+  if (uri.scheme === 'tel') return uri.number;
+  return uri.user ?? null;
+}

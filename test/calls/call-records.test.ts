@@ -82,7 +82,7 @@ for (const backend of await testBackends()) {
       recorder.record(attempt({ callId: `long-${'c'.repeat(5000)}`, remoteParty: `sip:${'r'.repeat(5000)}@x`, phoneNumber: '9'.repeat(5000), orgId: other.orgId }));
       await recorder.flush();
       const [row] = await server.server.ctx.db.selectFrom('call_records').selectAll().where('call_id', 'like', 'long-%').execute();
-      assert.deepEqual([row!.call_id.length, row!.remote_party.length, row!.phone_number.length], [MAX_CALL_ID_LENGTH, MAX_REMOTE_PARTY_LENGTH, MAX_PHONE_NUMBER_LENGTH]);
+      assert.deepEqual([row.call_id.length, row.remote_party.length, row.phone_number.length], [MAX_CALL_ID_LENGTH, MAX_REMOTE_PARTY_LENGTH, MAX_PHONE_NUMBER_LENGTH]);
     });
 
     test('records older than the retention period are deleted, newer ones kept', async () => {

@@ -129,7 +129,7 @@ describe('PostgreSQL change feed', { skip: !postgres && 'PostgreSQL not availabl
   test('after its connection is lost it reconnects, announces a reload and keeps delivering', async () => {
     const database = await freshDatabase('postgres');
     const server = await startTestServer('postgres', { database });
-    const feed = new PostgresChangeFeed(database.env.DIALPLANE_DB!);
+    const feed = new PostgresChangeFeed(database.env.DIALPLANE_DB);
     try {
       await feed.start();
       const pid = feed.listenerPid;

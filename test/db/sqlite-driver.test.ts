@@ -15,12 +15,12 @@ describe('SQLite group commit', () => {
   const counter = (name: string) => db.selectFrom('counters').select('value').where('name', '=', name).executeTakeFirstOrThrow();
   const bump = (name: string) => db.updateTable('counters').set({ value: sql`value + 1` }).where('name', '=', name).executeTakeFirst();
   /** Frames in the write-ahead log; one commit of one page adds one (checkpoint truncation aside). */
-  const walFrames = async () => (await sql<{ log: number }>`pragma wal_checkpoint(passive)`.execute(db)).rows[0]!.log;
+  const walFrames = async () => (await sql<{ log: number }>`pragma wal_checkpoint(passive)`.execute(db)).rows[0].log;
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dialplane-driver-'));
     handle = openDatabase({ kind: 'sqlite', file: path.join(dir, 'driver.db') });
-    db = handle.db as unknown as Kysely<any>;
+    db = handle.db;
     await sql`create table counters (name text primary key, value integer not null check (value < 1000))`.execute(db);
     await db.insertInto('counters').values([{ name: 'a', value: 0 }, { name: 'b', value: 0 }, { name: 'full', value: 999 }]).execute();
   });
@@ -96,14 +96,14 @@ describe('SQLite group commit', () => {
     await bump('b');
     assert.equal((await db.selectFrom('children').select('parent').execute()).length, 0);
     const { rows } = await sql<{ value: number }>`select value from counters where name = 'b'`.execute(db);
-    assert.equal(rows[0]!.value, 21);
+    assert.equal(rows[0].value, 21);
   });
 
   test('closing commits the writes already queued', async () => {
     const file = path.join(dir, 'close.db');
     const first = openDatabase({ kind: 'sqlite', file });
     await sql`create table t (x integer)`.execute(first.db);
-    const write = first.db.insertInto('t' as never).values({ x: 1 } as never).execute();
+    const write = first.db.insertInto('t' as never).values({ x: 1 }).execute();
     // Microtasks only: the write reaches the driver's queue, and its commit (next turn) has not run.
     for (let i = 0; i < 50; i++) await Promise.resolve();
     await first.close();
@@ -111,6 +111,6 @@ describe('SQLite group commit', () => {
     const second = openDatabase({ kind: 'sqlite', file });
     const { rows } = await sql<{ n: number }>`select count(*) as n from t`.execute(second.db);
     await second.close();
-    assert.equal(rows[0]!.n, 1);
+    assert.equal(rows[0].n, 1);
   });
 });

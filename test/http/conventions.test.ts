@@ -306,8 +306,8 @@ for (const backend of await testBackends()) {
         ['POST', `/api/v1/agents/${agent.agentId}`],
         ['GET', `/api/v1/sip-phone-numbers/${number.id}/agent-link/extra`],
       ]) {
-        assertProblem(await api.req(method!, path!), 404);
-        assertProblem(await raw(method!, path!), 404);
+        assertProblem(await api.req(method, path), 404);
+        assertProblem(await raw(method, path), 404);
       }
     });
 
@@ -424,7 +424,7 @@ for (const backend of await testBackends()) {
 
         const operation = (op: string) => {
           const [method, path] = op.split(' ');
-          return doc.paths[path!][method!.toLowerCase()];
+          return doc.paths[path][method.toLowerCase()];
         };
         const param = (op: string, name: string, where: string) =>
           (operation(op).parameters ?? []).find((p: any) => p.name === name && p.in === where);
@@ -439,7 +439,7 @@ for (const backend of await testBackends()) {
 
         // Path parameters are UUIDs.
         for (const op of OPERATIONS.filter((o) => o.includes('{'))) {
-          const name = /\{(\w+)\}/.exec(op)![1]!;
+          const name = /\{(\w+)\}/.exec(op)![1];
           const p = param(op, name, 'path');
           assert.ok(p?.required, `${op}: path parameter ${name}`);
           assert.equal(p.schema.format, 'uuid');
@@ -501,7 +501,7 @@ for (const backend of await testBackends()) {
         // Responses: the success status of each operation is documented.
         const success: Record<string, string> = { POST: '201', DELETE: '204' };
         for (const op of OPERATIONS) {
-          const method = op.split(' ')[0]!;
+          const method = op.split(' ')[0];
           const status = op.endsWith('agent-link') ? '200' : (success[method] ?? '200');
           assert.ok(operation(op).responses?.[status], `${op} documents ${status}`);
         }

@@ -27,7 +27,7 @@ const md5 = (text: string) => crypto.createHash('md5').update(text).digest('hex'
 function assertDigest(log: string, method: string): void {
   const line = /CREDENTIALS\s+Digest (.*)/.exec(log)?.[1];
   assert.ok(line, `the carrier logged the credentials:\n${log}`);
-  const params = Object.fromEntries([...line.matchAll(/([a-z]+)=(?:"([^"]*)"|([^,\s]*))/gi)].map((m) => [m[1]!.toLowerCase(), m[2] ?? m[3]!]));
+  const params = Object.fromEntries([...line.matchAll(/([a-z]+)=(?:"([^"]*)"|([^,\s]*))/gi)].map((m) => [m[1].toLowerCase(), m[2] ?? m[3]]));
   assert.equal(params.username, AUTH_USER);
   assert.equal(params.realm, 'carrier');
   assert.equal(params.qop, 'auth');

@@ -166,27 +166,27 @@ for (const backend of await testBackends()) {
       const config = loadConfig(database.env).database;
       const [one, two] = [openDatabase(config), openDatabase(config)];
       try {
-        await migrateToLatest(one!);
+        await migrateToLatest(one);
         let now = 1_700_000_000_000;
         const clock = () => now;
-        const limiters = [new CpsLimiter(one!.db, clock), new CpsLimiter(two!.db, clock)];
+        const limiters = [new CpsLimiter(one.db, clock), new CpsLimiter(two.db, clock)];
         const budget = { credentialsId: crypto.randomUUID(), orgId: 'o', cpsKey: null, limit: 5 };
-        const verdicts = await Promise.all(Array.from({ length: 20 }, (_, i) => limiters[i % 2]!.take(budget)));
+        const verdicts = await Promise.all(Array.from({ length: 20 }, (_, i) => limiters[i % 2].take(budget)));
         assert.equal(verdicts.filter((v) => v.allowed).length, 5);
         assert.deepEqual(verdicts.map((v) => v.count).sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i + 1), 'atomic counting');
         now += 1000;
-        assert.equal((await limiters[0]!.take(budget)).allowed, true, 'the next window starts afresh');
+        assert.equal((await limiters[0].take(budget)).allowed, true, 'the next window starts afresh');
         // A separate budget is not affected.
-        assert.equal((await limiters[1]!.take({ ...budget, credentialsId: crypto.randomUUID() })).allowed, true);
+        assert.equal((await limiters[1].take({ ...budget, credentialsId: crypto.randomUUID() })).allowed, true);
         // Old windows are pruned.
         now += 60_000;
-        await limiters[0]!.take(budget);
+        await limiters[0].take(budget);
         await new Promise((resolve) => setTimeout(resolve, 200));
-        const left = await one!.db.selectFrom('cps_counters').select('window_start').execute();
+        const left = await one.db.selectFrom('cps_counters').select('window_start').execute();
         assert.ok(left.every((row) => Number(row.window_start) >= Math.floor(now / 1000) - 10), 'old windows pruned');
       } finally {
-        await two!.close();
-        await one!.close();
+        await two.close();
+        await one.close();
         await database.drop();
       }
     });

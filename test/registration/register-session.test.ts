@@ -1,7 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildResponse, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
-import { formatChallenge, parseAuthorization, verifyAuthorization, type DigestAlgorithm } from '../../src/sip/digest.ts';
+import type { DigestAlgorithm } from '../../src/sip/digest-header.ts';
+import { formatChallenge, parseAuthorization, verifyAuthorization } from '../support/digest-server.ts';
 import { TransactionLayer } from '../../src/sip/transaction.ts';
 import { RegisterSession } from '../../src/registration/register-session.ts';
 import { registrationTarget } from '../../src/registration/target.ts';
@@ -90,16 +91,16 @@ describe('REGISTER session', () => {
     assert.deepEqual(outcome, { kind: 'registered', grantedSeconds: 300, requestedSeconds: 3600 });
     await session.register();
     const [first, second] = seen;
-    assert.equal(first!.uri, 'sip:registrar.example');
-    assert.equal(first!.headers.get('to'), '<sip:alice@registrar.example>');
-    assert.match(first!.headers.get('from')!, /^<sip:alice@registrar\.example>;tag=/);
-    assert.equal(first!.headers.get('contact'), '<sip:alice@192.0.2.10:5070>');
-    assert.equal(first!.headers.get('expires'), '3600');
-    assert.equal(second!.headers.get('call-id'), first!.headers.get('call-id'), 'one Call-ID for the registration');
-    assert.equal(second!.headers.get('from'), first!.headers.get('from'));
+    assert.equal(first.uri, 'sip:registrar.example');
+    assert.equal(first.headers.get('to'), '<sip:alice@registrar.example>');
+    assert.match(first.headers.get('from')!, /^<sip:alice@registrar\.example>;tag=/);
+    assert.equal(first.headers.get('contact'), '<sip:alice@192.0.2.10:5070>');
+    assert.equal(first.headers.get('expires'), '3600');
+    assert.equal(second.headers.get('call-id'), first.headers.get('call-id'), 'one Call-ID for the registration');
+    assert.equal(second.headers.get('from'), first.headers.get('from'));
     const seq = (r: SipRequest) => Number(r.headers.get('cseq')!.split(' ')[0]);
-    assert.equal(seq(second!), seq(first!) + 1);
-    assert.match(first!.headers.get('via')!, /^SIP\/2\.0\/UDP 192\.0\.2\.10:5070;branch=z9hG4bK/);
+    assert.equal(seq(second), seq(first) + 1);
+    assert.match(first.headers.get('via')!, /^SIP\/2\.0\/UDP 192\.0\.2\.10:5070;branch=z9hG4bK/);
   });
 
   for (const algorithm of ['MD5', 'SHA-256', 'SHA-512-256'] as DigestAlgorithm[]) {
@@ -111,7 +112,7 @@ describe('REGISTER session', () => {
       assert.equal((await session.register()).kind, 'registered');
       assert.deepEqual(counts, ['nonce-1/00000001', 'nonce-1/00000002', 'nonce-1/00000003']);
       assert.equal(seen.length, 4, 'refreshes need no new challenge');
-      assert.match(seen[1]!.headers.get('authorization')!, new RegExp(`algorithm=${algorithm}`));
+      assert.match(seen[1].headers.get('authorization')!, new RegExp(`algorithm=${algorithm}`));
     });
   }
 
@@ -119,8 +120,8 @@ describe('REGISTER session', () => {
     const { registrar } = digestRegistrar({ status: 407 });
     const { session, seen } = harness(registrar);
     assert.equal((await session.register()).kind, 'registered');
-    assert.ok(seen[1]!.headers.has('proxy-authorization'));
-    assert.ok(!seen[1]!.headers.has('authorization'));
+    assert.ok(seen[1].headers.has('proxy-authorization'));
+    assert.ok(!seen[1].headers.has('authorization'));
   });
 
   test('stale=true on a refresh: answered again with the new nonce, still registered', async () => {
@@ -183,7 +184,7 @@ describe('REGISTER session', () => {
     assert.equal(outcome.retryAfterSeconds, 120);
     assert.equal(outcome.code, '503');
     assert.deepEqual(await session.register(true), { kind: 'unregistered' });
-    assert.equal(seen[1]!.headers.get('contact'), '<sip:alice@192.0.2.10:5070>;expires=0');
+    assert.equal(seen[1].headers.get('contact'), '<sip:alice@192.0.2.10:5070>;expires=0');
   });
 
   test('no answer: 408 Request Timeout after Timer F', async () => {
@@ -203,6 +204,6 @@ describe('REGISTER session', () => {
     const { session, seen, target } = harness(registrar, { authUser: null });
     assert.equal(target.aor, 'sip:15550100000@registrar.example');
     assert.equal((await session.register()).kind, 'registered');
-    assert.match(seen[1]!.headers.get('authorization')!, /username="15550100000"/);
+    assert.match(seen[1].headers.get('authorization')!, /username="15550100000"/);
   });
 });

@@ -115,7 +115,7 @@ describe('registration with a sipp registrar', { skip: !hasSipp && 'sipp not ins
       const { log } = await finished(run);
       const header = /AUTHORIZATION\s+\[?(Digest .*)$/m.exec(log)?.[1]?.replace(/\]$/, '');
       assert.ok(header, `the answer was logged:\n${log}`);
-      const params = Object.fromEntries([...header.matchAll(/(\w+)=("([^"]*)"|[^,\s]+)/g)].map((m) => [m[1]!, m[3] ?? m[2]!]));
+      const params = Object.fromEntries([...header.matchAll(/(\w+)=("([^"]*)"|[^,\s]+)/g)].map((m) => [m[1], m[3] ?? m[2]]));
       assert.equal(params.username, 'alice');
       assert.equal(params.realm, 'dialplane.test');
       assert.equal(params.uri, 'sip:127.0.0.1');

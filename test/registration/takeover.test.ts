@@ -25,12 +25,12 @@ const SWEEP_MS = (LEASE_SECONDS * 1000) / 3;
  * by side on one PostgreSQL) a server would skip creating its own and fail to migrate.
  */
 async function prepareMigrationTables(url: string): Promise<void> {
-  const schema = /search_path=(\w+)/.exec(decodeURIComponent(url))![1]!;
+  const schema = /search_path=(\w+)/.exec(decodeURIComponent(url))![1];
   const db = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: url, max: 1 }) }) });
   try {
     const migrator = new Migrator({ db, migrationTableSchema: schema, provider: { getMigrations: async () => ({}) } });
     const { error } = await migrator.migrateToLatest();
-    if (error) throw error;
+    if (error) throw error instanceof Error ? error : new Error(JSON.stringify(error));
   } finally {
     await db.destroy();
   }
@@ -51,7 +51,7 @@ describe('registration takeover between instances (postgres)', { skip: (!postgre
     });
     const servers: ServerProcess[] = [];
     try {
-      await prepareMigrationTables(database.env.DIALPLANE_DB!);
+      await prepareMigrationTables(database.env.DIALPLANE_DB);
       await settle();
       const env = {
         ...database.env,
@@ -61,27 +61,27 @@ describe('registration takeover between instances (postgres)', { skip: (!postgre
       };
       servers.push(await spawnServer(env));
       servers.push(await spawnServer(env));
-      const key = /\b(dpk_[A-Za-z0-9_-]+)/.exec(servers[0]!.output())![1]!;
+      const key = /\b(dpk_[A-Za-z0-9_-]+)/.exec(servers[0].output())![1];
       const api = (server: ServerProcess, method: string, path: string, body?: unknown) => request(server.url, method, path, { key, body });
 
-      const creds = await api(servers[0]!, 'POST', '/api/v1/sip-credentials', { server: `127.0.0.1:${registrarPort}` });
-      const number = await api(servers[1]!, 'POST', '/api/v1/sip-phone-numbers', {
+      const creds = await api(servers[0], 'POST', '/api/v1/sip-credentials', { server: `127.0.0.1:${registrarPort}` });
+      const number = await api(servers[1], 'POST', '/api/v1/sip-phone-numbers', {
         phoneNumber: '+15550301000', credentialsId: creds.body.id, registration: true,
       });
       assert.equal(number.status, 201);
       const state = async (server: ServerProcess) =>
         (await api(server, 'GET', `/api/v1/sip-phone-numbers/${number.body.id}`)).body.registrationStatus;
 
-      for (let i = 0; (await state(servers[0]!)).state !== 'Registered'; i++) {
+      for (let i = 0; (await state(servers[0])).state !== 'Registered'; i++) {
         assert.ok(i < 100, 'registered within 5 s');
         await settle(50);
       }
       // Exactly one instance keeps it, and keeps it (several sweeps later, still one).
       await settle(3 * SWEEP_MS);
       const counts = await Promise.all(servers.map(registeredHere));
-      assert.deepEqual([...counts].sort(), [0, 1], `one instance registers it (${counts})`);
-      const owner = servers[counts.indexOf(1)]!;
-      const survivor = servers[counts.indexOf(0)]!;
+      assert.deepEqual([...counts].sort(), [0, 1], `one instance registers it (${counts.join(', ')})`);
+      const owner = servers[counts.indexOf(1)];
+      const survivor = servers[counts.indexOf(0)];
 
       owner.child.kill('SIGKILL');
       assert.equal(await owner.exited, 'SIGKILL');

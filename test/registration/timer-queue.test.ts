@@ -32,7 +32,7 @@ test('ten thousand items cost one timer and keep order; stale entries are compac
   await sleep(200);
   assert.equal(fired.length, 10_000);
   const at = (i: number) => (i * 7919) % 100;
-  for (let i = 1; i < fired.length; i++) assert.ok(at(fired[i - 1]!) <= at(fired[i]!));
+  for (let i = 1; i < fired.length; i++) assert.ok(at(fired[i - 1]) <= at(fired[i]));
   queue.close();
 });
 

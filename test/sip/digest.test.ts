@@ -4,26 +4,26 @@ import { createHash } from 'node:crypto';
 
 import {
   DigestClient,
-  authorizationHeaderName,
   buildAuthorization,
-  challengeHeaderName,
-  computeDigestResponse,
-  computeHA1,
-  digestHash,
-  formatAuthorization,
-  formatChallenge,
-  formatNonceCount,
-  parseAuthorization,
-  parseDigestChallenge,
-  parseDigestChallenges,
   selectDigestChallenges,
-  verifyAuthorization,
-  type DigestAlgorithm,
-  type DigestChallenge,
   type DigestChallengeOutcome,
   type DigestHeader,
+} from '../../src/sip/digest-client.ts';
+import {
+  authorizationHeaderName,
+  challengeHeaderName,
+  formatAuthorization,
+  formatNonceCount,
+  parseDigestAlgorithm,
+  parseDigestChallenge,
+  parseDigestChallenges,
+  parseNonceCount,
+  type DigestAlgorithm,
+  type DigestChallenge,
   type DigestResult,
-} from '../../src/sip/digest.ts';
+} from '../../src/sip/digest-header.ts';
+import { computeDigestResponse, computeHA1, digestHash } from '../../src/sip/digest-hash.ts';
+import { formatChallenge, parseAuthorization, verifyAuthorization } from '../support/digest-server.ts';
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -541,6 +541,23 @@ test('formatNonceCount', () => {
   assert.throws(() => formatNonceCount(0), RangeError);
   assert.throws(() => formatNonceCount(2 ** 32), RangeError);
   assert.throws(() => formatNonceCount(1.5), RangeError);
+});
+
+test('parseNonceCount: exactly 8 hex digits, else null', () => {
+  assert.equal(parseNonceCount('00000001'), 1);
+  assert.equal(parseNonceCount('0000001A'), 0x1a);
+  assert.equal(parseNonceCount('ffffffff'), 0xffffffff);
+  assert.equal(parseNonceCount('1'), null);
+  assert.equal(parseNonceCount('000000001'), null);
+  assert.equal(parseNonceCount('0000000g'), null);
+  assert.equal(parseNonceCount(''), null);
+});
+
+test('parseDigestAlgorithm: canonical spelling, case-insensitive, null if unsupported', () => {
+  assert.equal(parseDigestAlgorithm('sha-512-256-SESS'), 'SHA-512-256-sess');
+  assert.equal(parseDigestAlgorithm(' md5 '), 'MD5');
+  assert.equal(parseDigestAlgorithm('SHA-1'), null);
+  assert.equal(parseDigestAlgorithm(''), null);
 });
 
 test('header injection is refused', () => {

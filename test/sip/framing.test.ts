@@ -26,7 +26,7 @@ function callIds(events: FramerEvent[]): string[] {
   return messages(events).map((data) => {
     const result = parseMessage(data);
     assert.ok(result.ok, 'framed message should parse');
-    return result.message.headers.get('call-id') ?? '';
+    return result.value.headers.get('call-id') ?? '';
   });
 }
 

@@ -58,16 +58,17 @@ function checkedParse(input: Buffer): ParseResult {
   assert.ok(elapsed < PARSE_BUDGET_MS, `parse took ${elapsed.toFixed(1)} ms`);
 
   if (result.ok) {
-    const wire = serializeMessage(result.message);
+    const wire = serializeMessage(result.value);
     const again = parseMessage(wire);
-    if (!again.ok) assert.fail(`re-parse of serialized message failed: ${again.error}\n${wire.toString('latin1')}`);
-    assert.deepEqual(comparable(again.message), comparable(result.message));
+    if (!again.ok) assert.fail(`re-parse of serialized message failed: ${again.error.reason}\n${wire.toString('latin1')}`);
+    assert.deepEqual(comparable(again.value), comparable(result.value));
   } else {
-    assert.equal(typeof result.error, 'string');
-    if (result.reply !== undefined) {
-      assert.equal(result.reply.request.kind, 'request');
-      assert.notEqual(result.reply.request.method, 'ACK');
-      serializeMessage(buildResponse(result.reply.request, result.reply.status, { toTag: 'fuzz' }));
+    assert.equal(typeof result.error.reason, 'string');
+    const { reply } = result.error;
+    if (reply !== undefined) {
+      assert.equal(reply.request.kind, 'request');
+      assert.notEqual(reply.request.method, 'ACK');
+      serializeMessage(buildResponse(reply.request, reply.status, { toTag: 'fuzz' }));
     }
   }
   return result;
@@ -376,7 +377,7 @@ test(`parser survives ${RUNS.mutatedMessages} mutated real messages`, () => {
     fc.property(mutatedMessage, (input) => {
       const result = checkedParse(input);
       if (result.ok) accepted++;
-      else if (result.reply) answerable++;
+      else if (result.error.reply) answerable++;
     }),
     { numRuns: RUNS.mutatedMessages },
   );
@@ -390,9 +391,9 @@ test(`serialize/parse round trip holds for ${RUNS.generatedRoundTrip} generated 
     fc.property(generatedMessage, (message) => {
       const wire = serializeMessage(message);
       const result = checkedParse(wire);
-      if (!result.ok) assert.fail(`generated message rejected: ${result.error}\n${wire.toString()}`);
-      assert.deepEqual(comparable(result.message), comparable(message));
-      assert.deepEqual(serializeMessage(result.message), wire);
+      if (!result.ok) assert.fail(`generated message rejected: ${result.error.reason}\n${wire.toString()}`);
+      assert.deepEqual(comparable(result.value), comparable(message));
+      assert.deepEqual(serializeMessage(result.value), wire);
     }),
     { numRuns: RUNS.generatedRoundTrip },
   );

@@ -29,18 +29,18 @@ const SDP = [
 
 function parsed(raw: Buffer | string): SipMessage {
   const result = parseMessage(raw);
-  if (!result.ok) assert.fail(`expected a valid message, got error: ${result.error}`);
-  return result.message;
+  if (!result.ok) assert.fail(`expected a valid message, got error: ${result.error.reason}`);
+  return result.value;
 }
 
 function request(message: SipMessage): SipRequest {
   assert.equal(message.kind, 'request');
-  return message as SipRequest;
+  return message;
 }
 
 function response(message: SipMessage): SipResponse {
   assert.equal(message.kind, 'response');
-  return message as SipResponse;
+  return message;
 }
 
 function header(message: SipMessage, name: string): string {
@@ -1270,20 +1270,21 @@ for (const testCase of torture) {
   test(`RFC 4475 ${testCase.name}`, () => {
     const result = parseMessage(testCase.raw);
     if (testCase.valid) {
-      if (!result.ok) assert.fail(`should parse, got: ${result.error}`);
-      testCase.check?.(result.message);
+      if (!result.ok) assert.fail(`should parse, got: ${result.error.reason}`);
+      testCase.check?.(result.value);
       return;
     }
     assert.equal(result.ok, false, 'should be rejected');
     assert.ok(!result.ok);
+    const { reply, reason } = result.error;
     if (testCase.reply === null) {
-      assert.equal(result.reply, undefined, 'no response can be built');
+      assert.equal(reply, undefined, 'no response can be built');
     } else {
-      assert.ok(result.reply, `a ${testCase.reply} reply should be possible (error: ${result.error})`);
-      assert.equal(result.reply.status, testCase.reply);
-      const answer = buildResponse(result.reply.request, result.reply.status, { toTag: 'x1' });
+      assert.ok(reply, `a ${testCase.reply} reply should be possible (error: ${reason})`);
+      assert.equal(reply.status, testCase.reply);
+      const answer = buildResponse(reply.request, reply.status, { toTag: 'x1' });
       assert.equal(answer.status, testCase.reply);
-      assert.deepEqual(answer.headers.getAll('via'), result.reply.request.headers.getAll('via'));
+      assert.deepEqual(answer.headers.getAll('via'), reply.request.headers.getAll('via'));
     }
   });
 }
@@ -1306,8 +1307,8 @@ function options(...extra: string[]): Buffer {
 function expectRejected(result: ParseResult, reply: 400 | 505 | null, error?: RegExp): void {
   assert.equal(result.ok, false);
   if (result.ok) return;
-  if (error) assert.match(result.error, error);
-  assert.equal(result.reply?.status ?? null, reply);
+  if (error) assert.match(result.error.reason, error);
+  assert.equal(result.error.reply?.status ?? null, reply);
 }
 
 test('policy: rejects inputs that cannot be SIP', () => {

@@ -5,7 +5,8 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { type SipRequest } from '../../src/sip/message.ts';
 import { parseNameAddr } from '../../src/sip/parse-address.ts';
 import { parseVia } from '../../src/sip/parse-via.ts';
-import { SipProxy, type InitialRequestRecord, type RouteDecision, type Router } from '../../src/sip/proxy.ts';
+import { SipProxy } from '../../src/sip/proxy.ts';
+import { type InitialRequestRecord, type RouteDecision, type Router } from '../../src/sip/router.ts';
 import { SipTransportLayer } from '../../src/sip/transport.ts';
 import { formatHost } from '../../src/sip/uri.ts';
 import {
@@ -143,7 +144,7 @@ async function fullCall(proxy: ProxyHarness, uac: Peer, uas: Peer): Promise<void
     new RegExp(`^<sip:${proxy.address.replace(/[[\].]/g, '\\$&')}${transport === 'TCP' ? ';transport=tcp' : ''};lr;dpt=[0-9a-z]+;dps=[\\w-]{16}>$`);
   const expected = uac.transport === uas.transport ? [rr(uas.transport)] : [rr(uas.transport), rr(uac.transport)];
   assert.equal(recordRoutes.length, expected.length, 'double record-route when the legs differ, downstream leg on top (RFC 5658)');
-  expected.forEach((pattern, i) => assert.match(recordRoutes[i]!, pattern));
+  expected.forEach((pattern, i) => assert.match(recordRoutes[i], pattern));
 
   const uasTag = unique('uas');
   const contact = `Contact: <sip:agent@${uas.hostPort}${uas.transport === 'TCP' ? ';transport=tcp' : ''}>`;

@@ -4,17 +4,10 @@ import { buildResponse, type SipMessage, type SipRequest, type SipResponse } fro
 import { parseNameAddr } from '../../src/sip/parse-address.ts';
 import { parseVia } from '../../src/sip/parse-via.ts';
 import { parseMessage } from '../../src/sip/parser.ts';
-import {
-  createCancel,
-  requestTransactionKey,
-  responseTransactionKey,
-  TransactionLayer,
-  type ClientTransaction,
-  type ClientTransactionHandler,
-  type ServerTransaction,
-  type SipSender,
-  type TransactionLayerOptions,
-} from '../../src/sip/transaction.ts';
+import { TransactionLayer, type TransactionLayerOptions } from '../../src/sip/transaction.ts';
+import { type ClientTransaction, type ClientTransactionHandler } from '../../src/sip/client-transaction.ts';
+import { type ServerTransaction } from '../../src/sip/server-transaction.ts';
+import { createCancel, requestTransactionKey, responseTransactionKey, type SipSender } from '../../src/sip/transaction-base.ts';
 import type { Destination, MessageSource } from '../../src/sip/transport.ts';
 
 // RFC 3261 defaults, so the schedules below read like the RFC's tables.
@@ -147,8 +140,8 @@ function request(spec: RequestSpec = {}): SipRequest {
     '',
   ].join('\r\n');
   const result = parseMessage(text);
-  assert.ok(result.ok && result.message.kind === 'request', 'test request parses');
-  return result.message;
+  assert.ok(result.ok && result.value.kind === 'request', 'test request parses');
+  return result.value;
 }
 
 function response(to: SipRequest, status: number, toTag = 'bob'): SipResponse {

@@ -144,7 +144,7 @@ for (const { family, host, udpType } of [
       assert.equal(via?.params.get('branch'), `z9hG4bKudp${family}`);
 
       // The sent-by (client.invalid:5999) is unreachable; §18.2.2 + RFC 3581 route by received/rport.
-      await server.layer.sendResponse(buildResponse(message as SipRequest, 200, { toTag: 'srv' }), source);
+      await server.layer.sendResponse(buildResponse(message, 200, { toTag: 'srv' }), source);
       const reply = await client.next();
       assert.equal(reply.message.kind === 'response' && reply.message.status, 200);
       assert.equal(parseNameAddr(reply.message.headers.get('to') ?? '')?.params.get('tag'), 'srv');
@@ -208,9 +208,9 @@ for (const { family, host, udpType } of [
       raw.send(Buffer.from(malformed), server.port, host);
       const parsed = parseMessage(await answer);
       assert.ok(parsed.ok);
-      assert.equal(parsed.message.kind === 'response' && parsed.message.status, 400);
-      assert.ok(parseNameAddr(parsed.message.headers.get('to') ?? '')?.params.get('tag'), 'To tag added');
-      assert.equal(parsed.message.headers.get('cseq'), `${sequence} INVITE`);
+      assert.equal(parsed.value.kind === 'response' && parsed.value.status, 400);
+      assert.ok(parseNameAddr(parsed.value.headers.get('to') ?? '')?.params.get('tag'), 'To tag added');
+      assert.equal(parsed.value.headers.get('cseq'), `${sequence} INVITE`);
       assert.deepEqual(server.layer.stats, {
         droppedDatagrams: 2,
         droppedStreamMessages: 0,
@@ -482,7 +482,7 @@ test('inbound TCP: connections beyond the per-source cap are closed at once; oth
     other.write(serializeMessage(request('OPTIONS', 'SIP/2.0/TCP 127.0.0.2:5060;branch=z9hG4bKother')));
     assert.equal((await server.next()).source.address, '127.0.0.2');
     // A closed connection frees its place.
-    sockets[0]!.destroy();
+    sockets[0].destroy();
     await waitFor(() => server.layer.connectionCount === 3, 'the closed connection gone');
     sockets.push(await tcpClient('127.0.0.1', server.port));
     await delay(50);
@@ -561,10 +561,10 @@ test('outbound TCP: connections are capped per host and in all', async () => {
   const to = (host: string, port: number) => server.layer.send(request('OPTIONS', 'SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKcap'), { transport: 'tcp', host, port });
   try {
     const ports = [await listen('127.0.0.1'), await listen('127.0.0.1'), await listen('127.0.0.1')];
-    await to('127.0.0.1', ports[0]!);
-    await to('127.0.0.1', ports[1]!);
-    await to('127.0.0.1', ports[0]!);
-    await assert.rejects(to('127.0.0.1', ports[2]!), /too many outbound TCP connections/, 'a third to the same host');
+    await to('127.0.0.1', ports[0]);
+    await to('127.0.0.1', ports[1]);
+    await to('127.0.0.1', ports[0]);
+    await assert.rejects(to('127.0.0.1', ports[2]), /too many outbound TCP connections/, 'a third to the same host');
     await to('127.0.0.2', await listen('127.0.0.2'));
     await assert.rejects(to('127.0.0.3', await listen('127.0.0.3')), /too many outbound TCP connections/, 'a fourth in all');
     assert.equal(server.layer.stats.refusedDestinations, 2);

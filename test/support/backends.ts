@@ -37,7 +37,7 @@ export async function testBackends(): Promise<Backend[]> {
 }
 
 /** A fresh, empty PostgreSQL schema and a URL whose connections use it; `drop` removes it. */
-export async function freshPostgresSchema(): Promise<{ url: string; schema: string; drop(): Promise<void> }> {
+export async function freshPostgresSchema(): Promise<{ url: string; schema: string; drop: () => Promise<void> }> {
   const schema = `dp_test_${crypto.randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: PG_ADMIN_URL });
   await admin.connect();
@@ -51,7 +51,7 @@ export async function freshPostgresSchema(): Promise<{ url: string; schema: stri
   return {
     url: url.toString(),
     schema,
-    async drop() {
+    drop: async () => {
       const client = new pg.Client({ connectionString: PG_ADMIN_URL });
       await client.connect();
       try {

@@ -62,7 +62,7 @@ export async function startKamailio(config: string, port: number, defines: Recor
   for (const [name, value] of Object.entries(defines)) args.push('-A', `${name}=${value}`);
   const child = spawn('kamailio', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
-  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
   const exited = new Promise<void>((resolve) => child.on('exit', () => resolve()));
   try {
     await answering(port, Date.now() + 10_000);

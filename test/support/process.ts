@@ -23,8 +23,8 @@ export async function spawnServer(env: Record<string, string>, timeoutMs = 20000
   });
   let stdout = '';
   let stderr = '';
-  child.stdout!.on('data', (chunk) => (stdout += chunk));
-  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  child.stdout.on('data', (chunk) => (stdout += chunk));
+  child.stderr.on('data', (chunk) => (stderr += chunk));
   const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start in time:\n${stdout}\n${stderr}`)), timeoutMs);
@@ -32,12 +32,12 @@ export async function spawnServer(env: Record<string, string>, timeoutMs = 20000
       const match = /"http":"(http:\/\/[^"]+)"[^\n]*"msg":"dialplane ready"/.exec(stdout);
       if (match) {
         clearTimeout(timer);
-        child.stdout!.off('data', check);
-        resolve(match[1]!);
+        child.stdout.off('data', check);
+        resolve(match[1]);
       }
     };
-    child.stdout!.on('data', check);
-    exited.then((code) => {
+    child.stdout.on('data', check);
+    void exited.then((code) => {
       clearTimeout(timer);
       reject(new Error(`server exited (${code}) before listening:\n${stdout}\n${stderr}`));
     });

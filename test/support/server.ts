@@ -37,7 +37,7 @@ export interface TestServer {
 export interface TestDatabase {
   backend: Backend;
   env: Record<string, string>;
-  drop(): Promise<void>;
+  drop: () => Promise<void>;
 }
 
 /** A fresh SQLite file in a temporary folder, or a fresh PostgreSQL schema. */

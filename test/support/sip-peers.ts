@@ -40,7 +40,7 @@ export abstract class Peer {
     this.sizes.push(data.length);
     const result = parseMessage(data);
     if (!result.ok) return;
-    this.received.push(result.message);
+    this.received.push(result.value);
     for (const waiter of this.#waiters) waiter();
   }
 

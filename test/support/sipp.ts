@@ -81,8 +81,8 @@ export function runSipp(options: SippOptions): SippRun {
   if (options.remote) args.push(options.remote);
   const child = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
+  child.stdout.on('data', (chunk) => (output += chunk));
+  child.stderr.on('data', (chunk) => (output += chunk));
   const done = new Promise<{ code: number | null; output: string; log: string }>((resolve) => {
     child.on('exit', (code) => {
       const read = (file: string) => (fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '');

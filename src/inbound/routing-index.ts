@@ -201,7 +201,7 @@ export class RoutingIndex {
         }
       }
       if (page.length < PAGE) break;
-      after = page[page.length - 1]!.id;
+      after = page[page.length - 1].id;
     }
 
     this.agents = agents;
@@ -280,7 +280,7 @@ export class RoutingIndex {
 
   private async refreshNumbers(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
-    const rows = ids.length === 1 ? await numberById.rows(this.db, { id: ids[0]! }) : await selectNumbers(this.db).where('id', 'in', ids).execute();
+    const rows = ids.length === 1 ? await numberById.rows(this.db, { id: ids[0] }) : await selectNumbers(this.db).where('id', 'in', ids).execute();
     // Credentials or agents this instance has not heard of yet (their changes may still be on their way).
     await this.refreshCredentials([...new Set(rows.map((r) => r.credentials_id).filter((id) => !this.credentials.has(id)))]);
     await this.refreshAgents([
@@ -322,6 +322,6 @@ function remove(byNumber: Map<number, NumberEntry | NumberEntry[]>, entry: Numbe
   else if (Array.isArray(present)) {
     const rest = present.filter((e) => e !== entry);
     if (rest.length === 0) byNumber.delete(entry.key);
-    else byNumber.set(entry.key, rest.length === 1 ? rest[0]! : rest);
+    else byNumber.set(entry.key, rest.length === 1 ? rest[0] : rest);
   }
 }

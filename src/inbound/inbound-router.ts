@@ -1,18 +1,13 @@
-import type { CallOutcome } from '../calls/schemas.ts';
-import { forwardedCallOutcome, type CallAttempt } from '../calls/records.ts';
+import { callAttempt, type CallAttempt } from '../calls/records.ts';
 import { normalizePhoneNumber } from '../numbers/normalize.ts';
 import { type SipRequest } from '../sip/message.ts';
 import { parseNameAddr } from '../sip/parse-address.ts';
-import type { InitialRequestRecord, RouteDecision } from '../sip/proxy.ts';
+import type { InitialRequestRecord, RouteDecision } from '../sip/router.ts';
 import type { MessageSource } from '../sip/transport.ts';
-import { parseUri } from '../sip/uri.ts';
+import { dialledNumber } from '../sip/uri.ts';
+import { AGENT_ID_HEADER, ORG_ID_HEADER, PHONE_NUMBER_ID_HEADER } from '../common/dialplane-headers.ts';
 import { decideInbound, type InboundDecision } from './decide.ts';
 import type { RoutingIndex } from './routing-index.ts';
-
-/** Headers the edge adds to every INVITE it proxies to an agent runtime (CONTRACT 5). */
-export const AGENT_ID_HEADER = 'X-Dialplane-Agent-Id';
-export const ORG_ID_HEADER = 'X-Dialplane-Org-Id';
-export const PHONE_NUMBER_ID_HEADER = 'X-Dialplane-Phone-Number-Id';
 
 const ALLOWED_METHODS = 'INVITE, ACK, CANCEL, BYE, OPTIONS';
 
@@ -29,18 +24,6 @@ export interface InboundObserver {
 interface InboundContext {
   dialled: string;
   decision: InboundDecision;
-}
-
-/** The user part of a sip:/sips: Request-URI, or the number of a tel: URI. */
-export function dialledNumber(requestUri: string): string | null {
-  const uri = parseUri(requestUri);
-  if (!uri) return null;
-  if (uri.scheme === 'tel') return uri.number;
-  return uri.user ?? null;
-}
-
-function outcomeOf(decision: InboundDecision, finalStatus: number): CallOutcome {
-  return decision.outcome !== 'route' ? decision.outcome : forwardedCallOutcome(finalStatus);
 }
 
 /**
@@ -118,21 +101,17 @@ export class InboundRouter {
       if (left > 0) this.settingUp.set(credentialsId, left);
       else this.settingUp.delete(credentialsId);
     }
-    const outcome = outcomeOf(decision, record.finalStatus);
     const from = record.request.headers.get('from');
-    this.observer.finished({
-      orgId: 'number' in decision ? decision.number.credentials.orgId : null,
-      direction: 'inbound',
-      startedTime: record.startedAt.toISOString(),
-      endedTime: record.endedAt.toISOString(),
-      phoneNumberId: 'number' in decision ? decision.number.id : null,
-      phoneNumber: context.dialled,
-      remoteParty: (from && parseNameAddr(from)?.uri) ?? '',
-      agentId: decision.outcome === 'route' ? decision.agent.id : ('number' in decision ? (decision.number.agent?.id ?? null) : null),
-      outcome,
-      statusCode: record.finalStatus,
-      callId: record.request.headers.get('call-id') ?? '',
-      sourceAddress: `${record.source.address}:${record.source.port}`,
-    });
+    this.observer.finished(
+      callAttempt(record, {
+        direction: 'inbound',
+        orgId: 'number' in decision ? decision.number.credentials.orgId : null,
+        phoneNumberId: 'number' in decision ? decision.number.id : null,
+        phoneNumber: context.dialled,
+        remoteParty: (from && parseNameAddr(from)?.uri) ?? '',
+        agentId: decision.outcome === 'route' ? decision.agent.id : 'number' in decision ? (decision.number.agent?.id ?? null) : null,
+        refusal: decision.outcome === 'route' ? null : decision.outcome,
+      }),
+    );
   }
 }

@@ -27,7 +27,7 @@ describe('inbound router: the number called', () => {
       ].join('\r\n'),
     );
     assert.ok(parsed.ok);
-    return parsed.message as SipRequest;
+    return parsed.value as SipRequest;
   };
 
   before(async () => {

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AddressSet } from '../../src/common/addresses.ts';
-import { decideInbound, type AgentEntry, type CredentialsEntry, type NumberEntry } from '../../src/routing/decide.ts';
-import { numberKey } from '../../src/routing/routing-index.ts';
+import { decideInbound, type AgentEntry, type CredentialsEntry, type NumberEntry } from '../../src/inbound/decide.ts';
+import { numberKey } from '../../src/inbound/routing-index.ts';
 
 const trunk = (allowed: string[], orgId = 'o'): CredentialsEntry => ({ id: `c-${orgId}`, orgId, sources: allowed, allowed: AddressSet.of(allowed) });
 const agent = (over: Partial<AgentEntry> = {}): AgentEntry => ({ id: 'a', orgId: 'o', isEnabled: true, sipUri: 'sip:agent@127.0.0.1:5070', ...over });

@@ -64,7 +64,7 @@ export function decideInbound(
   defaultRuntimeUri: string | null,
 ): InboundDecision {
   if (candidates === undefined) return NOT_FOUND;
-  const list = Array.isArray(candidates) ? candidates : [candidates as NumberEntry];
+  const list: readonly NumberEntry[] = candidates instanceof Array ? candidates : [candidates];
   let linked: NumberEntry | null = null;
   let linkedMatch = -1;
   let allowedWithoutAgent: NumberEntry | null = null;
@@ -81,7 +81,7 @@ export function decideInbound(
     if (allowedWithoutAgent) {
       return { outcome: 'unavailable', status: 480, reason: 'Temporarily Unavailable', number: allowedWithoutAgent, why: 'no inbound agent' };
     }
-    return { outcome: 'forbidden', status: 403, reason: 'Forbidden', number: list[0]! };
+    return { outcome: 'forbidden', status: 403, reason: 'Forbidden', number: list[0] };
   }
   for (const other of list) {
     if (other.credentials.orgId !== linked.credentials.orgId && other.credentials.allowed.longestMatch(source) > linkedMatch) {

@@ -1,0 +1,128 @@
+import client from 'prom-client';
+import type { CallDirection, CallOutcome } from './calls/schemas.ts';
+import type { EdgeObserver, EdgeStats } from './edge/sip-edge.ts';
+import type { RegistrationObserver, RegistrationStats } from './registration/manager.ts';
+
+/** Where the gauges read the running parts' state at scrape time. */
+export interface StatsSources {
+  edge: () => EdgeStats | null;
+  registrations: () => RegistrationStats;
+}
+
+/**
+ * Every metric dialplane exports, registered here and nowhere else. The SIP edge and the
+ * registration manager report through their small observer interfaces, which this implements;
+ * gauges read the parts' stats when Prometheus scrapes. One registry per process (tests build
+ * several servers in one process, so not prom-client's global one).
+ */
+export class Metrics implements EdgeObserver, RegistrationObserver {
+  readonly registry = new client.Registry();
+  readonly #httpDuration: client.Histogram<'method' | 'route' | 'status'>;
+  readonly #invites: client.Counter<'direction' | 'outcome'>;
+  readonly #decisions: client.Histogram;
+  readonly #rejected: client.Counter<'reason'>;
+  readonly #registrationFailures: client.Counter<'code'>;
+  #sources: StatsSources | null = null;
+
+  constructor() {
+    const registers = [this.registry];
+    client.collectDefaultMetrics({ register: this.registry });
+    this.#httpDuration = new client.Histogram({
+      name: 'dialplane_http_request_duration_seconds',
+      help: 'HTTP API request duration by method, route pattern and status code.',
+      labelNames: ['method', 'route', 'status'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.#invites = new client.Counter({
+      name: 'dialplane_sip_invites_total',
+      help: 'INVITEs at the SIP edge by direction and outcome.',
+      labelNames: ['direction', 'outcome'],
+      registers,
+    });
+    this.#decisions = new client.Histogram({
+      name: 'dialplane_sip_routing_decision_seconds',
+      help: 'Time to take the inbound routing decision for one INVITE.',
+      buckets: [0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.001, 0.01],
+      registers,
+    });
+    this.#rejected = new client.Counter({
+      name: 'dialplane_sip_rejected_total',
+      help: 'SIP messages refused at admission: unauthenticated (stateless 403), bad_signature, flood (dropped unanswered), forged_response, number_capture.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.#registrationFailures = new client.Counter({
+      name: 'dialplane_registration_failures_total',
+      help: 'Failed REGISTER attempts by SIP response code (timeout, transport, auth when there is none).',
+      labelNames: ['code'],
+      registers,
+    });
+    const transactions: client.Gauge<'side'> = new client.Gauge({
+      name: 'dialplane_sip_active_transactions',
+      help: 'SIP transactions in progress at the edge.',
+      labelNames: ['side'],
+      registers,
+      collect: () => {
+        const stats = this.#sources?.edge();
+        transactions.set({ side: 'server' }, stats?.activeServerTransactions ?? 0);
+        transactions.set({ side: 'client' }, stats?.activeClientTransactions ?? 0);
+      },
+    });
+    const tcp: client.Gauge<'reason'> = new client.Gauge({
+      name: 'dialplane_sip_tcp_refusals',
+      help: 'TCP connections and sends refused since start: per_source (connection cap), message_timeout, write_overflow, destination (refused target or outbound cap).',
+      labelNames: ['reason'],
+      registers,
+      collect: () => {
+        const stats = this.#sources?.edge()?.transport;
+        tcp.set({ reason: 'per_source' }, stats?.refusedConnections ?? 0);
+        tcp.set({ reason: 'message_timeout' }, stats?.timedOutConnections ?? 0);
+        tcp.set({ reason: 'write_overflow' }, stats?.overflowedConnections ?? 0);
+        tcp.set({ reason: 'destination' }, stats?.refusedDestinations ?? 0);
+      },
+    });
+    const registrations: client.Gauge<'state'> = new client.Gauge({
+      name: 'dialplane_registrations',
+      help: 'Registrations this instance keeps, by state.',
+      labelNames: ['state'],
+      registers,
+      collect: () => {
+        const byState = this.#sources?.registrations().byState;
+        if (byState === undefined) return;
+        for (const [state, count] of Object.entries(byState)) registrations.set({ state }, count);
+      },
+    });
+    const lateRefreshes: client.Gauge = new client.Gauge({
+      name: 'dialplane_registration_late_refreshes',
+      help: 'Refreshes that completed after the previous binding had expired, since start.',
+      registers,
+      collect: () => lateRefreshes.set(this.#sources?.registrations().lateRefreshes ?? 0),
+    });
+  }
+
+  /** The running parts the gauges read from. */
+  readFrom(sources: StatsSources): void {
+    this.#sources = sources;
+  }
+
+  httpRequest(method: string, route: string, status: number, seconds: number): void {
+    this.#httpDuration.observe({ method, route, status }, seconds);
+  }
+
+  callFinished(direction: CallDirection, outcome: CallOutcome): void {
+    this.#invites.inc({ direction, outcome });
+  }
+
+  routingDecided(seconds: number): void {
+    this.#decisions.observe(seconds);
+  }
+
+  rejected(reason: string): void {
+    this.#rejected.inc({ reason });
+  }
+
+  registrationFailed(code: string): void {
+    this.#registrationFailures.inc({ code });
+  }
+}
