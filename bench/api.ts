@@ -99,7 +99,8 @@ async function dialplaneRows(label: string, env: Record<string, string>, goals: 
   const key = await firstStartKey(dialplane);
   const creds = await api(url, key, 'POST', '/sip-credentials', { server: 'sip.example.com' });
   const createNumber = async (i: number) =>
-    (await api(url, key, 'POST', '/sip-phone-numbers', { phoneNumber: `+1555010${String(i).padStart(4, '0')}`, credentialsId: creds.id })).id as string;
+    (await api(url, key, 'POST', '/sip-phone-numbers', { phoneNumber: `+1555010${String(i).padStart(4, '0')}`, credentialsId: creds.id }))
+      .id as string;
   const one = await createNumber(0);
   const spread: string[] = [];
   for (let i = 1; i <= SPREAD_NUMBERS; i++) spread.push(await createNumber(i));
@@ -163,10 +164,18 @@ const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dialplane-bench-'));
 const schema = await postgresSchema();
 try {
   const bare = await start(['--import', 'tsx', 'bench/bare-server.ts'], /listening (\d+)/);
-  const bareRow: Row = { name: 'bare Fastify route (anchor)', server: bare, options: { url: `http://127.0.0.1:${bare.match[1]}/bare` }, rps: [], cpuPerRequestUs: [] };
+  const bareRow: Row = {
+    name: 'bare Fastify route (anchor)',
+    server: bare,
+    options: { url: `http://127.0.0.1:${bare.match[1]}/bare` },
+    rps: [],
+    cpuPerRequestUs: [],
+  };
   const rows = [bareRow, ...(await dialplaneRows('SQLite', { DIALPLANE_DB: path.join(dataDir, 'bench.db') }, GOALS))];
   if (schema) {
-    rows.push(...(await dialplaneRows('PostgreSQL', { DIALPLANE_DB: schema.url, DIALPLANE_SECRET_KEY: crypto.randomBytes(32).toString('hex') }, null)));
+    rows.push(
+      ...(await dialplaneRows('PostgreSQL', { DIALPLANE_DB: schema.url, DIALPLANE_SECRET_KEY: crypto.randomBytes(32).toString('hex') }, null)),
+    );
   }
   for (const row of rows) await load(row, 2, false);
   for (let round = 1; round <= ROUNDS; round++) {
@@ -177,14 +186,16 @@ try {
   process.stdout.write(
     `\n${CONNECTIONS} connections, ${ROUNDS} rounds of ${DURATION_S} s per row; ${os.cpus().length} cores (${os.cpus()[0]?.model ?? ''})\n`,
   );
-  process.stdout.write('req/s and CPU: medians over the rounds; ratio: the median of the rounds\' ratios to the bare route\n\n');
+  process.stdout.write("req/s and CPU: medians over the rounds; ratio: the median of the rounds' ratios to the bare route\n\n");
   process.stdout.write('| route | req/s | server CPU per request | ratio to bare | ratio per round | goal |\n|---|---:|---:|---:|---:|---:|\n');
   for (const row of rows) {
     const ratios = row.rps.map((value, i) => value / bareRow.rps[i]);
     const ratio = median(ratios);
     const verdict = row.goal === undefined ? '' : `${row.goal} ${ratio >= row.goal ? 'met' : 'MISSED'}`;
     const perRound = ratios.map((r) => r.toFixed(2)).join(' ');
-    process.stdout.write(`| ${row.name} | ${Math.round(median(row.rps))} | ${Math.round(median(row.cpuPerRequestUs))} µs | ${ratio.toFixed(2)} | ${perRound} | ${verdict} |\n`);
+    process.stdout.write(
+      `| ${row.name} | ${Math.round(median(row.rps))} | ${Math.round(median(row.cpuPerRequestUs))} µs | ${ratio.toFixed(2)} | ${perRound} | ${verdict} |\n`,
+    );
   }
 } finally {
   await Promise.all(servers.map((server) => server.stop()));

@@ -18,7 +18,14 @@ export interface DialplaneProcess {
 export async function startDialplane(env: Record<string, string>): Promise<DialplaneProcess> {
   const child = spawn(process.execPath, ['bin/dialplane.js', 'serve'], {
     cwd: ROOT,
-    env: { ...process.env, DIALPLANE_LOG_LEVEL: 'info', DIALPLANE_HTTP_HOST: '127.0.0.1', DIALPLANE_HTTP_PORT: '0', DIALPLANE_SIP_HOST: '127.0.0.1', ...env },
+    env: {
+      ...process.env,
+      DIALPLANE_LOG_LEVEL: 'info',
+      DIALPLANE_HTTP_HOST: '127.0.0.1',
+      DIALPLANE_HTTP_PORT: '0',
+      DIALPLANE_SIP_HOST: '127.0.0.1',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });

@@ -44,13 +44,27 @@ async function main(): Promise<void> {
   const registrarPort = await freeUdpPort();
 
   // The registrar: one sipp call per registration (Call-ID), accepting every REGISTER of it.
-  const scenario = fs
-    .readFileSync(path.join(ROOT, 'test/interop/scenarios/registrar-bench.xml'), 'utf8')
-    .replaceAll('{{expires}}', String(EXPIRES));
+  const scenario = fs.readFileSync(path.join(ROOT, 'test/interop/scenarios/registrar-bench.xml'), 'utf8').replaceAll('{{expires}}', String(EXPIRES));
   fs.writeFileSync(path.join(dir, 'registrar.xml'), scenario);
   const sipp = spawn(
     'sipp',
-    ['-sf', 'registrar.xml', '-i', '127.0.0.1', '-p', String(registrarPort), '-t', 'u1', '-m', '100000000', '-l', '1000000', '-nostdin', '-buff_size', String(8 * 1024 * 1024)],
+    [
+      '-sf',
+      'registrar.xml',
+      '-i',
+      '127.0.0.1',
+      '-p',
+      String(registrarPort),
+      '-t',
+      'u1',
+      '-m',
+      '100000000',
+      '-l',
+      '1000000',
+      '-nostdin',
+      '-buff_size',
+      String(8 * 1024 * 1024),
+    ],
     { cwd: dir, stdio: 'ignore' },
   );
   const sippExited = new Promise((resolve) => sipp.on('exit', resolve));
@@ -73,18 +87,41 @@ async function main(): Promise<void> {
   await setup.db
     .insertInto('sip_credentials')
     .values({
-      id: credentialsId, org_id: org.orgId, server: `127.0.0.1:${registrarPort}`, transport: 'udp', domain: 'bench.example',
-      auth_user: null, auth_password_enc: null, description: null, cps_limit: null, cps_key: null, allowed_addresses: '[]',
-      source: 'manual', provider_id: null, created_time: time, last_update_time: time,
+      id: credentialsId,
+      org_id: org.orgId,
+      server: `127.0.0.1:${registrarPort}`,
+      transport: 'udp',
+      domain: 'bench.example',
+      auth_user: null,
+      auth_password_enc: null,
+      description: null,
+      cps_limit: null,
+      cps_key: null,
+      allowed_addresses: '[]',
+      source: 'manual',
+      provider_id: null,
+      created_time: time,
+      last_update_time: time,
     })
     .execute();
   await setup.db.transaction().execute(async (trx) => {
     for (let i = 0; i < NUMBERS; i += 500) {
       const rows = Array.from({ length: Math.min(500, NUMBERS - i) }, (_, j) => ({
-        id: crypto.randomUUID(), org_id: org.orgId, phone_number: `+1555${String(i + j).padStart(7, '0')}`, credentials_id: credentialsId,
-        display_name: null, description: null, registration: 1, incoming_calls_agent_id: null, reg_state: 'Registering',
-        reg_error_description: null, reg_sip_response_message: null, reg_last_updated: time, reg_expires_at: null,
-        created_time: time, last_update_time: time,
+        id: crypto.randomUUID(),
+        org_id: org.orgId,
+        phone_number: `+1555${String(i + j).padStart(7, '0')}`,
+        credentials_id: credentialsId,
+        display_name: null,
+        description: null,
+        registration: 1,
+        incoming_calls_agent_id: null,
+        reg_state: 'Registering',
+        reg_error_description: null,
+        reg_sip_response_message: null,
+        reg_last_updated: time,
+        reg_expires_at: null,
+        created_time: time,
+        last_update_time: time,
       }));
       await trx.insertInto('phone_numbers').values(rows).execute();
     }
@@ -93,7 +130,15 @@ async function main(): Promise<void> {
   await sleep(500); // sipp binds
 
   const registered = async (db: typeof setup.db) =>
-    Number((await db.selectFrom('phone_numbers').select((eb) => eb.fn.countAll<number>().as('n')).where('reg_state', '=', 'Registered').executeTakeFirstOrThrow()).n);
+    Number(
+      (
+        await db
+          .selectFrom('phone_numbers')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('reg_state', '=', 'Registered')
+          .executeTakeFirstOrThrow()
+      ).n,
+    );
 
   const started = performance.now();
   const server = await startServer(config, { logger: false });

@@ -49,17 +49,44 @@ export async function benchRoutingIndex(count = COUNT): Promise<RoutingIndexFigu
     const agentIds = Array.from({ length: AGENTS }, () => crypto.randomUUID());
     await db.transaction().execute(async (trx) => {
       for (const [i, id] of trunkIds.entries()) {
-        await trx.insertInto('sip_credentials').values({
-          id, org_id: orgId, server: `10.${(i >> 8) & 255}.${i & 255}.1`, transport: 'udp', domain: null, auth_user: null,
-          auth_password_enc: null, description: null, cps_limit: null, cps_key: null, allowed_addresses: '[]',
-          source: 'manual', provider_id: null, created_time: time, last_update_time: time,
-        }).execute();
+        await trx
+          .insertInto('sip_credentials')
+          .values({
+            id,
+            org_id: orgId,
+            server: `10.${(i >> 8) & 255}.${i & 255}.1`,
+            transport: 'udp',
+            domain: null,
+            auth_user: null,
+            auth_password_enc: null,
+            description: null,
+            cps_limit: null,
+            cps_key: null,
+            allowed_addresses: '[]',
+            source: 'manual',
+            provider_id: null,
+            created_time: time,
+            last_update_time: time,
+          })
+          .execute();
       }
       for (const id of agentIds) {
-        await trx.insertInto('agents').values({
-          id, org_id: orgId, name: 'agent', description: null, is_enabled: 1, config: '{}', additional_data: '{}',
-          sip_uri: 'sip:agent@127.0.0.1:5070', outbound_phone_number_id: null, created_time: time, last_update_time: time,
-        }).execute();
+        await trx
+          .insertInto('agents')
+          .values({
+            id,
+            org_id: orgId,
+            name: 'agent',
+            description: null,
+            is_enabled: 1,
+            config: '{}',
+            additional_data: '{}',
+            sip_uri: 'sip:agent@127.0.0.1:5070',
+            outbound_phone_number_id: null,
+            created_time: time,
+            last_update_time: time,
+          })
+          .execute();
       }
     });
     const numbers: string[] = [];
@@ -71,11 +98,21 @@ export async function benchRoutingIndex(count = COUNT): Promise<RoutingIndexFigu
           const phone = `+1${String(2000000000 + i)}`;
           numbers.push(phone);
           rows.push({
-            id: crypto.randomUUID(), org_id: orgId, phone_number: phone, credentials_id: trunkIds[i % TRUNKS],
-            display_name: null, description: null, registration: 0,
+            id: crypto.randomUUID(),
+            org_id: orgId,
+            phone_number: phone,
+            credentials_id: trunkIds[i % TRUNKS],
+            display_name: null,
+            description: null,
+            registration: 0,
             incoming_calls_agent_id: i % 2 === 0 ? agentIds[i % AGENTS] : null,
-            reg_state: 'Disabled', reg_error_description: null, reg_sip_response_message: null, reg_last_updated: time,
-            reg_expires_at: null, created_time: time, last_update_time: time,
+            reg_state: 'Disabled',
+            reg_error_description: null,
+            reg_sip_response_message: null,
+            reg_last_updated: time,
+            reg_expires_at: null,
+            created_time: time,
+            last_update_time: time,
           });
         }
         await trx.insertInto('phone_numbers').values(rows).execute();
@@ -92,7 +129,7 @@ export async function benchRoutingIndex(count = COUNT): Promise<RoutingIndexFigu
     const samples = new Float64Array(LOOKUPS);
     for (let i = 0; i < LOOKUPS; i++) {
       const dialled = numbers[(i * 7919) % numbers.length];
-      const source = `10.${((i % TRUNKS) >> 8) & 255}.${i % TRUNKS & 255}.1`;
+      const source = `10.${((i % TRUNKS) >> 8) & 255}.${(i % TRUNKS) & 255}.1`;
       const t0 = process.hrtime.bigint();
       decideInbound(index.lookup(dialled), source, null);
       samples[i] = Number(process.hrtime.bigint() - t0) / 1000;

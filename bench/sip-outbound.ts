@@ -69,12 +69,25 @@ async function sipp(options: SippRun): Promise<SippStats> {
   const statsFile = path.join(options.dir, `${options.name}.csv`);
   fs.rmSync(statsFile, { force: true });
   const args = [
-    '-sf', options.scenario,
-    '-i', '127.0.0.1', '-p', String(options.port), '-t', 'u1',
-    '-m', String(options.calls),
+    '-sf',
+    options.scenario,
+    '-i',
+    '127.0.0.1',
+    '-p',
+    String(options.port),
+    '-t',
+    'u1',
+    '-m',
+    String(options.calls),
     '-nostdin',
-    '-timeout', `${options.timeoutSeconds}s`, '-timeout_error',
-    '-trace_stat', '-stf', statsFile, '-fd', '3600',
+    '-timeout',
+    `${options.timeoutSeconds}s`,
+    '-timeout_error',
+    '-trace_stat',
+    '-stf',
+    statsFile,
+    '-fd',
+    '3600',
   ];
   if (options.rate !== undefined) args.push('-r', String(options.rate), '-l', String(options.rate * 2), '-s', '15557770000');
   if (options.remote) args.push(options.remote);
@@ -124,9 +137,16 @@ async function createAgent(db: string, sipPort: number, carrierPort: number): Pr
   try {
     const key = await firstStartKey(server);
     const credentials = await api(server.url, key, 'POST', '/sip-credentials', {
-      server: `127.0.0.1:${carrierPort}`, domain: DOMAIN, authUser: AUTH_USER, authPassword: PASSWORD,
+      server: `127.0.0.1:${carrierPort}`,
+      domain: DOMAIN,
+      authUser: AUTH_USER,
+      authPassword: PASSWORD,
     });
-    const number = await api(server.url, key, 'POST', '/sip-phone-numbers', { phoneNumber: NUMBER, credentialsId: credentials.id, displayName: DISPLAY_NAME });
+    const number = await api(server.url, key, 'POST', '/sip-phone-numbers', {
+      phoneNumber: NUMBER,
+      credentialsId: credentials.id,
+      displayName: DISPLAY_NAME,
+    });
     const agent = await api(server.url, key, 'POST', '/agents', { name: 'bench outbound agent' });
     await api(server.url, key, 'PUT', `/sip-phone-numbers/${number.id}/agent-link?agentId=${agent.agentId}&mode=replaceOutbound`);
     return agent.agentId as string;
@@ -156,8 +176,22 @@ function kamailioProxy(agentId: string, carrierPort: number, dir: string, port: 
     `id(int,auto) key_name(string) key_type(int) value_type(int) key_value(string) expires(int)\n1:${escape(agentId)}:0:0:${escape(value)}:0\n`,
   );
   const args = [
-    '-f', KAMAILIO_CONFIG, '-A', `DB_URL="text://${dbDir}"`, '-l', `udp:127.0.0.1:${port}`,
-    '-n', String(CORES), '-m', '256', '-DD', '-E', '-w', dir, '-Y', dir,
+    '-f',
+    KAMAILIO_CONFIG,
+    '-A',
+    `DB_URL="text://${dbDir}"`,
+    '-l',
+    `udp:127.0.0.1:${port}`,
+    '-n',
+    String(CORES),
+    '-m',
+    '256',
+    '-DD',
+    '-E',
+    '-w',
+    dir,
+    '-Y',
+    dir,
   ];
   return {
     name: 'Kamailio',
@@ -201,14 +235,24 @@ async function step(proxy: Proxy, setup: Setup, rate: number): Promise<{ clean: 
   const instance = await proxy.start();
   try {
     const carrier = sipp({
-      scenario: setup.carrierScenario, port: setup.carrierPort, calls: WARMUP_CALLS + calls, dir: setup.dir, name: 'carrier',
+      scenario: setup.carrierScenario,
+      port: setup.carrierPort,
+      calls: WARMUP_CALLS + calls,
+      dir: setup.dir,
+      name: 'carrier',
       timeoutSeconds: WARMUP_CALLS / WARMUP_RATE + STEP_SECONDS + 2 * DRAIN_SECONDS + 5,
     });
     await sleep(300);
     const runtime = async (name: string, count: number, callRate: number) =>
       sipp({
-        scenario: setup.runtimeScenario, port: await freePort(), calls: count, rate: callRate, dir: setup.dir, name,
-        remote: `127.0.0.1:${instance.port}`, timeoutSeconds: count / callRate + DRAIN_SECONDS,
+        scenario: setup.runtimeScenario,
+        port: await freePort(),
+        calls: count,
+        rate: callRate,
+        dir: setup.dir,
+        name,
+        remote: `127.0.0.1:${instance.port}`,
+        timeoutSeconds: count / callRate + DRAIN_SECONDS,
       });
     const warmup = await runtime('warmup', WARMUP_CALLS, Math.min(rate, WARMUP_RATE));
     const measured = await runtime('runtime', calls, rate);

@@ -72,13 +72,26 @@ async function sipp(options: SippRunOptions): Promise<SippStats> {
   const statsFile = path.join(options.dir, `${options.name}.csv`);
   fs.rmSync(statsFile, { force: true });
   const args = [
-    '-sf', options.scenario,
-    '-i', '127.0.0.1', '-p', String(options.port), '-t', 'u1',
-    '-m', String(options.calls),
+    '-sf',
+    options.scenario,
+    '-i',
+    '127.0.0.1',
+    '-p',
+    String(options.port),
+    '-t',
+    'u1',
+    '-m',
+    String(options.calls),
     '-nostdin',
-    '-timeout', `${options.timeoutSeconds}s`, '-timeout_error',
+    '-timeout',
+    `${options.timeoutSeconds}s`,
+    '-timeout_error',
     // Statistics at the end only: a periodic dump would be sipp work during the run.
-    '-trace_stat', '-stf', statsFile, '-fd', '3600',
+    '-trace_stat',
+    '-stf',
+    statsFile,
+    '-fd',
+    '3600',
   ];
   if (options.numbersFile) args.push('-inf', options.numbersFile);
   // The concurrent-call cap only guards sipp against a proxy that stopped answering.
@@ -196,13 +209,23 @@ function kamailioProxy(table: Table, dir: string, port: number): Proxy {
   );
   fs.writeFileSync(path.join(dbDir, 'agents'), dbTextTable([[table.agentId, `${table.orgId}|${table.agentUri}`]]));
   const args = [
-    '-f', KAMAILIO_CONFIG,
-    '-A', `DB_URL="text://${dbDir}"`,
-    '-l', `udp:127.0.0.1:${port}`,
-    '-n', String(CORES),
-    '-m', '256',
+    '-f',
+    KAMAILIO_CONFIG,
+    '-A',
+    `DB_URL="text://${dbDir}"`,
+    '-l',
+    `udp:127.0.0.1:${port}`,
+    '-n',
+    String(CORES),
+    '-m',
+    '256',
     // In the foreground, logging to stderr, with its runtime files in the temp dir.
-    '-DD', '-E', '-w', dir, '-Y', dir,
+    '-DD',
+    '-E',
+    '-w',
+    dir,
+    '-Y',
+    dir,
   ];
   return {
     name: 'Kamailio',
@@ -257,15 +280,25 @@ async function step(proxy: Proxy, setup: Setup, rate: number): Promise<Step> {
   const instance = await proxy.start();
   try {
     const agent = sipp({
-      scenario: AGENT_SCENARIO, port: setup.agentPort, calls: WARMUP_CALLS + calls, dir: setup.dir, name: 'agent',
+      scenario: AGENT_SCENARIO,
+      port: setup.agentPort,
+      calls: WARMUP_CALLS + calls,
+      dir: setup.dir,
+      name: 'agent',
       timeoutSeconds: WARMUP_CALLS / WARMUP_RATE + STEP_SECONDS + 2 * DRAIN_SECONDS + 5,
     });
     // sipp prints nothing once its socket is bound; a short pause is what works.
     await sleep(300);
     const caller = async (name: string, count: number, callRate: number) =>
       sipp({
-        scenario: CALLER_SCENARIO, port: await freePort(), calls: count, rate: callRate, dir: setup.dir, name,
-        remote: `127.0.0.1:${instance.port}`, numbersFile: setup.numbersFile,
+        scenario: CALLER_SCENARIO,
+        port: await freePort(),
+        calls: count,
+        rate: callRate,
+        dir: setup.dir,
+        name,
+        remote: `127.0.0.1:${instance.port}`,
+        numbersFile: setup.numbersFile,
         timeoutSeconds: count / callRate + DRAIN_SECONDS,
       });
     const warmup = await caller('warmup', WARMUP_CALLS, Math.min(rate, WARMUP_RATE));
@@ -301,7 +334,7 @@ async function search(proxy: Proxy, setup: Setup): Promise<{ best: Step | null; 
   let best: Step | null = null;
   let failedAt: number | null = null;
   let bisected = 0;
-  for (let rate: number | null = START_RATE; rate !== null; ) {
+  for (let rate: number | null = START_RATE; rate !== null;) {
     if (failedAt !== null) bisected++;
     const result = await step(proxy, setup, rate);
     process.stderr.write(`  ${proxy.name} ${rate} calls/s: ${result.why}\n`);
@@ -324,14 +357,18 @@ async function sippCeiling(setup: Setup, rate: number): Promise<string | null> {
   const agent = sipp({ scenario, port: setup.agentPort, calls, dir: setup.dir, name: 'agent', timeoutSeconds: STEP_SECONDS + 2 * DRAIN_SECONDS });
   await sleep(300);
   const caller = await sipp({
-    scenario: CALLER_SCENARIO, port: await freePort(), calls, rate, dir: setup.dir, name: 'caller',
-    remote: `127.0.0.1:${setup.agentPort}`, numbersFile: setup.numbersFile, timeoutSeconds: STEP_SECONDS + DRAIN_SECONDS,
+    scenario: CALLER_SCENARIO,
+    port: await freePort(),
+    calls,
+    rate,
+    dir: setup.dir,
+    name: 'caller',
+    remote: `127.0.0.1:${setup.agentPort}`,
+    numbersFile: setup.numbersFile,
+    timeoutSeconds: STEP_SECONDS + DRAIN_SECONDS,
   });
   const agentStats = await agent;
-  const problems = [
-    problem(calls, 'caller', caller),
-    problem(calls, 'agent', agentStats),
-  ].filter((text) => text !== null);
+  const problems = [problem(calls, 'caller', caller), problem(calls, 'agent', agentStats)].filter((text) => text !== null);
   if (problems.length === 0 && caller.rate < rate * 0.9) problems.push(`sipp placed only ${caller.rate.toFixed(0)} calls/s`);
   return problems.length > 0 ? problems.join('; ') : null;
 }
@@ -370,11 +407,15 @@ try {
       `${NUMBERS} numbers; ${CORES} cores (${os.cpus()[0]?.model ?? ''}), 1-minute load average ${loadBefore.toFixed(2)} before, ` +
       `${os.loadavg()[0].toFixed(2)} after (above 0 means other work shared the cores)\n\n`,
   );
-  process.stdout.write('| proxy | runs as | highest clean rate | lowest failing rate | CPU during best run | CPU per call |\n|---|---|---:|---:|---:|---:|\n');
+  process.stdout.write(
+    '| proxy | runs as | highest clean rate | lowest failing rate | CPU during best run | CPU per call |\n|---|---|---:|---:|---:|---:|\n',
+  );
   for (const { proxy, best, failedAt } of results) {
     const cpu = best ? `${best.cpuSeconds.toFixed(2)} s / ${STEP_SECONDS} s` : '–';
     const perCall = best ? `${((best.cpuSeconds / best.calls) * 1e6).toFixed(0)} µs` : '–';
-    process.stdout.write(`| ${proxy.name} | ${proxy.shape} | ${best?.rate ?? 0} calls/s | ${failedAt ?? `none up to ${MAX_RATE}`} | ${cpu} | ${perCall} |\n`);
+    process.stdout.write(
+      `| ${proxy.name} | ${proxy.shape} | ${best?.rate ?? 0} calls/s | ${failedAt ?? `none up to ${MAX_RATE}`} | ${cpu} | ${perCall} |\n`,
+    );
   }
   process.stdout.write(`\ndialplane / Kamailio: ${ratio.toFixed(2)} (goal ≥ 0.5: ${ratio >= 0.5 ? 'met' : 'MISSED'})\n`);
   process.stdout.write(
@@ -394,7 +435,9 @@ try {
 
   const signing = benchSigning();
   const edgeBest = results[0]?.best;
-  const share = edgeBest ? ` (${((signing.microsPerCall / ((edgeBest.cpuSeconds / edgeBest.calls) * 1e6)) * 100).toFixed(1)} % of dialplane's CPU per call above)` : '';
+  const share = edgeBest
+    ? ` (${((signing.microsPerCall / ((edgeBest.cpuSeconds / edgeBest.calls) * 1e6)) * 100).toFixed(1)} % of dialplane's CPU per call above)`
+    : '';
   process.stdout.write(
     `\nDialog signatures: ${signing.microsPerCall.toFixed(1)} µs of CPU per inbound call: ${signing.macsPerCall} HMAC-SHA256 ` +
       `(Record-Route signed, ACK and BYE verified, three branches), the Record-Route parsed once${share}\n`,

@@ -67,8 +67,7 @@ async function serve(config: Config): Promise<void> {
   const server = await startServer(config);
   if (server.defaultOrg) {
     process.stdout.write(
-      `\nCreated organization "default" (${server.defaultOrg.orgId}).\n` +
-        `Its API key, shown only this once:\n\n  ${server.defaultOrg.apiKey}\n\n`,
+      `\nCreated organization "default" (${server.defaultOrg.orgId}).\n` + `Its API key, shown only this once:\n\n  ${server.defaultOrg.apiKey}\n\n`,
     );
   }
   // One line that says everything is up (scripts wait for it; the key above is printed first).

@@ -4,9 +4,7 @@ import { parseAddressOrCidr, type PrivateTargets } from './common/addresses.ts';
 import { ConfigError } from './common/errors.ts';
 
 /** Where the data lives: an embedded SQLite file, or a PostgreSQL server shared by several instances. */
-export type DatabaseConfig =
-  | { kind: 'sqlite'; file: string }
-  | { kind: 'postgres'; url: string };
+export type DatabaseConfig = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
 
 export interface Config {
   http: {
@@ -63,7 +61,6 @@ export interface Config {
   };
 }
 
-
 const DEFAULT_DB_FILE = './data/dialplane.db';
 
 function port(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
@@ -106,7 +103,8 @@ function privateTargets(raw: string | undefined): PrivateTargets {
   if (value === 'deny') return 'deny';
   const blocks = list(value);
   const bad = blocks.filter((block) => parseAddressOrCidr(block) === null);
-  if (bad.length > 0) throw new ConfigError(`DIALPLANE_PRIVATE_TARGETS must be allow, deny or a list of IPs/CIDRs; not an IP or CIDR: ${bad.join(', ')}`);
+  if (bad.length > 0)
+    throw new ConfigError(`DIALPLANE_PRIVATE_TARGETS must be allow, deny or a list of IPs/CIDRs; not an IP or CIDR: ${bad.join(', ')}`);
   return blocks;
 }
 
@@ -149,7 +147,10 @@ function logLevel(raw: string | undefined): string {
 }
 
 function list(raw: string | undefined): string[] {
-  return (raw ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+  return (raw ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
 }
 
 /** Reads the environment once, at start; everything else receives the typed result. */

@@ -133,7 +133,9 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     started.push(() => index.stop());
     const recorder = new CallRecorder(ctx.db, (error) => logger.error({ err: error }, 'call records not written'));
     started.push(() => recorder.flush());
-    const retention = new CallRecordRetention(ctx.db, config.callRecordRetentionDays, (error) => logger.error({ err: error }, 'old call records not deleted'));
+    const retention = new CallRecordRetention(ctx.db, config.callRecordRetentionDays, (error) =>
+      logger.error({ err: error }, 'old call records not deleted'),
+    );
     retention.start();
     started.push(() => retention.stop());
     const sipEdge = new SipEdge({

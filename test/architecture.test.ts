@@ -53,8 +53,14 @@ function cycles(graph: Map<string, string[]>): string[][] {
 test('the import graph of src/ has no cycle', () => {
   const graph = importGraph();
   assert.ok(graph.size > 50, 'the whole tree was read');
-  assert.ok(graph.get('server.ts')?.includes('config.ts') && graph.get('server.ts')?.includes('edge/sip-edge.ts'), 'imports are read, type imports included');
-  assert.deepEqual(cycles(graph).map((cycle) => cycle.join(' → ')), []);
+  assert.ok(
+    graph.get('server.ts')?.includes('config.ts') && graph.get('server.ts')?.includes('edge/sip-edge.ts'),
+    'imports are read, type imports included',
+  );
+  assert.deepEqual(
+    cycles(graph).map((cycle) => cycle.join(' → ')),
+    [],
+  );
 });
 
 test('the cycle check finds a cycle when there is one', () => {
@@ -78,7 +84,9 @@ for (const [folder, mayImport] of GROUND_FLOORS) {
   test(`src/${folder}/ imports nothing above it`, () => {
     const outside = [...importGraph()]
       .filter(([file]) => file.startsWith(`${folder}/`))
-      .flatMap(([file, targets]) => targets.filter((target) => !mayImport.some((allowed) => target.startsWith(`${allowed}/`))).map((target) => `${file} → ${target}`));
+      .flatMap(([file, targets]) =>
+        targets.filter((target) => !mayImport.some((allowed) => target.startsWith(`${allowed}/`))).map((target) => `${file} → ${target}`),
+      );
     assert.deepEqual(outside, []);
   });
 }

@@ -80,13 +80,7 @@ describe('dialplane CLI', { concurrency: true }, () => {
 
   test('--help on every command exits 0 and touches no database', async () => {
     const noDb = { DIALPLANE_DB: path.join(dir, 'never', 'created.db') };
-    const variants = [
-      ['--help'],
-      ['serve', '--help'],
-      ['migrate', '--help'],
-      ['org', 'create', '--help'],
-      ['key', 'revoke', '--help'],
-    ];
+    const variants = [['--help'], ['serve', '--help'], ['migrate', '--help'], ['org', 'create', '--help'], ['key', 'revoke', '--help']];
     const results = await Promise.all(variants.map((args) => run(args, noDb)));
     results.forEach((r, i) => {
       assert.equal(r.code, 0, `${variants[i].join(' ')}: ${r.stderr}`);
@@ -130,7 +124,10 @@ describe('dialplane CLI', { concurrency: true }, () => {
     const byName = printed(await run(['key', 'create', 'listed'], listEnv));
     assert.equal(byName.orgId, made.orgId);
     const list = JSON.parse((await run(['org', 'list'], listEnv)).stdout);
-    assert.deepEqual(list.map((o: any) => ({ id: o.id, name: o.name, activeKeys: o.activeKeys })), [{ id: made.orgId, name: 'listed', activeKeys: 2 }]);
+    assert.deepEqual(
+      list.map((o: any) => ({ id: o.id, name: o.name, activeKeys: o.activeKeys })),
+      [{ id: made.orgId, name: 'listed', activeKeys: 2 }],
+    );
     assert.match(list[0].createdTime, /Z$/);
     const unknown = await run(['key', 'create', 'nobody'], listEnv);
     assert.equal(unknown.code, 3, 'not found');
@@ -144,7 +141,10 @@ describe('dialplane CLI', { concurrency: true }, () => {
     assert.ok(fs.existsSync(fresh.DIALPLANE_DB));
     const db = new SQLite(fresh.DIALPLANE_DB, { readonly: true });
     try {
-      const tables = db.prepare("select name from sqlite_master where type = 'table'").all().map((r: any) => r.name);
+      const tables = db
+        .prepare("select name from sqlite_master where type = 'table'")
+        .all()
+        .map((r: any) => r.name);
       for (const t of ['orgs', 'api_keys', 'sip_credentials', 'agents', 'phone_numbers']) assert.ok(tables.includes(t), t);
       assert.equal((db.prepare('select count(*) as n from orgs').get() as any).n, 0, 'migrate creates no organization');
     } finally {

@@ -23,9 +23,7 @@ for (const backend of await testBackends()) {
           request(first.url, method, path, { key, ...options });
 
         const creds = await api('POST', '/api/v1/sip-credentials', { body: { server: 'sip.example.com' } });
-        const agents = await Promise.all(
-          Array.from({ length: 4 }, (_, i) => api('POST', '/api/v1/agents', { body: { name: `agent ${i}` } })),
-        );
+        const agents = await Promise.all(Array.from({ length: 4 }, (_, i) => api('POST', '/api/v1/agents', { body: { name: `agent ${i}` } })));
         const acknowledgedNumbers = new Map<string, string>();
         const acknowledgedLinks = new Map<string, string>();
         let stop = false;

@@ -64,7 +64,11 @@ describe('operator: start-up', () => {
     const db = { DIALPLANE_DB: path.join(dir, 'refusals', 'dialplane.db') };
     assertRefused(await cli(['serve'], { ...db, DIALPLANE_LOG_LEVEL: 'verbose' }), 2, /DIALPLANE_LOG_LEVEL must be one of/);
     assertRefused(await cli(['serve', '--port', '8081'], db), 2, /unknown option '--port'/);
-    assertRefused(await cli(['serve'], { DIALPLANE_DB: '/proc/dialplane/dialplane.db' }), 2, /DIALPLANE_DB: cannot create the folder \/proc\/dialplane/);
+    assertRefused(
+      await cli(['serve'], { DIALPLANE_DB: '/proc/dialplane/dialplane.db' }),
+      2,
+      /DIALPLANE_DB: cannot create the folder \/proc\/dialplane/,
+    );
     assertRefused(await cli(['serve'], { ...db, DIALPLANE_SIP_T1_MS: 'fast' }), 2, /DIALPLANE_SIP_T1_MS must be a positive integer/);
   });
 
@@ -74,19 +78,30 @@ describe('operator: start-up', () => {
     fs.chmodSync(dir, 0o755);
     // root may write anywhere: the server runs as nobody then.
     const asNobody = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : {};
-    assertRefused(await cli(['serve'], { DIALPLANE_DB: path.join(readOnly, 'dialplane.db') }, asNobody), 2, new RegExp(`DIALPLANE_DB: cannot write .*${readOnly}`));
+    assertRefused(
+      await cli(['serve'], { DIALPLANE_DB: path.join(readOnly, 'dialplane.db') }, asNobody),
+      2,
+      new RegExp(`DIALPLANE_DB: cannot write .*${readOnly}`),
+    );
   });
 
   test('a secret key that does not open the stored SIP passwords is refused', async () => {
     const database = path.join(dir, 'key', 'dialplane.db');
     const server = await spawnServer({ DIALPLANE_DB: database });
     const key = /^\s+(dpk_\S+)\s*$/m.exec(server.output())![1];
-    const created = await request(server.url, 'POST', '/api/v1/sip-credentials', { key, body: { server: 'sip.example.com', authPassword: 'hunter2' } });
+    const created = await request(server.url, 'POST', '/api/v1/sip-credentials', {
+      key,
+      body: { server: 'sip.example.com', authPassword: 'hunter2' },
+    });
     assert.equal(created.status, 201);
     server.child.kill('SIGTERM');
     await server.exited;
     const wrong = crypto.randomBytes(32).toString('hex');
-    assertRefused(await cli(['serve'], { DIALPLANE_DB: database, DIALPLANE_SECRET_KEY: wrong }), 2, /DIALPLANE_SECRET_KEY is not the key this database's SIP passwords were sealed with/);
+    assertRefused(
+      await cli(['serve'], { DIALPLANE_DB: database, DIALPLANE_SECRET_KEY: wrong }),
+      2,
+      /DIALPLANE_SECRET_KEY is not the key this database's SIP passwords were sealed with/,
+    );
     // The generated key file is named when it is the one that does not fit.
     fs.writeFileSync(path.join(dir, 'key', 'secret.key'), `${wrong}\n`);
     assertRefused(await cli(['serve'], { DIALPLANE_DB: database }), 2, /the key file .*secret\.key .* is not the key/);
@@ -98,7 +113,11 @@ describe('operator: start-up', () => {
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
     const port = (taken.address() as net.AddressInfo).port;
     try {
-      assertRefused(await cli(['serve'], { DIALPLANE_DB: database, DIALPLANE_HTTP_PORT: String(port) }), 1, new RegExp(`DIALPLANE_HTTP_PORT: 127\\.0\\.0\\.1:${port} is in use`));
+      assertRefused(
+        await cli(['serve'], { DIALPLANE_DB: database, DIALPLANE_HTTP_PORT: String(port) }),
+        1,
+        new RegExp(`DIALPLANE_HTTP_PORT: 127\\.0\\.0\\.1:${port} is in use`),
+      );
     } finally {
       await new Promise((resolve) => taken.close(resolve));
     }
@@ -176,10 +195,18 @@ describe('operator: logs', () => {
     const requests = all.filter((line) => line.msg === 'http request');
     const post = requests.find((line) => line.method === 'POST' && line.route === '/api/v1/sip-credentials');
     assert.ok(post, 'the POST is logged');
-    assert.deepEqual(Object.keys(post).filter((k) => !['level', 'time', 'pid', 'hostname', 'msg'].includes(k)).sort(), ['durationMs', 'method', 'orgId', 'route', 'status']);
+    assert.deepEqual(
+      Object.keys(post)
+        .filter((k) => !['level', 'time', 'pid', 'hostname', 'msg'].includes(k))
+        .sort(),
+      ['durationMs', 'method', 'orgId', 'route', 'status'],
+    );
     assert.equal(post.status, 201);
     assert.match(String(post.orgId), /^[0-9a-f-]{36}$/);
-    assert.ok(requests.some((line) => line.status === 401 && line.orgId === undefined), 'a refused request is logged without an organization');
+    assert.ok(
+      requests.some((line) => line.status === 401 && line.orgId === undefined),
+      'a refused request is logged without an organization',
+    );
     const call = all.find((line) => line.msg === 'call');
     assert.ok(call, 'the call attempt is logged');
     assert.deepEqual(

@@ -82,7 +82,12 @@ describe('the README walkthrough', { skip: !hasSipp && 'sipp not installed' }, (
       assert.match(result.stdout, /the call was answered/, context);
       assert.equal(records.totalCount, 1, context);
       assert.deepEqual(
-        { direction: records.items[0].direction, agentId: records.items[0].agentId, outcome: records.items[0].outcome, statusCode: records.items[0].statusCode },
+        {
+          direction: records.items[0].direction,
+          agentId: records.items[0].agentId,
+          outcome: records.items[0].outcome,
+          statusCode: records.items[0].statusCode,
+        },
         { direction: 'inbound', agentId: relinked.incomingCallsAgentId, outcome: 'answered', statusCode: 200 },
       );
     });

@@ -41,9 +41,15 @@ describe('graceful shutdown of the SIP side', () => {
     const agent = await UdpPeer.start('127.0.0.3', edge);
     try {
       const key = /^\s+(dpk_\S+)\s*$/m.exec(server.output())![1];
-      const creds = await request(server.url, 'POST', '/api/v1/sip-credentials', { key, body: { server: '127.0.0.2', allowedAddresses: ['127.0.0.2'] } });
+      const creds = await request(server.url, 'POST', '/api/v1/sip-credentials', {
+        key,
+        body: { server: '127.0.0.2', allowedAddresses: ['127.0.0.2'] },
+      });
       const runtime = await request(server.url, 'POST', '/api/v1/agents', { key, body: { name: 'agent', sipUri: `sip:agent@${agent.hostPort}` } });
-      const number = await request(server.url, 'POST', '/api/v1/sip-phone-numbers', { key, body: { phoneNumber: '+15550180000', credentialsId: creds.body.id } });
+      const number = await request(server.url, 'POST', '/api/v1/sip-phone-numbers', {
+        key,
+        body: { phoneNumber: '+15550180000', credentialsId: creds.body.id },
+      });
       await request(server.url, 'PUT', `/api/v1/sip-phone-numbers/${number.body.id}/agent-link`, { key, query: { agentId: runtime.body.agentId } });
 
       const call = newCall(`127.0.0.1:${edge.port}`, '+15550180000');

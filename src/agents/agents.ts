@@ -29,12 +29,7 @@ export function agentFromRow(row: AgentRow): Agent {
 }
 
 export async function findAgentRow(ctx: Context, orgId: string, agentId: string): Promise<AgentRow> {
-  const row = await ctx.db
-    .selectFrom('agents')
-    .selectAll()
-    .where('id', '=', agentId)
-    .where('org_id', '=', orgId)
-    .executeTakeFirst();
+  const row = await ctx.db.selectFrom('agents').selectAll().where('id', '=', agentId).where('org_id', '=', orgId).executeTakeFirst();
   if (!row) throw notFound(`Agent ${agentId} was not found`);
   return row;
 }
@@ -120,17 +115,19 @@ export async function updateAgent(ctx: Context, orgId: string, agentId: string, 
 
 /** Deletes an agent after removing its inbound links (each such number's lastUpdateTime moves). */
 export async function deleteAgent(ctx: Context, orgId: string, agentId: string): Promise<void> {
-  await retryOnNewReference(() => withTransaction(ctx, async (tx) => {
-    await findAgentRow(tx, orgId, agentId);
-    const unlinked = await tx.db
-      .updateTable('phone_numbers')
-      .set({ incoming_calls_agent_id: null, last_update_time: now() })
-      .where('org_id', '=', orgId)
-      .where('incoming_calls_agent_id', '=', agentId)
-      .returning('id')
-      .execute();
-    await tx.db.deleteFrom('agents').where('id', '=', agentId).where('org_id', '=', orgId).execute();
-    for (const number of unlinked) await tx.changes.publish({ kind: 'number', orgId, id: number.id });
-    await tx.changes.publish({ kind: 'agent', orgId, id: agentId });
-  }));
+  await retryOnNewReference(() =>
+    withTransaction(ctx, async (tx) => {
+      await findAgentRow(tx, orgId, agentId);
+      const unlinked = await tx.db
+        .updateTable('phone_numbers')
+        .set({ incoming_calls_agent_id: null, last_update_time: now() })
+        .where('org_id', '=', orgId)
+        .where('incoming_calls_agent_id', '=', agentId)
+        .returning('id')
+        .execute();
+      await tx.db.deleteFrom('agents').where('id', '=', agentId).where('org_id', '=', orgId).execute();
+      for (const number of unlinked) await tx.changes.publish({ kind: 'number', orgId, id: number.id });
+      await tx.changes.publish({ kind: 'agent', orgId, id: agentId });
+    }),
+  );
 }

@@ -72,23 +72,26 @@ const MAX_PENDING = 100000;
  * one could ever read it, and storing it would let any sender fill the table. Metrics count it.
  */
 export class CallRecorder {
-  private pending: Insertable<CallRecordsTable>[] = [];
-  private timer: NodeJS.Timeout | null = null;
-  private flushing: Promise<void> = Promise.resolve();
+  #pending: Insertable<CallRecordsTable>[] = [];
+  #timer: NodeJS.Timeout | null = null;
+  #flushing: Promise<void> = Promise.resolve();
   dropped = 0;
 
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly onError: (error: unknown) => void = () => {},
-  ) {}
+  readonly #db: Kysely<Database>;
+  readonly #onError: (error: unknown) => void;
+
+  constructor(db: Kysely<Database>, onError: (error: unknown) => void = () => {}) {
+    this.#db = db;
+    this.#onError = onError;
+  }
 
   record(attempt: CallAttempt): void {
     if (attempt.orgId === null) return;
-    if (this.pending.length >= MAX_PENDING) {
+    if (this.#pending.length >= MAX_PENDING) {
       this.dropped++;
       return;
     }
-    this.pending.push({
+    this.#pending.push({
       id: crypto.randomUUID(),
       org_id: attempt.orgId,
       direction: attempt.direction,
@@ -103,31 +106,34 @@ export class CallRecorder {
       call_id: attempt.callId.slice(0, MAX_CALL_ID_LENGTH),
       source_address: attempt.sourceAddress,
     });
-    this.timer ??= setTimeout(() => {
-      this.timer = null;
+    this.#timer ??= setTimeout(() => {
+      this.#timer = null;
       void this.flush();
     }, FLUSH_INTERVAL_MS);
   }
 
   /** Writes everything recorded so far; resolves when it is in the database. */
   flush(): Promise<void> {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = null;
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
     }
-    const batch = this.pending;
-    this.pending = [];
-    this.flushing = this.flushing.then(async () => {
+    const batch = this.#pending;
+    this.#pending = [];
+    this.#flushing = this.#flushing.then(async () => {
       for (let i = 0; i < batch.length; i += ROWS_PER_INSERT) {
         try {
-          await this.db.insertInto('call_records').values(batch.slice(i, i + ROWS_PER_INSERT)).execute();
+          await this.#db
+            .insertInto('call_records')
+            .values(batch.slice(i, i + ROWS_PER_INSERT))
+            .execute();
         } catch (error) {
           this.dropped += Math.min(ROWS_PER_INSERT, batch.length - i);
-          this.onError(error);
+          this.#onError(error);
         }
       }
     });
-    return this.flushing;
+    return this.#flushing;
   }
 }
 

@@ -11,49 +11,54 @@ const DAY_MS = 24 * 60 * 60_000;
  * once at start, then every hour. Several instances may sweep at once; deleting twice is harmless.
  */
 export class CallRecordRetention {
-  private timer: NodeJS.Timeout | null = null;
-  private sweeping: Promise<number> | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  #sweeping: Promise<number> | null = null;
 
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly days: number,
-    private readonly onError: (error: unknown) => void,
-    private readonly now: () => number = Date.now,
-  ) {}
+  readonly #db: Kysely<Database>;
+  readonly #days: number;
+  readonly #onError: (error: unknown) => void;
+  readonly #now: () => number;
+
+  constructor(db: Kysely<Database>, days: number, onError: (error: unknown) => void, now: () => number = Date.now) {
+    this.#db = db;
+    this.#days = days;
+    this.#onError = onError;
+    this.#now = now;
+  }
 
   start(): void {
     void this.sweep();
-    this.timer = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
-    this.timer.unref();
+    this.#timer = setInterval(() => void this.sweep(), SWEEP_INTERVAL_MS);
+    this.#timer.unref();
   }
 
   stop(): void {
-    if (this.timer !== null) clearInterval(this.timer);
-    this.timer = null;
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#timer = null;
   }
 
   /** Deletes what has expired; resolves with how many records went. */
   sweep(): Promise<number> {
-    this.sweeping ??= this.deleteExpired().then(
+    this.#sweeping ??= this.#deleteExpired().then(
       (deleted) => {
-        this.sweeping = null;
+        this.#sweeping = null;
         return deleted;
       },
       (error: unknown) => {
-        this.sweeping = null;
-        this.onError(error);
+        this.#sweeping = null;
+        this.#onError(error);
         return 0;
       },
     );
-    return this.sweeping;
+    return this.#sweeping;
   }
 
-  private async deleteExpired(): Promise<number> {
-    const cutoff = new Date(this.now() - this.days * DAY_MS).toISOString();
+  async #deleteExpired(): Promise<number> {
+    const cutoff = new Date(this.#now() - this.#days * DAY_MS).toISOString();
     let deleted = 0;
     for (;;) {
-      const expired = this.db.selectFrom('call_records').select('id').where('started_time', '<', cutoff).limit(BATCH);
-      const result = await this.db.deleteFrom('call_records').where('id', 'in', expired).executeTakeFirst();
+      const expired = this.#db.selectFrom('call_records').select('id').where('started_time', '<', cutoff).limit(BATCH);
+      const result = await this.#db.deleteFrom('call_records').where('id', 'in', expired).executeTakeFirst();
       const count = Number(result.numDeletedRows);
       deleted += count;
       if (count < BATCH) return deleted;

@@ -2,17 +2,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Nullable, StringEnum, Page, PageQuery, Timestamp, Uuid } from '../http/schemas.ts';
 
 export const CallOutcome = StringEnum(
-  [
-    'answered',
-    'not_found',
-    'forbidden',
-    'unavailable',
-    'rejected',
-    'cancelled',
-    'timeout',
-    'failed',
-    'rate_limited',
-  ],
+  ['answered', 'not_found', 'forbidden', 'unavailable', 'rejected', 'cancelled', 'timeout', 'failed', 'rate_limited'],
   {
     description:
       'answered: 2xx; not_found/forbidden/unavailable: the edge answered 404/403/480; rejected: the agent or carrier ' +

@@ -15,8 +15,7 @@ export class DomainError extends Error {
 
 export const notFound = (detail: string) => new DomainError(404, 'Not Found', detail);
 export const conflict = (detail: string) => new DomainError(409, 'Conflict', detail);
-export const invalid = (field: string, message: string) =>
-  new DomainError(400, 'Bad Request', `${field}: ${message}`, { [field]: [message] });
+export const invalid = (field: string, message: string) => new DomainError(400, 'Bad Request', `${field}: ${message}`, { [field]: [message] });
 
 /**
  * Something the operator must fix before dialplane can run, reported as one line naming the

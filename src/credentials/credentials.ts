@@ -71,12 +71,7 @@ function columnsFromInput(input: CredentialsInput, rules: TargetRules) {
 }
 
 async function findRow(ctx: Context, orgId: string, id: string): Promise<CredentialsRow> {
-  const row = await ctx.db
-    .selectFrom('sip_credentials')
-    .selectAll()
-    .where('id', '=', id)
-    .where('org_id', '=', orgId)
-    .executeTakeFirst();
+  const row = await ctx.db.selectFrom('sip_credentials').selectAll().where('id', '=', id).where('org_id', '=', orgId).executeTakeFirst();
   if (!row) throw notFound(`SIP credentials ${id} were not found`);
   return row;
 }
@@ -121,13 +116,7 @@ export async function createCredentials(ctx: Context, orgId: string, input: Cred
   return credentialsFromRow(row);
 }
 
-export async function replaceCredentials(
-  ctx: Context,
-  orgId: string,
-  id: string,
-  input: CredentialsInput,
-  rules: TargetRules,
-): Promise<Credentials> {
+export async function replaceCredentials(ctx: Context, orgId: string, id: string, input: CredentialsInput, rules: TargetRules): Promise<Credentials> {
   const columns = columnsFromInput(input, rules);
   const existing = await findRow(ctx, orgId, id);
   const passwordUnchanged =
@@ -136,11 +125,7 @@ export async function replaceCredentials(
   const changed = !passwordUnchanged || (Object.keys(columns) as (keyof typeof columns)[]).some((k) => columns[k] !== existing[k]);
   // Like numbers and agents: a PUT that changes nothing leaves lastUpdateTime alone.
   if (!changed) return credentialsFromRow(existing);
-  const password = passwordUnchanged
-    ? existing.auth_password_enc
-    : input.authPassword == null
-      ? null
-      : ctx.secrets.seal(input.authPassword, id);
+  const password = passwordUnchanged ? existing.auth_password_enc : input.authPassword == null ? null : ctx.secrets.seal(input.authPassword, id);
   const updated = await ctx.db
     .updateTable('sip_credentials')
     .set({ ...columns, auth_password_enc: password, last_update_time: now() })
@@ -164,16 +149,18 @@ async function numberIdsUsing(ctx: Context, orgId: string, credentialsId: string
 }
 
 export async function deleteCredentials(ctx: Context, orgId: string, id: string, force: boolean): Promise<void> {
-  await retryOnNewReference(() => withTransaction(ctx, async (tx) => {
-    await findRow(tx, orgId, id);
-    const numberIds = await numberIdsUsing(tx, orgId, id);
-    if (numberIds.length > 0 && !force) {
-      throw conflict(`${numberIds.length} phone number(s) use these credentials; delete them first or pass force=true`);
-    }
-    await deleteNumbersWithLinks(tx, orgId, numberIds);
-    await tx.db.deleteFrom('sip_credentials').where('id', '=', id).where('org_id', '=', orgId).execute();
-    await tx.changes.publish({ kind: 'credentials', orgId, id });
-  }));
+  await retryOnNewReference(() =>
+    withTransaction(ctx, async (tx) => {
+      await findRow(tx, orgId, id);
+      const numberIds = await numberIdsUsing(tx, orgId, id);
+      if (numberIds.length > 0 && !force) {
+        throw conflict(`${numberIds.length} phone number(s) use these credentials; delete them first or pass force=true`);
+      }
+      await deleteNumbersWithLinks(tx, orgId, numberIds);
+      await tx.db.deleteFrom('sip_credentials').where('id', '=', id).where('org_id', '=', orgId).execute();
+      await tx.changes.publish({ kind: 'credentials', orgId, id });
+    }),
+  );
 }
 
 /** Live call counts, known once the SIP edge runs. */

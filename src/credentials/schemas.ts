@@ -12,9 +12,7 @@ export const CredentialsInput = Type.Object(
     transport: Type.Optional(Transport),
     domain: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 255 }))),
     authUser: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 255 }))),
-    authPassword: Type.Optional(
-      Nullable(Type.String({ maxLength: 255, description: 'Write-only: stored encrypted, never returned.' })),
-    ),
+    authPassword: Type.Optional(Nullable(Type.String({ maxLength: 255, description: 'Write-only: stored encrypted, never returned.' }))),
     description: Type.Optional(Nullable(Type.String({ maxLength: 1024 }))),
     cpsLimit: Type.Optional(Nullable(Type.Integer({ minimum: 1, maximum: 100000 }))),
     cpsKey: Type.Optional(Nullable(Type.String({ minLength: 1, maxLength: 255 }))),

@@ -15,13 +15,16 @@ const TAG_BYTES = 16;
  * ciphertext copied onto another row does not decrypt.
  */
 export class SecretBox {
-  constructor(private readonly key: Buffer) {
+  readonly #key: Buffer;
+
+  constructor(key: Buffer) {
+    this.#key = key;
     if (key.length !== 32) throw new Error('the secret key must be 32 bytes');
   }
 
   seal(plaintext: string, recordId: string): string {
     const iv = crypto.randomBytes(IV_BYTES);
-    const cipher = crypto.createCipheriv('aes-256-gcm', this.key, iv);
+    const cipher = crypto.createCipheriv('aes-256-gcm', this.#key, iv);
     cipher.setAAD(Buffer.from(recordId));
     const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
     return `${VERSION}:${Buffer.concat([iv, cipher.getAuthTag(), body]).toString('base64')}`;
@@ -31,7 +34,7 @@ export class SecretBox {
     const [version, payload] = sealed.split(':', 2);
     if (version !== VERSION || payload === undefined) throw new Error('unknown sealed secret format');
     const raw = Buffer.from(payload, 'base64');
-    const decipher = crypto.createDecipheriv('aes-256-gcm', this.key, raw.subarray(0, IV_BYTES));
+    const decipher = crypto.createDecipheriv('aes-256-gcm', this.#key, raw.subarray(0, IV_BYTES));
     decipher.setAAD(Buffer.from(recordId));
     decipher.setAuthTag(raw.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
     return Buffer.concat([decipher.update(raw.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString('utf8');
@@ -93,9 +96,18 @@ export async function checkSecretKey(db: Kysely<Database>, secret: SecretKey): P
     new ConfigError(`${secret.source} is not the key this database's SIP passwords were sealed with; use the key it was set up with`);
   let check = await db.selectFrom('settings').select('value').where('name', '=', KEY_CHECK).executeTakeFirst();
   if (check === undefined) {
-    const sealed = await db.selectFrom('sip_credentials').select(['id', 'auth_password_enc']).where('auth_password_enc', 'is not', null).limit(1).executeTakeFirst();
+    const sealed = await db
+      .selectFrom('sip_credentials')
+      .select(['id', 'auth_password_enc'])
+      .where('auth_password_enc', 'is not', null)
+      .limit(1)
+      .executeTakeFirst();
     if (sealed && !opens(sealed.auth_password_enc!, sealed.id)) throw refuse();
-    await db.insertInto('settings').values({ name: KEY_CHECK, value: box.seal(KEY_CHECK, KEY_CHECK) }).onConflict((oc) => oc.column('name').doNothing()).execute();
+    await db
+      .insertInto('settings')
+      .values({ name: KEY_CHECK, value: box.seal(KEY_CHECK, KEY_CHECK) })
+      .onConflict((oc) => oc.column('name').doNothing())
+      .execute();
     // Another instance may have written its own first: the one kept is the one to agree with.
     check = await db.selectFrom('settings').select('value').where('name', '=', KEY_CHECK).executeTakeFirstOrThrow();
   }

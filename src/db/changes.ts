@@ -30,16 +30,16 @@ export interface ChangeFeed {
 
 /** The listeners of one process; both feeds deliver through it. */
 export class ChangeListeners {
-  private readonly listeners = new Set<ChangeListener>();
+  readonly #listeners = new Set<ChangeListener>();
 
   add(listener: ChangeListener): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 
   async deliver(change: Change): Promise<void> {
     const pending: Promise<void>[] = [];
-    for (const listener of this.listeners) {
+    for (const listener of this.#listeners) {
       const result = listener(change);
       if (result) pending.push(result);
     }
@@ -47,23 +47,23 @@ export class ChangeListeners {
   }
 
   clear(): void {
-    this.listeners.clear();
+    this.#listeners.clear();
   }
 }
 
 /** Single-process feed: every change is made here, so publishing is delivering. */
 export class LocalChangeFeed implements ChangeFeed {
-  private readonly listeners = new ChangeListeners();
+  readonly #listeners = new ChangeListeners();
 
   publish(change: Change): Promise<void> {
-    return this.listeners.deliver(change);
+    return this.#listeners.deliver(change);
   }
 
   subscribe(listener: ChangeListener): () => void {
-    return this.listeners.add(listener);
+    return this.#listeners.add(listener);
   }
 
   async close(): Promise<void> {
-    this.listeners.clear();
+    this.#listeners.clear();
   }
 }

@@ -6,8 +6,7 @@ import { conflict } from '../common/errors.ts';
  */
 const sqliteColumnsToConstraint: Record<string, string> = {
   'phone_numbers.phone_number': 'phone_numbers_inbound_unique',
-  'phone_numbers.org_id, phone_numbers.phone_number, phone_numbers.credentials_id':
-    'phone_numbers_org_number_credentials_unique',
+  'phone_numbers.org_id, phone_numbers.phone_number, phone_numbers.credentials_id': 'phone_numbers_org_number_credentials_unique',
   'orgs.name': 'orgs_name_key',
 };
 

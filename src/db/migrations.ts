@@ -48,11 +48,7 @@ const migrations: Record<string, DialectMigration> = {
       .addColumn('created_time', 'text', (c) => c.notNull())
       .addColumn('last_update_time', 'text', (c) => c.notNull())
       .execute();
-    await db.schema
-      .createIndex('sip_credentials_org_created')
-      .on('sip_credentials')
-      .columns(['org_id', 'created_time', 'id'])
-      .execute();
+    await db.schema.createIndex('sip_credentials_org_created').on('sip_credentials').columns(['org_id', 'created_time', 'id']).execute();
 
     // agents.outbound_phone_number_id and phone_numbers.incoming_calls_agent_id point at each
     // other. SQLite accepts a reference to a table created later; PostgreSQL needs the
@@ -67,9 +63,7 @@ const migrations: Record<string, DialectMigration> = {
       .addColumn('config', 'text', (c) => c.notNull())
       .addColumn('additional_data', 'text', (c) => c.notNull())
       .addColumn('sip_uri', 'text')
-      .addColumn('outbound_phone_number_id', 'text', (c) =>
-        dialect === 'sqlite' ? c.references('phone_numbers.id') : c,
-      )
+      .addColumn('outbound_phone_number_id', 'text', (c) => (dialect === 'sqlite' ? c.references('phone_numbers.id') : c))
       .addColumn('created_time', 'text', (c) => c.notNull())
       .addColumn('last_update_time', 'text', (c) => c.notNull())
       .execute();
@@ -95,11 +89,7 @@ const migrations: Record<string, DialectMigration> = {
       .addColumn('last_update_time', 'text', (c) => c.notNull())
       .addUniqueConstraint('phone_numbers_org_number_credentials_unique', ['org_id', 'phone_number', 'credentials_id'])
       .execute();
-    await db.schema
-      .createIndex('phone_numbers_org_created')
-      .on('phone_numbers')
-      .columns(['org_id', 'created_time', 'id'])
-      .execute();
+    await db.schema.createIndex('phone_numbers_org_created').on('phone_numbers').columns(['org_id', 'created_time', 'id']).execute();
     await db.schema.createIndex('phone_numbers_credentials').on('phone_numbers').column('credentials_id').execute();
     await db.schema.createIndex('phone_numbers_agent').on('phone_numbers').column('incoming_calls_agent_id').execute();
     // CONTRACT 3.4: one inbound agent per normalized number in the whole system.
@@ -140,7 +130,11 @@ const migrations: Record<string, DialectMigration> = {
     const triggers: [table: string, kind: string, columns: string][] = [
       ['phone_numbers', 'number', 'phone_number, credentials_id, display_name, description, registration, incoming_calls_agent_id'],
       ['agents', 'agent', 'name, description, is_enabled, config, additional_data, sip_uri, outbound_phone_number_id'],
-      ['sip_credentials', 'credentials', 'server, transport, domain, auth_user, auth_password_enc, cps_limit, cps_key, allowed_addresses, source, provider_id'],
+      [
+        'sip_credentials',
+        'credentials',
+        'server, transport, domain, auth_user, auth_password_enc, cps_limit, cps_key, allowed_addresses, source, provider_id',
+      ],
     ];
     for (const [table, kind, columns] of triggers) {
       await sql
@@ -169,11 +163,7 @@ const migrations: Record<string, DialectMigration> = {
       .addColumn('call_id', 'text', (c) => c.notNull())
       .addColumn('source_address', 'text', (c) => c.notNull())
       .execute();
-    await db.schema
-      .createIndex('call_records_org_started')
-      .on('call_records')
-      .columns(['org_id', 'started_time', 'id'])
-      .execute();
+    await db.schema.createIndex('call_records_org_started').on('call_records').columns(['org_id', 'started_time', 'id']).execute();
   },
 
   /**
@@ -240,14 +230,14 @@ export async function migrateToLatest(handle: DatabaseHandle): Promise<string[]>
   // Kysely looks for its bookkeeping tables in every schema unless told which one: several
   // deployments (or test runs) sharing one PostgreSQL database must each use their own.
   const migrationTableSchema =
-    handle.dialect === 'postgres'
-      ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(handle.db)).rows[0]?.schema
-      : undefined;
+    handle.dialect === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(handle.db)).rows[0]?.schema : undefined;
   const migrator = new Migrator({ db: handle.db, provider: provider(handle.dialect), migrationTableSchema });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === 'Error');
-    throw new MigrationError(`migration ${failed?.migrationName ?? '(unknown)'} failed: ${error instanceof Error ? error.message : JSON.stringify(error)}`);
+    throw new MigrationError(
+      `migration ${failed?.migrationName ?? '(unknown)'} failed: ${error instanceof Error ? error.message : JSON.stringify(error)}`,
+    );
   }
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
 }

@@ -11,8 +11,11 @@ function parseNotification(payload: string | undefined): Change | null {
   if (!payload) return null;
   try {
     const value = JSON.parse(payload) as { kind?: unknown; orgId?: unknown; id?: unknown };
-    if ((value.kind === 'number' || value.kind === 'agent' || value.kind === 'credentials') &&
-        typeof value.orgId === 'string' && typeof value.id === 'string') {
+    if (
+      (value.kind === 'number' || value.kind === 'agent' || value.kind === 'credentials') &&
+      typeof value.orgId === 'string' &&
+      typeof value.id === 'string'
+    ) {
       return { kind: value.kind, orgId: value.orgId, id: value.id };
     }
   } catch {
@@ -30,40 +33,41 @@ function parseNotification(payload: string | undefined): Change | null {
  * `reload` so that subscribers rebuild what they hold.
  */
 export class PostgresChangeFeed implements ChangeFeed {
-  private readonly listeners = new ChangeListeners();
-  private client: pg.Client | null = null;
-  private closed = false;
-  private reconnectDelay = RECONNECT_MIN_MS;
-  private reconnectTimer: NodeJS.Timeout | null = null;
-  private readonly onError: (error: unknown) => void;
+  readonly #listeners = new ChangeListeners();
+  #client: pg.Client | null = null;
+  #closed = false;
+  #reconnectDelay = RECONNECT_MIN_MS;
+  #reconnectTimer: NodeJS.Timeout | null = null;
+  readonly #onError: (error: unknown) => void;
 
   /**
    * `isOwnBackend` tells the notifications this process caused (already delivered locally when
    * it published them) from those of other instances.
    */
-  constructor(
-    private readonly url: string,
-    onError: (error: unknown) => void = () => {},
-    private readonly isOwnBackend: (pid: number) => boolean = () => false,
-  ) {
-    this.onError = onError;
+  readonly #url: string;
+  readonly #isOwnBackend: (pid: number) => boolean;
+
+  constructor(url: string, onError: (error: unknown) => void = () => {}, isOwnBackend: (pid: number) => boolean = () => false) {
+    this.#url = url;
+    this.#isOwnBackend = isOwnBackend;
+    this.#onError = onError;
   }
 
   /** Resolves once the first LISTEN is in place. */
   async start(): Promise<void> {
-    await this.connect();
+    await this.#connect();
   }
 
-  private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 5000, keepAlive: true });
+  async #connect(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.#url, connectionTimeoutMillis: 5000, keepAlive: true });
     let channel = '';
     client.on('notification', (message) => {
-      if (message.channel !== channel || this.isOwnBackend(message.processId)) return;
+      if (message.channel !== channel || this.#isOwnBackend(message.processId)) return;
       const change = parseNotification(message.payload);
-      if (change) void this.listeners.deliver(change).catch(this.onError);
+      if (change) void this.#listeners.deliver(change).catch(this.#onError);
     });
-    client.on('error', (error) => this.lost(client, error));
-    client.on('end', () => this.lost(client, new Error('listen connection ended')));
+    client.on('error', (error) => this.#lost(client, error));
+    client.on('end', () => this.#lost(client, new Error('listen connection ended')));
     try {
       await client.connect();
     } catch (error) {
@@ -73,53 +77,53 @@ export class PostgresChangeFeed implements ChangeFeed {
     const { rows } = await client.query<{ schema: string }>('select current_schema() as schema');
     channel = `${CHANNEL_PREFIX}${rows[0].schema}`;
     await client.query(`LISTEN ${client.escapeIdentifier(channel)}`);
-    this.client = client;
-    this.reconnectDelay = RECONNECT_MIN_MS;
+    this.#client = client;
+    this.#reconnectDelay = RECONNECT_MIN_MS;
   }
 
-  private lost(client: pg.Client, error: unknown): void {
-    if (this.client !== client || this.closed) return;
-    this.client = null;
-    this.onError(error);
+  #lost(client: pg.Client, error: unknown): void {
+    if (this.#client !== client || this.#closed) return;
+    this.#client = null;
+    this.#onError(error);
     client.end().catch(() => {});
-    this.scheduleReconnect();
+    this.#scheduleReconnect();
   }
 
-  private scheduleReconnect(): void {
-    if (this.closed || this.reconnectTimer) return;
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = null;
-      this.connect().then(
-        () => this.listeners.deliver({ kind: 'reload' }).catch(this.onError),
+  #scheduleReconnect(): void {
+    if (this.#closed || this.#reconnectTimer) return;
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = null;
+      this.#connect().then(
+        () => this.#listeners.deliver({ kind: 'reload' }).catch(this.#onError),
         (error: unknown) => {
-          this.onError(error);
-          this.reconnectDelay = Math.min(this.reconnectDelay * 2, RECONNECT_MAX_MS);
-          this.scheduleReconnect();
+          this.#onError(error);
+          this.#reconnectDelay = Math.min(this.#reconnectDelay * 2, RECONNECT_MAX_MS);
+          this.#scheduleReconnect();
         },
       );
-    }, this.reconnectDelay);
-    this.reconnectTimer.unref();
+    }, this.#reconnectDelay);
+    this.#reconnectTimer.unref();
   }
 
   /** For tests and operations: the backend pid of the listening connection, if connected. */
   get listenerPid(): number | null {
-    return (this.client as unknown as { processID?: number } | null)?.processID ?? null;
+    return (this.#client as unknown as { processID?: number } | null)?.processID ?? null;
   }
 
   publish(change: Change): Promise<void> {
-    return this.listeners.deliver(change);
+    return this.#listeners.deliver(change);
   }
 
   subscribe(listener: ChangeListener): () => void {
-    return this.listeners.add(listener);
+    return this.#listeners.add(listener);
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    const client = this.client;
-    this.client = null;
-    this.listeners.clear();
+    this.#closed = true;
+    if (this.#reconnectTimer) clearTimeout(this.#reconnectTimer);
+    const client = this.#client;
+    this.#client = null;
+    this.#listeners.clear();
     await client?.end().catch(() => {});
   }
 }

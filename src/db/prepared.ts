@@ -56,7 +56,8 @@ export function preparedQuery<V extends Values, Row>(build: (db: Kysely<Database
       return name === undefined ? { constant: parameter } : { name };
     });
     for (const name of byPlaceholder.values()) {
-      if (!slots.some((slot) => 'name' in slot && slot.name === name)) throw new Error(`prepared query: value ${name} is not a parameter of ${compiled.sql}`);
+      if (!slots.some((slot) => 'name' in slot && slot.name === name))
+        throw new Error(`prepared query: value ${name} is not a parameter of ${compiled.sql}`);
     }
     if (!statementNames.has(compiled.sql)) statementNames.set(compiled.sql, `dialplane_${statementNames.size + 1}`);
     found = { sql: compiled.sql, slots };

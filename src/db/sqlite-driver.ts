@@ -31,10 +31,14 @@ import {
  * inside a transaction that is not its own. Savepoints and streaming are not supported (not used).
  */
 export class SqliteGroupCommitDialect implements Dialect {
-  constructor(private readonly sqlite: SQLite.Database) {}
+  readonly #sqlite: SQLite.Database;
+
+  constructor(sqlite: SQLite.Database) {
+    this.#sqlite = sqlite;
+  }
 
   createDriver(): Driver {
-    return new GroupCommitDriver(this.sqlite);
+    return new GroupCommitDriver(this.#sqlite);
   }
 
   createQueryCompiler(): QueryCompiler {
@@ -217,12 +221,16 @@ class GroupCommitDriver implements Driver {
 class GroupCommitConnection implements DatabaseConnection {
   inTransaction = false;
 
-  constructor(private readonly driver: GroupCommitDriver) {}
+  readonly #driver: GroupCommitDriver;
+
+  constructor(driver: GroupCommitDriver) {
+    this.#driver = driver;
+  }
 
   async executeQuery<R>(query: CompiledQuery): Promise<QueryResult<R>> {
-    const statement = this.driver.prepare(query.sql);
-    if (this.inTransaction) return this.driver.run(statement, query.parameters) as QueryResult<R>;
-    return (await this.driver.outsideTransaction(statement, query.parameters)) as QueryResult<R>;
+    const statement = this.#driver.prepare(query.sql);
+    if (this.inTransaction) return this.#driver.run(statement, query.parameters) as QueryResult<R>;
+    return (await this.#driver.outsideTransaction(statement, query.parameters)) as QueryResult<R>;
   }
 
   streamQuery(): AsyncIterableIterator<QueryResult<never>> {

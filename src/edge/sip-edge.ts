@@ -65,12 +65,15 @@ const DRAIN_RETRY_AFTER_SECONDS = 30;
 export class SipEdge {
   readonly router: InboundRouter;
   readonly outbound: OutboundRouter | null;
-  private transport: SipTransportLayer | null = null;
-  private proxy: SipProxy | null = null;
-  private readonly sources: SourcePolicy;
+  #transport: SipTransportLayer | null = null;
+  #proxy: SipProxy | null = null;
+  readonly #sources: SourcePolicy;
   ports: { udpPort: number; tcpPort: number } | null = null;
 
-  constructor(private readonly options: SipEdgeOptions) {
+  readonly #options: SipEdgeOptions;
+
+  constructor(options: SipEdgeOptions) {
+    this.#options = options;
     const { observer } = options;
     // Every call attempt the routers decided on: a record, a count and a log line.
     const finished = (attempt: CallAttempt) => {
@@ -94,12 +97,15 @@ export class SipEdge {
       finished,
       captureRefused: (number, linkedOrgId, closerOrgId) => {
         observer.rejected('number_capture');
-        options.log.warn({ number, linkedOrgId, closerOrgId }, 'inbound call refused: another organization’s trunk matches the caller more closely than the linked one');
+        options.log.warn(
+          { number, linkedOrgId, closerOrgId },
+          'inbound call refused: another organization’s trunk matches the caller more closely than the linked one',
+        );
       },
     });
     this.outbound = options.outbound ? new OutboundRouter(options.outbound.ctx, options.outbound.runtimeAddresses, { finished }) : null;
     const unknown = new TokenBuckets(options.sip.unknownSources);
-    this.sources = {
+    this.#sources = {
       isTrusted: (address) => options.index.isTrunkAddress(address) || this.outbound?.isRuntime(address) === true,
       mayAnswer: (address) => unknown.take(address),
     };
@@ -107,9 +113,9 @@ export class SipEdge {
 
   /** Transactions and transport counts; null unless started. */
   get stats(): EdgeStats | null {
-    if (this.proxy === null || this.transport === null) return null;
-    const { activeServerTransactions, activeClientTransactions } = this.proxy.stats;
-    return { activeServerTransactions, activeClientTransactions, transport: this.transport.stats };
+    if (this.#proxy === null || this.#transport === null) return null;
+    const { activeServerTransactions, activeClientTransactions } = this.#proxy.stats;
+    return { activeServerTransactions, activeClientTransactions, transport: this.#transport.stats };
   }
 
   get ready(): boolean {
@@ -118,16 +124,16 @@ export class SipEdge {
 
   /** The proxy's transaction layer, shared by other transaction users (registration); null unless started. */
   get transactions(): TransactionLayer | null {
-    return this.proxy?.transactions ?? null;
+    return this.#proxy?.transactions ?? null;
   }
 
   /** The address written into Via and Contact (DIALPLANE_SIP_PUBLIC_HOST). */
   get publicHost(): string {
-    return this.options.sip.publicHost;
+    return this.#options.sip.publicHost;
   }
 
   async start(): Promise<{ udpPort: number; tcpPort: number }> {
-    const { sip, targets } = this.options;
+    const { sip, targets } = this.#options;
     const transport = new SipTransportLayer({
       host: sip.host,
       port: sip.port,
@@ -137,22 +143,22 @@ export class SipEdge {
       maxOutboundTcpConnectionsPerHost: sip.tcp.maxOutboundPerHost,
       tcpMessageTimeoutMs: sip.tcp.messageTimeoutMs,
       // A malformed request is answered like any other unauthenticated one: within the source's bucket.
-      mayAnswer: (source) => this.sources.isTrusted(source.address) || this.sources.mayAnswer(source.address),
+      mayAnswer: (source) => this.#sources.isTrusted(source.address) || this.#sources.mayAnswer(source.address),
       destinationRefusal: (address) => targets.refusal(address),
-      onMessage: (message, source) => this.proxy?.receive(message, source),
-      onError: (error) => this.options.onError(error),
+      onMessage: (message, source) => this.#proxy?.receive(message, source),
+      onError: (error) => this.#options.onError(error),
     });
     const ports = await transport.listen();
-    this.transport = transport;
-    this.proxy = new SipProxy({
+    this.#transport = transport;
+    this.#proxy = new SipProxy({
       transport,
       host: sip.publicHost,
       port: ports.udpPort,
       aliases: [sip.host, ...sip.aliases],
-      signer: new DialogSigner(this.options.signingKey, { maxDialogSeconds: sip.dialogMaxSeconds }),
-      sources: this.sources,
+      signer: new DialogSigner(this.#options.signingKey, { maxDialogSeconds: sip.dialogMaxSeconds }),
+      sources: this.#sources,
       privateHeaders: [DIALPLANE_HEADERS],
-      onRejected: (reason) => this.options.observer.rejected(reason),
+      onRejected: (reason) => this.#options.observer.rejected(reason),
       // RFC 3261's defaults are T1 500 ms, T2 4 s, T4 5 s, D 32 s: all scale with the configured T1.
       timers: { t1: sip.t1Ms, t2: 8 * sip.t1Ms, t4: 10 * sip.t1Ms, timerD: 64 * sip.t1Ms },
       // INVITEs from an agent runtime carrying X-Dialplane-Agent-Id are outbound calls; the rest
@@ -164,7 +170,7 @@ export class SipEdge {
       onInitialRequestDone: (record) => {
         if (this.outbound?.done(record) !== true) this.router.done(record);
       },
-      onError: (error) => this.options.onError(error),
+      onError: (error) => this.#options.onError(error),
     });
     this.ports = ports;
     return ports;
@@ -176,14 +182,14 @@ export class SipEdge {
    * Resolves once no INVITE awaits its final response, or after `timeoutMs`.
    */
   async drain(timeoutMs: number): Promise<void> {
-    await this.proxy?.drain(timeoutMs, DRAIN_RETRY_AFTER_SECONDS);
+    await this.#proxy?.drain(timeoutMs, DRAIN_RETRY_AFTER_SECONDS);
   }
 
   async stop(): Promise<void> {
     this.ports = null;
-    this.proxy?.close();
-    this.proxy = null;
-    await this.transport?.close();
-    this.transport = null;
+    this.#proxy?.close();
+    this.#proxy = null;
+    await this.#transport?.close();
+    this.#transport = null;
   }
 }

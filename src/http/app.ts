@@ -88,7 +88,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     const route = request.routeOptions.url ?? 'unmatched';
     options.metrics.httpRequest(request.method, route, reply.statusCode, reply.elapsedTime / 1000);
     options.logger.info(
-      { method: request.method, route, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 10) / 10, orgId: request.orgId || undefined },
+      {
+        method: request.method,
+        route,
+        status: reply.statusCode,
+        durationMs: Math.round(reply.elapsedTime * 10) / 10,
+        orgId: request.orgId || undefined,
+      },
       'http request',
     );
     done();

@@ -46,8 +46,7 @@ function validationErrors(error: FastifyError): Record<string, string[]> {
     const path = raw.instancePath.replace(/^\//, '').replace(/\//g, '.');
     const prefix = path === '' ? '' : `${path}.`;
     if (raw.keyword === 'required') add(`${prefix}${String(raw.params.missingProperty)}`, 'is required');
-    else if (raw.keyword === 'additionalProperties')
-      add(`${prefix}${String(raw.params.additionalProperty)}`, 'is not a known field');
+    else if (raw.keyword === 'additionalProperties') add(`${prefix}${String(raw.params.additionalProperty)}`, 'is not a known field');
     else add(path === '' ? context : path, raw.message ?? 'is invalid');
   }
   return errors;
@@ -88,7 +87,5 @@ export function installProblemHandlers(app: FastifyInstance): void {
     request.log.error({ reqId: request.id, err: error }, 'unhandled error');
     return sendProblem(request, reply, 500, 'An unexpected error occurred.');
   });
-  app.setNotFoundHandler((request, reply) =>
-    sendProblem(request, reply, 404, `No route ${request.method} ${request.url.split('?')[0]}`),
-  );
+  app.setNotFoundHandler((request, reply) => sendProblem(request, reply, 404, `No route ${request.method} ${request.url.split('?')[0]}`));
 }

@@ -32,16 +32,20 @@ interface InboundContext {
  */
 export class InboundRouter {
   /** INVITEs being set up per credentials, for affected-agents' affectedCallsCount. */
-  private readonly settingUp = new Map<string, number>();
+  readonly #settingUp = new Map<string, number>();
 
-  constructor(
-    private readonly index: RoutingIndex,
-    private readonly defaultRuntimeUri: string | null,
-    private readonly observer: InboundObserver,
-  ) {}
+  readonly #index: RoutingIndex;
+  readonly #defaultRuntimeUri: string | null;
+  readonly #observer: InboundObserver;
+
+  constructor(index: RoutingIndex, defaultRuntimeUri: string | null, observer: InboundObserver) {
+    this.#index = index;
+    this.#defaultRuntimeUri = defaultRuntimeUri;
+    this.#observer = observer;
+  }
 
   callsSettingUp(credentialsId: string): number {
-    return this.settingUp.get(credentialsId) ?? 0;
+    return this.#settingUp.get(credentialsId) ?? 0;
   }
 
   route(request: SipRequest, source: MessageSource): RouteDecision {
@@ -49,18 +53,18 @@ export class InboundRouter {
       return { action: 'reject', status: 405, reason: 'Method Not Allowed', headers: [['Allow', ALLOWED_METHODS]] };
     }
     const started = performance.now();
-    const { dialled, candidates } = this.lookup(request);
-    const decision = decideInbound(candidates, source.address, this.defaultRuntimeUri);
-    this.observer.decided((performance.now() - started) / 1000);
+    const { dialled, candidates } = this.#lookup(request);
+    const decision = decideInbound(candidates, source.address, this.#defaultRuntimeUri);
+    this.#observer.decided((performance.now() - started) / 1000);
     const context: InboundContext = { dialled, decision };
     if (decision.outcome === 'forbidden' && decision.capture !== undefined) {
-      this.observer.captureRefused(dialled, decision.capture.linked.credentials.orgId, decision.capture.closer.credentials.orgId);
+      this.#observer.captureRefused(dialled, decision.capture.linked.credentials.orgId, decision.capture.closer.credentials.orgId);
     }
     if (decision.outcome !== 'route') {
       return { action: 'reject', status: decision.status, reason: decision.reason, context };
     }
     const credentialsId = decision.number.credentials.id;
-    this.settingUp.set(credentialsId, (this.settingUp.get(credentialsId) ?? 0) + 1);
+    this.#settingUp.set(credentialsId, (this.#settingUp.get(credentialsId) ?? 0) + 1);
     return {
       action: 'forward',
       target: decision.target,
@@ -78,15 +82,15 @@ export class InboundRouter {
    * To URI's user part: a provider delivering to a registered Contact (`sip:<authUser>@edge`)
    * puts the number there.
    */
-  private lookup(request: SipRequest): { dialled: string; candidates: ReturnType<RoutingIndex['candidates']> } {
+  #lookup(request: SipRequest): { dialled: string; candidates: ReturnType<RoutingIndex['candidates']> } {
     const fromRequestUri = dialledNumber(request.uri) ?? '';
     const normalized = normalizePhoneNumber(fromRequestUri);
-    const candidates = normalized === null ? undefined : this.index.candidates(normalized);
+    const candidates = normalized === null ? undefined : this.#index.candidates(normalized);
     if (candidates !== undefined) return { dialled: normalized!, candidates };
     const to = request.headers.get('to');
     const toUri = to === undefined ? null : parseNameAddr(to)?.uri;
     const toNumber = toUri ? normalizePhoneNumber(dialledNumber(toUri) ?? '') : null;
-    const viaTo = toNumber === null ? undefined : this.index.candidates(toNumber);
+    const viaTo = toNumber === null ? undefined : this.#index.candidates(toNumber);
     if (viaTo !== undefined) return { dialled: toNumber!, candidates: viaTo };
     return { dialled: normalized ?? fromRequestUri, candidates: undefined };
   }
@@ -97,12 +101,12 @@ export class InboundRouter {
     const { decision } = context;
     if (decision.outcome === 'route') {
       const credentialsId = decision.number.credentials.id;
-      const left = (this.settingUp.get(credentialsId) ?? 1) - 1;
-      if (left > 0) this.settingUp.set(credentialsId, left);
-      else this.settingUp.delete(credentialsId);
+      const left = (this.#settingUp.get(credentialsId) ?? 1) - 1;
+      if (left > 0) this.#settingUp.set(credentialsId, left);
+      else this.#settingUp.delete(credentialsId);
     }
     const from = record.request.headers.get('from');
-    this.observer.finished(
+    this.#observer.finished(
       callAttempt(record, {
         direction: 'inbound',
         orgId: 'number' in decision ? decision.number.credentials.orgId : null,

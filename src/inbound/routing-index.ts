@@ -53,39 +53,43 @@ interface NumberRow {
  * credentials entries are shared by their numbers and updated in place.
  */
 export class RoutingIndex {
-  private byNumber = new Map<number, NumberEntry | NumberEntry[]>();
-  private byId = new Map<string, NumberEntry>();
-  private agents = new Map<string, AgentEntry>();
-  private credentials = new Map<string, CredentialsEntry>();
+  #byNumber = new Map<number, NumberEntry | NumberEntry[]>();
+  #byId = new Map<string, NumberEntry>();
+  #agents = new Map<string, AgentEntry>();
+  #credentials = new Map<string, CredentialsEntry>();
   /** Every trunk's allowed sources together: who may send out-of-dialog requests to the edge. */
-  private trunkSources = new AddressSet();
-  private unsubscribe: (() => void) | null = null;
+  #trunkSources = new AddressSet();
+  #unsubscribe: (() => void) | null = null;
   /**
    * Changes wait here while a batch is being applied; the next batch takes all of them at once,
    * with one query per kind, so a burst of changes costs a few round trips, not one each.
    */
-  private pending: Change[] = [];
-  private waiting: (() => void)[] = [];
-  private draining: Promise<void> | null = null;
+  #pending: Change[] = [];
+  #waiting: (() => void)[] = [];
+  #draining: Promise<void> | null = null;
 
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly resolve: HostResolver = systemResolver,
-    private readonly onError: (error: unknown) => void = () => {},
-  ) {}
+  readonly #db: Kysely<Database>;
+  readonly #resolve: HostResolver;
+  readonly #onError: (error: unknown) => void;
+
+  constructor(db: Kysely<Database>, resolve: HostResolver = systemResolver, onError: (error: unknown) => void = () => {}) {
+    this.#db = db;
+    this.#resolve = resolve;
+    this.#onError = onError;
+  }
 
   get size(): number {
-    return this.byId.size;
+    return this.#byId.size;
   }
 
   /** The records for a normalized number (one, several, or undefined). */
   candidates(normalized: string): NumberEntry | NumberEntry[] | undefined {
-    return this.byNumber.get(numberKey(normalized));
+    return this.#byNumber.get(numberKey(normalized));
   }
 
   /** Whether an address may send calls for some trunk (its allowedAddresses, else its server's addresses). */
   isTrunkAddress(address: string): boolean {
-    return this.trunkSources.has(address);
+    return this.#trunkSources.has(address);
   }
 
   /** The records for a dialled number as written in a Request-URI, or undefined if it does not normalize. */
@@ -96,91 +100,88 @@ export class RoutingIndex {
 
   /** Loads everything and follows the feed from then on. */
   async start(changes: ChangeFeed): Promise<void> {
-    this.unsubscribe = changes.subscribe((change) => this.enqueue(change));
-    const loaded = this.reload();
+    this.#unsubscribe = changes.subscribe((change) => this.#enqueue(change));
+    const loaded = this.#reload();
     // Changes that arrive during the first load are applied after it.
-    this.draining = loaded.then(
-      () => this.drain(),
-      () => this.drain(),
+    this.#draining = loaded.then(
+      () => this.#drain(),
+      () => this.#drain(),
     );
     await loaded;
   }
 
   stop(): void {
-    this.unsubscribe?.();
-    this.unsubscribe = null;
+    this.#unsubscribe?.();
+    this.#unsubscribe = null;
   }
 
   /** Resolves once this change is applied: a publisher may wait for it. */
-  private enqueue(change: Change): Promise<void> {
-    this.pending.push(change);
-    const applied = new Promise<void>((resolve) => this.waiting.push(resolve));
-    this.draining ??= this.drain();
+  #enqueue(change: Change): Promise<void> {
+    this.#pending.push(change);
+    const applied = new Promise<void>((resolve) => this.#waiting.push(resolve));
+    if (this.#draining === null) this.#draining = this.#drain();
     return applied;
   }
 
-  private async drain(): Promise<void> {
-    while (this.pending.length > 0) {
-      const batch = this.pending;
-      const waiting = this.waiting;
-      this.pending = [];
-      this.waiting = [];
+  async #drain(): Promise<void> {
+    while (this.#pending.length > 0) {
+      const batch = this.#pending;
+      const waiting = this.#waiting;
+      this.#pending = [];
+      this.#waiting = [];
       try {
-        await this.apply(batch);
+        await this.#apply(batch);
       } catch (error) {
-        this.onError(error);
+        this.#onError(error);
       }
       for (const resolve of waiting) resolve();
     }
-    this.draining = null;
+    this.#draining = null;
   }
 
   /** Credentials and agents before numbers, which refer to them; a reload covers everything. */
-  private async apply(batch: Change[]): Promise<void> {
-    if (batch.some((change) => change.kind === 'reload')) return this.reload();
+  async #apply(batch: Change[]): Promise<void> {
+    if (batch.some((change) => change.kind === 'reload')) return this.#reload();
     const ids = (kind: Change['kind']) => [...new Set(batch.flatMap((c) => (c.kind === kind && 'id' in c ? [c.id] : [])))];
-    await this.refreshCredentials(ids('credentials'));
-    await this.refreshAgents(ids('agent'));
-    await this.refreshNumbers(ids('number'));
+    await this.#refreshCredentials(ids('credentials'));
+    await this.#refreshAgents(ids('agent'));
+    await this.#refreshNumbers(ids('number'));
   }
 
   /** The credentials' entry: who may send for it is its allowedAddresses, else its server's addresses. */
-  private async entryOf(row: CredentialsRow, resolved: Map<string, Promise<string[]>>): Promise<CredentialsEntry> {
-    const sources = await this.sourcesOf(row, resolved);
+  async #entryOf(row: CredentialsRow, resolved: Map<string, Promise<string[]>>): Promise<CredentialsEntry> {
+    const sources = await this.#sourcesOf(row, resolved);
     return { id: row.id, orgId: row.org_id, sources, allowed: AddressSet.of(sources) };
   }
 
-  private async sourcesOf(row: CredentialsRow, resolved: Map<string, Promise<string[]>>): Promise<string[]> {
+  async #sourcesOf(row: CredentialsRow, resolved: Map<string, Promise<string[]>>): Promise<string[]> {
     const configured = JSON.parse(row.allowed_addresses) as string[];
     if (configured.length > 0) return configured;
     const server = parseServerAddress(row.server, row.transport as SipTransportName);
     if (!server) return [];
     let addresses = resolved.get(server.host);
     if (!addresses) {
-      addresses = this.resolve(server.host);
+      addresses = this.#resolve(server.host);
       resolved.set(server.host, addresses);
     }
     return addresses;
   }
 
-  private rebuildTrunkSources(): void {
-    this.trunkSources = AddressSet.of([...this.credentials.values()].flatMap((entry) => entry.sources));
+  #rebuildTrunkSources(): void {
+    this.#trunkSources = AddressSet.of([...this.#credentials.values()].flatMap((entry) => entry.sources));
   }
 
-  private async reload(): Promise<void> {
+  async #reload(): Promise<void> {
     const agents = new Map<string, AgentEntry>();
-    for (const row of await this.db.selectFrom('agents').select(['id', 'org_id', 'is_enabled', 'sip_uri']).execute()) {
+    for (const row of await this.#db.selectFrom('agents').select(['id', 'org_id', 'is_enabled', 'sip_uri']).execute()) {
       agents.set(row.id, { id: row.id, orgId: row.org_id, isEnabled: row.is_enabled === 1, sipUri: row.sip_uri });
     }
     const credentials = new Map<string, CredentialsEntry>();
     const resolved = new Map<string, Promise<string[]>>();
-    const rows = await this.db
-      .selectFrom('sip_credentials')
-      .select(['id', 'org_id', 'server', 'transport', 'allowed_addresses'])
-      .execute();
+    const rows = await this.#db.selectFrom('sip_credentials').select(['id', 'org_id', 'server', 'transport', 'allowed_addresses']).execute();
     await Promise.all(
       rows.map(async (row) => {
-        credentials.set(row.id, await this.entryOf(row, resolved));
+        credentials.set(row.id, await this.#entryOf(row, resolved));
       }),
     );
 
@@ -188,13 +189,9 @@ export class RoutingIndex {
     const byId = new Map<string, NumberEntry>();
     let after = '';
     for (;;) {
-      const page = await selectNumbers(this.db)
-        .where('id', '>', after)
-        .orderBy('id')
-        .limit(PAGE)
-        .execute();
+      const page = await selectNumbers(this.#db).where('id', '>', after).orderBy('id').limit(PAGE).execute();
       for (const row of page) {
-        const entry = this.entryFor(row, credentials, agents);
+        const entry = this.#entryFor(row, credentials, agents);
         if (entry) {
           byId.set(entry.id, entry);
           insert(byNumber, entry);
@@ -204,18 +201,14 @@ export class RoutingIndex {
       after = page[page.length - 1].id;
     }
 
-    this.agents = agents;
-    this.credentials = credentials;
-    this.byNumber = byNumber;
-    this.byId = byId;
-    this.rebuildTrunkSources();
+    this.#agents = agents;
+    this.#credentials = credentials;
+    this.#byNumber = byNumber;
+    this.#byId = byId;
+    this.#rebuildTrunkSources();
   }
 
-  private entryFor(
-    row: NumberRow,
-    credentials: Map<string, CredentialsEntry>,
-    agents: Map<string, AgentEntry>,
-  ): NumberEntry | null {
+  #entryFor(row: NumberRow, credentials: Map<string, CredentialsEntry>, agents: Map<string, AgentEntry>): NumberEntry | null {
     const creds = credentials.get(row.credentials_id);
     if (!creds) return null;
     return {
@@ -226,34 +219,30 @@ export class RoutingIndex {
     };
   }
 
-  private async refreshAgents(ids: string[]): Promise<void> {
+  async #refreshAgents(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
-    const rows = await this.db
-      .selectFrom('agents')
-      .select(['id', 'org_id', 'is_enabled', 'sip_uri'])
-      .where('id', 'in', ids)
-      .execute();
+    const rows = await this.#db.selectFrom('agents').select(['id', 'org_id', 'is_enabled', 'sip_uri']).where('id', 'in', ids).execute();
     const found = new Map(rows.map((row) => [row.id, row]));
     for (const id of ids) {
       const row = found.get(id);
-      const existing = this.agents.get(id);
+      const existing = this.#agents.get(id);
       if (!row) {
         // Deleting an agent unlinks its numbers first, and their changes come no later than
         // this one; should any entry still point here, it must not route.
-        this.agents.delete(id);
+        this.#agents.delete(id);
         if (existing) existing.isEnabled = false;
       } else if (existing) {
         existing.isEnabled = row.is_enabled === 1;
         existing.sipUri = row.sip_uri;
       } else {
-        this.agents.set(id, { id: row.id, orgId: row.org_id, isEnabled: row.is_enabled === 1, sipUri: row.sip_uri });
+        this.#agents.set(id, { id: row.id, orgId: row.org_id, isEnabled: row.is_enabled === 1, sipUri: row.sip_uri });
       }
     }
   }
 
-  private async refreshCredentials(ids: string[]): Promise<void> {
+  async #refreshCredentials(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
-    const rows = await this.db
+    const rows = await this.#db
       .selectFrom('sip_credentials')
       .select(['id', 'org_id', 'server', 'transport', 'allowed_addresses'])
       .where('id', 'in', ids)
@@ -263,41 +252,43 @@ export class RoutingIndex {
     for (const id of ids) {
       const row = found.get(id);
       if (!row) {
-        this.credentials.delete(id);
+        this.#credentials.delete(id);
         continue;
       }
-      const entry = await this.entryOf(row, resolved);
-      const existing = this.credentials.get(id);
+      const entry = await this.#entryOf(row, resolved);
+      const existing = this.#credentials.get(id);
       if (existing) {
         existing.sources = entry.sources;
         existing.allowed = entry.allowed;
       } else {
-        this.credentials.set(id, entry);
+        this.#credentials.set(id, entry);
       }
     }
-    this.rebuildTrunkSources();
+    this.#rebuildTrunkSources();
   }
 
-  private async refreshNumbers(ids: string[]): Promise<void> {
+  async #refreshNumbers(ids: string[]): Promise<void> {
     if (ids.length === 0) return;
-    const rows = ids.length === 1 ? await numberById.rows(this.db, { id: ids[0] }) : await selectNumbers(this.db).where('id', 'in', ids).execute();
+    const rows = ids.length === 1 ? await numberById.rows(this.#db, { id: ids[0] }) : await selectNumbers(this.#db).where('id', 'in', ids).execute();
     // Credentials or agents this instance has not heard of yet (their changes may still be on their way).
-    await this.refreshCredentials([...new Set(rows.map((r) => r.credentials_id).filter((id) => !this.credentials.has(id)))]);
-    await this.refreshAgents([
-      ...new Set(rows.flatMap((r) => (r.incoming_calls_agent_id !== null && !this.agents.has(r.incoming_calls_agent_id) ? [r.incoming_calls_agent_id] : []))),
+    await this.#refreshCredentials([...new Set(rows.map((r) => r.credentials_id).filter((id) => !this.#credentials.has(id)))]);
+    await this.#refreshAgents([
+      ...new Set(
+        rows.flatMap((r) => (r.incoming_calls_agent_id !== null && !this.#agents.has(r.incoming_calls_agent_id) ? [r.incoming_calls_agent_id] : [])),
+      ),
     ]);
     for (const id of ids) {
-      const previous = this.byId.get(id);
+      const previous = this.#byId.get(id);
       if (previous) {
-        remove(this.byNumber, previous);
-        this.byId.delete(id);
+        remove(this.#byNumber, previous);
+        this.#byId.delete(id);
       }
     }
     for (const row of rows) {
-      const entry = this.entryFor(row, this.credentials, this.agents);
+      const entry = this.#entryFor(row, this.#credentials, this.#agents);
       if (!entry) continue;
-      this.byId.set(entry.id, entry);
-      insert(this.byNumber, entry);
+      this.#byId.set(entry.id, entry);
+      insert(this.#byNumber, entry);
     }
   }
 }

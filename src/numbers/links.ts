@@ -62,13 +62,7 @@ const setOutboundNumber = preparedQuery((db, v: { agentId: string; orgId: string
  * Linking the agent a number already has changes nothing, lastUpdateTime included.
  * `replaceOutbound` makes the number the agent's one outbound number.
  */
-export async function linkAgent(
-  ctx: Context,
-  orgId: string,
-  numberId: string,
-  agentId: string,
-  mode: LinkMode,
-): Promise<PhoneNumber> {
+export async function linkAgent(ctx: Context, orgId: string, numberId: string, agentId: string, mode: LinkMode): Promise<PhoneNumber> {
   if (mode === 'inbound') {
     const linked = await inboundWrite(agentId, () => linkInboundIfNew.first(ctx.db, { numberId, orgId, agentId, time: now() }));
     if (linked) {
@@ -121,13 +115,7 @@ async function inboundWrite<T>(agentId: string, write: () => Promise<T>): Promis
  * `inbound` clears the number's inbound agent; `replaceOutbound` clears the named agent's
  * outbound number if it is this one. Unlinking what is not linked is a no-op.
  */
-export async function unlinkAgent(
-  ctx: Context,
-  orgId: string,
-  numberId: string,
-  mode: LinkMode,
-  agentId: string | undefined,
-): Promise<PhoneNumber> {
+export async function unlinkAgent(ctx: Context, orgId: string, numberId: string, mode: LinkMode, agentId: string | undefined): Promise<PhoneNumber> {
   const number = await findNumberRow(ctx, orgId, numberId);
 
   if (mode === 'replaceOutbound') {

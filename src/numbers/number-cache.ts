@@ -18,7 +18,11 @@ export class NumberRowCache {
   #rows = new Map<string, NumberRow>();
   #generation = 0;
 
-  constructor(private readonly maxEntries = 10_000) {}
+  readonly #maxEntries;
+
+  constructor(maxEntries = 10_000) {
+    this.#maxEntries = maxEntries;
+  }
 
   get(id: string): NumberRow | undefined {
     return this.#rows.get(id);
@@ -29,7 +33,7 @@ export class NumberRowCache {
     const generation = this.#generation;
     const row = await reading;
     if (row && generation === this.#generation) {
-      if (this.#rows.size >= this.maxEntries) this.#rows.clear();
+      if (this.#rows.size >= this.#maxEntries) this.#rows.clear();
       this.#rows.set(id, row);
     }
     return row;

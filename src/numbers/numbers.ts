@@ -9,14 +9,7 @@ import { now } from '../common/time.ts';
 import { normalizePhoneNumber } from './normalize.ts';
 import type { NumberRowCache } from './number-cache.ts';
 import type { NumberRow } from './number-row.ts';
-import type {
-  AffectedAgent,
-  NumberAffectedAgents,
-  PhoneNumber,
-  PhoneNumberInput,
-  PhoneNumberListQuery,
-  RegistrationState,
-} from './schemas.ts';
+import type { AffectedAgent, NumberAffectedAgents, PhoneNumber, PhoneNumberInput, PhoneNumberListQuery, RegistrationState } from './schemas.ts';
 
 export const INBOUND_UNIQUE = 'phone_numbers_inbound_unique';
 const ORG_NUMBER_CREDENTIALS_UNIQUE = 'phone_numbers_org_number_credentials_unique';
@@ -47,11 +40,7 @@ export function numberFromRow(row: NumberRow): PhoneNumber {
 }
 
 export function selectNumbers(db: Kysely<Database>) {
-  return db
-    .selectFrom('phone_numbers as n')
-    .innerJoin('sip_credentials as c', 'c.id', 'n.credentials_id')
-    .selectAll('n')
-    .select('c.provider_id');
+  return db.selectFrom('phone_numbers as n').innerJoin('sip_credentials as c', 'c.id', 'n.credentials_id').selectAll('n').select('c.provider_id');
 }
 
 const numberById = preparedQuery((db, v: { id: string; orgId: string }) =>
@@ -95,20 +84,14 @@ export async function listNumbers(ctx: Context, orgId: string, query: PhoneNumbe
       q = q.where((eb) =>
         eb.or([
           eb('n.incoming_calls_agent_id', '=', agentId),
-          eb(
-            'n.id',
-            'in',
-            eb.selectFrom('agents').select('outbound_phone_number_id').where('id', '=', agentId).where('org_id', '=', orgId),
-          ),
+          eb('n.id', 'in', eb.selectFrom('agents').select('outbound_phone_number_id').where('id', '=', agentId).where('org_id', '=', orgId)),
         ]),
       );
     }
     if (query.unlinkedOnly) {
       q = q
         .where('n.incoming_calls_agent_id', 'is', null)
-        .where((eb) =>
-          eb.not(eb.exists(eb.selectFrom('agents as a').select('a.id').whereRef('a.outbound_phone_number_id', '=', 'n.id'))),
-        );
+        .where((eb) => eb.not(eb.exists(eb.selectFrom('agents as a').select('a.id').whereRef('a.outbound_phone_number_id', '=', 'n.id'))));
     }
     return q;
   };
@@ -181,10 +164,8 @@ export async function replaceNumber(ctx: Context, orgId: string, id: string, inp
   const phoneNumber = normalizeOrReject('phoneNumber', input.phoneNumber);
   const existing = await findNumberRow(ctx, orgId, id);
   const providerId =
-    input.credentialsId === existing.credentials_id
-      ? existing.provider_id
-      : await credentialsProvider(ctx, orgId, input.credentialsId);
-  const registration = input.registration ?? false ? 1 : 0;
+    input.credentialsId === existing.credentials_id ? existing.provider_id : await credentialsProvider(ctx, orgId, input.credentialsId);
+  const registration = (input.registration ?? false) ? 1 : 0;
   const next = {
     phone_number: phoneNumber,
     credentials_id: input.credentialsId,
@@ -198,10 +179,7 @@ export async function replaceNumber(ctx: Context, orgId: string, id: string, inp
   const time = now();
   // A number that must register starts over whenever what it registers with changes.
   const reRegister =
-    registration === 1 &&
-    (existing.registration === 0 ||
-      existing.phone_number !== phoneNumber ||
-      existing.credentials_id !== input.credentialsId);
+    registration === 1 && (existing.registration === 0 || existing.phone_number !== phoneNumber || existing.credentials_id !== input.credentialsId);
   const registrationColumns =
     registration === 0
       ? existing.reg_state === 'Disabled'
@@ -229,11 +207,7 @@ export async function replaceNumber(ctx: Context, orgId: string, id: string, inp
 }
 
 /** Agents using each number, and how: the answer of both affected-agents routes. */
-export async function affectedAgentsOfNumbers(
-  ctx: Context,
-  orgId: string,
-  numberIds: string[],
-): Promise<NumberAffectedAgents[]> {
+export async function affectedAgentsOfNumbers(ctx: Context, orgId: string, numberIds: string[]): Promise<NumberAffectedAgents[]> {
   if (numberIds.length === 0) return [];
   const [numbers, outbound] = await Promise.all([
     ctx.db

@@ -5,15 +5,7 @@ import { ForceQuery, IdParams, Problem, problemResponses } from '../http/schemas
 import { linkAgent, unlinkAgent } from './links.ts';
 import type { NumberRowCache } from './number-cache.ts';
 import { createNumber, deleteNumber, getNumber, listNumbers, numberAffectedAgents, replaceNumber } from './numbers.ts';
-import {
-  LinkQuery,
-  NumberAffectedAgents,
-  PhoneNumber,
-  PhoneNumberInput,
-  PhoneNumberListQuery,
-  PhoneNumberPage,
-  UnlinkQuery,
-} from './schemas.ts';
+import { LinkQuery, NumberAffectedAgents, PhoneNumber, PhoneNumberInput, PhoneNumberListQuery, PhoneNumberPage, UnlinkQuery } from './schemas.ts';
 
 const tags = ['SIP phone numbers'];
 

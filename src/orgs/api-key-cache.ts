@@ -10,25 +10,29 @@ import { hashApiKey, orgForApiKeyHash } from './orgs.ts';
  * costs no hashing; like the request that carried it, it stays in this process's memory only.
  */
 export class ApiKeyCache {
-  private readonly entries = new Map<string, { orgId: string; expires: number }>();
+  readonly #entries = new Map<string, { orgId: string; expires: number }>();
 
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly ttlMs = 1000,
-    private readonly maxEntries = 10000,
-  ) {}
+  readonly #db: Kysely<Database>;
+  readonly #ttlMs;
+  readonly #maxEntries;
+
+  constructor(db: Kysely<Database>, ttlMs = 1000, maxEntries = 10000) {
+    this.#db = db;
+    this.#ttlMs = ttlMs;
+    this.#maxEntries = maxEntries;
+  }
 
   async orgFor(apiKey: string): Promise<string | null> {
     const now = Date.now();
-    const cached = this.entries.get(apiKey);
+    const cached = this.#entries.get(apiKey);
     if (cached && cached.expires > now) return cached.orgId;
-    const orgId = await orgForApiKeyHash(this.db, hashApiKey(apiKey));
+    const orgId = await orgForApiKeyHash(this.#db, hashApiKey(apiKey));
     if (orgId === null) {
-      this.entries.delete(apiKey);
+      this.#entries.delete(apiKey);
       return null;
     }
-    if (this.entries.size >= this.maxEntries) this.entries.clear();
-    this.entries.set(apiKey, { orgId, expires: now + this.ttlMs });
+    if (this.#entries.size >= this.#maxEntries) this.#entries.clear();
+    this.#entries.set(apiKey, { orgId, expires: now + this.#ttlMs });
     return orgId;
   }
 }

@@ -115,11 +115,7 @@ export async function revokeApiKey(db: Kysely<Database>, prefixOrId: string): Pr
     .select(['id', 'org_id', 'prefix'])
     .where('revoked_time', 'is', null)
     .where((eb) =>
-      eb.or([
-        eb('id', '=', prefixOrId),
-        eb('key_hash', '=', hashApiKey(prefixOrId)),
-        eb('prefix', '=', prefixOrId.slice(0, KEY_PREFIX_LENGTH)),
-      ]),
+      eb.or([eb('id', '=', prefixOrId), eb('key_hash', '=', hashApiKey(prefixOrId)), eb('prefix', '=', prefixOrId.slice(0, KEY_PREFIX_LENGTH))]),
     )
     .execute();
   const matching = candidates.filter((k) => k.id === prefixOrId || prefixOrId.startsWith(k.prefix));
@@ -132,11 +128,6 @@ export async function revokeApiKey(db: Kysely<Database>, prefixOrId: string): Pr
 
 /** The organization of the API key with this hash, or null for an unknown or revoked key. */
 export async function orgForApiKeyHash(db: Kysely<Database>, keyHash: string): Promise<string | null> {
-  const row = await db
-    .selectFrom('api_keys')
-    .select('org_id')
-    .where('key_hash', '=', keyHash)
-    .where('revoked_time', 'is', null)
-    .executeTakeFirst();
+  const row = await db.selectFrom('api_keys').select('org_id').where('key_hash', '=', keyHash).where('revoked_time', 'is', null).executeTakeFirst();
   return row?.org_id ?? null;
 }

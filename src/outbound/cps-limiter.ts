@@ -38,37 +38,41 @@ export function budgetKey(budget: Pick<CpsBudget, 'credentialsId' | 'orgId' | 'c
 }
 
 export class CpsLimiter {
-  private lastPrune = 0;
+  #lastPrune = 0;
 
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly clock: () => number = Date.now,
-    private readonly onError: (error: unknown) => void = () => {},
-  ) {}
+  readonly #db: Kysely<Database>;
+  readonly #clock: () => number;
+  readonly #onError: (error: unknown) => void;
+
+  constructor(db: Kysely<Database>, clock: () => number = Date.now, onError: (error: unknown) => void = () => {}) {
+    this.#db = db;
+    this.#clock = clock;
+    this.#onError = onError;
+  }
 
   /** Counts one new call against the budget and says whether it may go. */
   async take(budget: CpsBudget): Promise<CpsVerdict> {
-    const nowMs = this.clock();
+    const nowMs = this.#clock();
     const window = Math.floor(nowMs / 1000);
-    const row = await this.db
+    const row = await this.#db
       .insertInto('cps_counters')
       .values({ key: budgetKey(budget), window_start: window, count: 1 })
       .onConflict((oc) => oc.columns(['key', 'window_start']).doUpdateSet((eb) => ({ count: eb('cps_counters.count', '+', 1) })))
       .returning('count')
       .executeTakeFirstOrThrow();
-    this.maybePrune(nowMs, window);
+    this.#maybePrune(nowMs, window);
     const count = Number(row.count);
     if (count <= budget.limit) return { allowed: true, count };
     return { allowed: false, count, retryAfterSeconds: 1 };
   }
 
-  private maybePrune(nowMs: number, window: number): void {
-    if (nowMs - this.lastPrune < PRUNE_EVERY_MS) return;
-    this.lastPrune = nowMs;
-    this.db
+  #maybePrune(nowMs: number, window: number): void {
+    if (nowMs - this.#lastPrune < PRUNE_EVERY_MS) return;
+    this.#lastPrune = nowMs;
+    this.#db
       .deleteFrom('cps_counters')
       .where('window_start', '<', window - KEEP_SECONDS)
       .execute()
-      .catch((error: unknown) => this.onError(error));
+      .catch((error: unknown) => this.#onError(error));
   }
 }

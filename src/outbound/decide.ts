@@ -37,7 +37,12 @@ export interface OutboundRoute {
 }
 
 export type OutboundRejection =
-  | { outcome: 'forbidden'; status: 403; reason: 'Forbidden: not an agent runtime' | 'Unknown Agent' | 'Agent Disabled' | 'No Outbound Number'; row: OutboundRow | null }
+  | {
+      outcome: 'forbidden';
+      status: 403;
+      reason: 'Forbidden: not an agent runtime' | 'Unknown Agent' | 'Agent Disabled' | 'No Outbound Number';
+      row: OutboundRow | null;
+    }
   | { outcome: 'rejected'; status: 484; reason: 'Address Incomplete'; row: OutboundRow }
   | { outcome: 'failed'; status: 503; reason: 'Service Unavailable'; row: OutboundRow };
 

@@ -62,17 +62,17 @@ const outboundOfAgent = preparedQuery((db, v: { agentId: string }) =>
 );
 
 export class OutboundRouter {
-  private readonly runtimes: AddressSet;
-  private readonly limiter: CpsLimiter;
+  readonly #runtimes: AddressSet;
+  readonly #limiter: CpsLimiter;
 
-  constructor(
-    private readonly ctx: Context,
-    runtimeAddresses: readonly string[],
-    private readonly observer: OutboundObserver,
-    limiter?: CpsLimiter,
-  ) {
-    this.runtimes = AddressSet.of(runtimeAddresses);
-    this.limiter = limiter ?? new CpsLimiter(ctx.db);
+  readonly #ctx: Context;
+  readonly #observer: OutboundObserver;
+
+  constructor(ctx: Context, runtimeAddresses: readonly string[], observer: OutboundObserver, limiter?: CpsLimiter) {
+    this.#ctx = ctx;
+    this.#observer = observer;
+    this.#runtimes = AddressSet.of(runtimeAddresses);
+    this.#limiter = limiter ?? new CpsLimiter(ctx.db);
   }
 
   /** Whether an out-of-dialog request is an agent runtime's outbound call. */
@@ -81,13 +81,13 @@ export class OutboundRouter {
   }
 
   isRuntime(address: string): boolean {
-    return this.runtimes.has(address);
+    return this.#runtimes.has(address);
   }
 
   /** The joined row for an agent, or undefined when there is no such agent. */
   async lookup(agentId: string): Promise<OutboundRow | undefined> {
     if (!UUID.test(agentId)) return undefined;
-    const row = await outboundOfAgent.first(this.ctx.db, { agentId });
+    const row = await outboundOfAgent.first(this.#ctx.db, { agentId });
     if (row === undefined) return undefined;
     return { ...row, isEnabled: Number(row.isEnabled) === 1, cpsLimit: row.cpsLimit === null ? null : Number(row.cpsLimit) };
   }
@@ -108,7 +108,7 @@ export class OutboundRouter {
     }
     const { row } = decision;
     if (row.cpsLimit !== null) {
-      const verdict = await this.limiter.take({ credentialsId: row.credentialsId, orgId: row.orgId, cpsKey: row.cpsKey, limit: row.cpsLimit });
+      const verdict = await this.#limiter.take({ credentialsId: row.credentialsId, orgId: row.orgId, cpsKey: row.cpsKey, limit: row.cpsLimit });
       if (!verdict.allowed) {
         return {
           action: 'reject',
@@ -119,7 +119,7 @@ export class OutboundRouter {
         };
       }
     }
-    const password = revealPassword(this.ctx, { id: row.credentialsId, auth_password_enc: row.authPasswordEnc });
+    const password = revealPassword(this.#ctx, { id: row.credentialsId, auth_password_enc: row.authPasswordEnc });
     const identity = formatNameAddr({ displayName: decision.displayName, uri: decision.callerUri, params: new Map() });
     return {
       action: 'forward',
@@ -138,7 +138,7 @@ export class OutboundRouter {
     if (!(context instanceof OutboundContext)) return false;
     const { decision } = context;
     const row = decision.row;
-    this.observer.finished(
+    this.#observer.finished(
       callAttempt(record, {
         direction: 'outbound',
         orgId: row?.orgId ?? null,

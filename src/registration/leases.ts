@@ -29,21 +29,26 @@ function chunks<T>(items: readonly T[]): T[][] {
 }
 
 export class LeaseStore {
+  readonly #db: Kysely<Database>;
+  readonly #clock: () => number;
+
   constructor(
-    private readonly db: Kysely<Database>,
-    /** This instance's id. */
+    db: Kysely<Database> /** This instance's id. */,
     readonly owner: string,
     readonly leaseMs: number,
-    private readonly clock: () => number = Date.now,
-  ) {}
+    clock: () => number = Date.now,
+  ) {
+    this.#db = db;
+    this.#clock = clock;
+  }
 
   /** Takes the leases that are free, lapsed, or already ours; returns the keys now ours. */
   async claim(keys: readonly string[]): Promise<Set<string>> {
     const won = new Set<string>();
     for (const batch of chunks([...new Set(keys)])) {
-      const now = this.clock();
+      const now = this.#clock();
       const until = iso(now + this.leaseMs);
-      const inserted = await this.db
+      const inserted = await this.#db
         .insertInto('registration_leases')
         .values(batch.map((key) => ({ key, owner: this.owner, lease_until: until })))
         .onConflict((oc) => oc.column('key').doNothing())
@@ -52,7 +57,7 @@ export class LeaseStore {
       for (const row of inserted) won.add(row.key);
       const rest = batch.filter((key) => !won.has(key));
       if (rest.length === 0) continue;
-      const updated = await this.db
+      const updated = await this.#db
         .updateTable('registration_leases')
         .set({ owner: this.owner, lease_until: until })
         .where('key', 'in', rest)
@@ -70,8 +75,8 @@ export class LeaseStore {
    * over (see `owned`). One UPDATE, nothing read back: it runs every sweep.
    */
   async renew(): Promise<{ count: number; validUntil: number }> {
-    const now = this.clock();
-    const result = await this.db
+    const now = this.#clock();
+    const result = await this.#db
       .updateTable('registration_leases')
       .set({ lease_until: iso(now + this.leaseMs) })
       .where('owner', '=', this.owner)
@@ -81,17 +86,17 @@ export class LeaseStore {
 
   /** The keys this instance holds. */
   async owned(): Promise<Set<string>> {
-    const rows = await this.db.selectFrom('registration_leases').select('key').where('owner', '=', this.owner).execute();
+    const rows = await this.#db.selectFrom('registration_leases').select('key').where('owner', '=', this.owner).execute();
     return new Set(rows.map((r) => r.key));
   }
 
   /** Keys other live instances hold right now: not worth trying to claim. */
   async heldByOthers(): Promise<Set<string>> {
-    const rows = await this.db
+    const rows = await this.#db
       .selectFrom('registration_leases')
       .select('key')
       .where('owner', '<>', this.owner)
-      .where('lease_until', '>=', iso(this.clock()))
+      .where('lease_until', '>=', iso(this.#clock()))
       .execute();
     return new Set(rows.map((r) => r.key));
   }
@@ -99,29 +104,29 @@ export class LeaseStore {
   /** Gives up leases (after unREGISTER, or when nothing registers under them any more). */
   async release(keys: readonly string[]): Promise<void> {
     for (const batch of chunks(keys)) {
-      await this.db.deleteFrom('registration_leases').where('owner', '=', this.owner).where('key', 'in', batch).execute();
+      await this.#db.deleteFrom('registration_leases').where('owner', '=', this.owner).where('key', 'in', batch).execute();
     }
   }
 
   /** Gives up every lease of this instance (graceful shutdown). */
   async releaseAll(): Promise<void> {
-    await this.db.deleteFrom('registration_leases').where('owner', '=', this.owner).execute();
+    await this.#db.deleteFrom('registration_leases').where('owner', '=', this.owner).execute();
   }
 
   /** Removes rows lapsed for more than a lease period whose keys no one wants any more. */
   async collectGarbage(wanted: ReadonlySet<string>): Promise<number> {
-    const rows = await this.db
+    const rows = await this.#db
       .selectFrom('registration_leases')
       .select('key')
-      .where('lease_until', '<', iso(this.clock() - this.leaseMs))
+      .where('lease_until', '<', iso(this.#clock() - this.leaseMs))
       .execute();
     const stale = rows.map((r) => r.key).filter((key) => !wanted.has(key));
     let removed = 0;
     for (const batch of chunks(stale)) {
-      const result = await this.db
+      const result = await this.#db
         .deleteFrom('registration_leases')
         .where('key', 'in', batch)
-        .where('lease_until', '<', iso(this.clock() - this.leaseMs))
+        .where('lease_until', '<', iso(this.#clock() - this.leaseMs))
         .executeTakeFirst();
       removed += Number(result.numDeletedRows);
     }

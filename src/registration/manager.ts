@@ -160,13 +160,10 @@ export class RegistrationManager {
     this.#writer = new StatusWriter(options.ctx.db, options.onError, (ids) => options.onStatusWritten?.(ids));
     this.#random = options.random ?? Math.random;
     this.#maxInFlight = options.maxInFlight ?? 200;
-    this.#timers = new TimerQueue<Group>(
-      (group, lag) => {
-        if (lag > this.#maxTimerLagMs) this.#maxTimerLagMs = lag;
-        this.#enqueue(group);
-      },
-      options.onError,
-    );
+    this.#timers = new TimerQueue<Group>((group, lag) => {
+      if (lag > this.#maxTimerLagMs) this.#maxTimerLagMs = lag;
+      this.#enqueue(group);
+    }, options.onError);
   }
 
   get #sweepMs(): number {
@@ -525,7 +522,12 @@ export class RegistrationManager {
     } catch (error) {
       // E.g. an authUser that cannot be written into a header: nothing to send until it changes.
       group.failures++;
-      this.#setStatus(group, 'Failed', { state: 'Failed', errorDescription: `Cannot build a REGISTER: ${String(error)}`, sipResponseMessage: null, expiresAt: null });
+      this.#setStatus(group, 'Failed', {
+        state: 'Failed',
+        errorDescription: `Cannot build a REGISTER: ${String(error)}`,
+        sipResponseMessage: null,
+        expiresAt: null,
+      });
       this.#timers.schedule(group, Date.now() + retryDelayMs(group.failures, this.#options.retry, this.#random()));
       return;
     }
@@ -537,7 +539,13 @@ export class RegistrationManager {
     try {
       outcome = await session.register();
     } catch (error) {
-      outcome = { kind: 'failed', sipResponseMessage: '503 Service Unavailable', errorDescription: `REGISTER failed: ${String(error)}`, code: 'transport', retryAfterSeconds: null };
+      outcome = {
+        kind: 'failed',
+        sipResponseMessage: '503 Service Unavailable',
+        errorDescription: `REGISTER failed: ${String(error)}`,
+        code: 'transport',
+        retryAfterSeconds: null,
+      };
     } finally {
       group.busy = false;
     }

@@ -62,12 +62,15 @@ export class RegisterSession {
   /** The Contact URI of our last REGISTER (the one to remove on unREGISTER). */
   contactUri: string | null = null;
 
+  readonly #edge: EdgeAccess;
+
   constructor(
     readonly target: RegistrationTarget,
     password: string | null,
-    private readonly edge: EdgeAccess,
+    edge: EdgeAccess,
     expiresSeconds: number,
   ) {
+    this.#edge = edge;
     this.#digest = password === null ? null : new DigestClient({ username: target.username, password });
     this.requestedSeconds = expiresSeconds;
     const host = edge.address()?.host ?? 'dialplane.invalid';
@@ -83,7 +86,13 @@ export class RegisterSession {
   async register(unregister = false): Promise<RegisterOutcome> {
     const { target } = this;
     if (target.destination === null) {
-      return { kind: 'failed', sipResponseMessage: '503 Service Unavailable', errorDescription: target.problem ?? 'no destination', code: 'transport', retryAfterSeconds: null };
+      return {
+        kind: 'failed',
+        sipResponseMessage: '503 Service Unavailable',
+        errorDescription: target.problem ?? 'no destination',
+        code: 'transport',
+        retryAfterSeconds: null,
+      };
     }
     let destination = this.#redirect?.destination ?? target.destination;
     let requestUri = this.#redirect?.requestUri ?? target.requestUri;
@@ -92,10 +101,16 @@ export class RegisterSession {
     let intervalRetries = 0;
     let redirects = 0;
     for (;;) {
-      const layer = this.edge.transactions();
-      const address = this.edge.address();
+      const layer = this.#edge.transactions();
+      const address = this.#edge.address();
       if (layer === null || address === null) {
-        return { kind: 'failed', sipResponseMessage: '503 Service Unavailable', errorDescription: 'the SIP edge is not running', code: 'transport', retryAfterSeconds: null };
+        return {
+          kind: 'failed',
+          sipResponseMessage: '503 Service Unavailable',
+          errorDescription: 'the SIP edge is not running',
+          code: 'transport',
+          retryAfterSeconds: null,
+        };
       }
       const expires = unregister ? 0 : this.requestedSeconds;
       const request = this.#build(requestUri, destination, address, expires);
@@ -127,24 +142,45 @@ export class RegisterSession {
         if (unregister) return { kind: 'unregistered' };
         const granted = grantedExpiresSeconds(response.headers.getAll('contact'), response.headers.get('expires'), this.contactUri!, expires);
         if (granted === 0) {
-          return { kind: 'failed', sipResponseMessage: statusLine(response), errorDescription: 'The registrar accepted the REGISTER but granted no time (expires 0)', code: String(status), retryAfterSeconds: null };
+          return {
+            kind: 'failed',
+            sipResponseMessage: statusLine(response),
+            errorDescription: 'The registrar accepted the REGISTER but granted no time (expires 0)',
+            code: String(status),
+            retryAfterSeconds: null,
+          };
         }
         return { kind: 'registered', grantedSeconds: granted, requestedSeconds: expires };
       }
       if (status === 401 || status === 407) {
         const header = status === 401 ? 'www-authenticate' : 'proxy-authenticate';
         if (this.#digest === null) {
-          return { kind: 'failed', sipResponseMessage: statusLine(response), errorDescription: 'The registrar asks for authentication, but the credentials have no authPassword', code: 'auth', retryAfterSeconds: null };
+          return {
+            kind: 'failed',
+            sipResponseMessage: statusLine(response),
+            errorDescription: 'The registrar asks for authentication, but the credentials have no authPassword',
+            code: 'auth',
+            retryAfterSeconds: null,
+          };
         }
         if (++challenges > MAX_CHALLENGES) {
-          return { kind: 'failed', sipResponseMessage: statusLine(response), errorDescription: `The registrar kept challenging (${challenges - 1} answers sent)`, code: String(status), retryAfterSeconds: null };
+          return {
+            kind: 'failed',
+            sipResponseMessage: statusLine(response),
+            errorDescription: `The registrar kept challenging (${challenges - 1} answers sent)`,
+            code: String(status),
+            retryAfterSeconds: null,
+          };
         }
         const outcome = this.#digest.handleChallenge(status, response.headers.getAll(header), { method: 'REGISTER', uri: requestUri });
         if (outcome.kind === 'authorize') {
           pendingAuth = outcome.headers;
           continue;
         }
-        const why = outcome.kind === 'rejected' ? `The registrar rejected the credentials: ${outcome.message}` : `Cannot answer the registrar's challenge: ${outcome.error.message}`;
+        const why =
+          outcome.kind === 'rejected'
+            ? `The registrar rejected the credentials: ${outcome.message}`
+            : `Cannot answer the registrar's challenge: ${outcome.error.message}`;
         return { kind: 'failed', sipResponseMessage: statusLine(response), errorDescription: why, code: String(status), retryAfterSeconds: null };
       }
       if (status === 423 && !unregister) {
@@ -153,7 +189,13 @@ export class RegisterSession {
           this.requestedSeconds = minimum;
           continue;
         }
-        return { kind: 'failed', sipResponseMessage: statusLine(response), errorDescription: 'The registrar found the expiry too brief and gave no usable Min-Expires', code: '423', retryAfterSeconds: null };
+        return {
+          kind: 'failed',
+          sipResponseMessage: statusLine(response),
+          errorDescription: 'The registrar found the expiry too brief and gave no usable Min-Expires',
+          code: '423',
+          retryAfterSeconds: null,
+        };
       }
       if (status >= 300 && status < 400) {
         const next = redirects === 0 ? redirectTarget(response, target.transport) : null;
@@ -167,7 +209,8 @@ export class RegisterSession {
         return {
           kind: 'failed',
           sipResponseMessage: statusLine(response),
-          errorDescription: redirects === 0 ? 'The registrar redirected to no usable SIP address' : 'The registrar redirected again after one redirect was followed',
+          errorDescription:
+            redirects === 0 ? 'The registrar redirected to no usable SIP address' : 'The registrar redirected again after one redirect was followed',
           code: String(status),
           retryAfterSeconds: null,
         };

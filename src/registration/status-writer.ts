@@ -32,12 +32,16 @@ export class StatusWriter {
   #scheduled = false;
   #idle: (() => void)[] = [];
 
-  constructor(
-    private readonly db: Kysely<Database>,
-    private readonly onError: (error: unknown) => void,
-    /** Told which numbers were written, once they are (the API's number cache drops them). */
-    private readonly onWritten: (numberIds: string[]) => void = () => {},
-  ) {}
+  readonly #db: Kysely<Database>;
+  readonly #onError: (error: unknown) => void;
+  /** Told which numbers were written, once they are (the API's number cache drops them). */
+  readonly #onWritten: (numberIds: string[]) => void;
+
+  constructor(db: Kysely<Database>, onError: (error: unknown) => void, onWritten: (numberIds: string[]) => void = () => {}) {
+    this.#db = db;
+    this.#onError = onError;
+    this.#onWritten = onWritten;
+  }
 
   /** Queues `status` for each (number id, its credentials id). */
   write(numbers: Iterable<readonly [numberId: string, credentialsId: string]>, status: RegistrationStatus): void {
@@ -81,7 +85,7 @@ export class StatusWriter {
       for (let i = 0; i < ids.length; i += CHUNK) {
         const chunk = ids.slice(i, i + CHUNK);
         try {
-          await this.db
+          await this.#db
             .updateTable('phone_numbers')
             .set({
               reg_state: pending.status.state,
@@ -95,9 +99,9 @@ export class StatusWriter {
             .where('credentials_id', '=', pending.credentialsId)
             .execute();
         } catch (error) {
-          this.onError(error);
+          this.#onError(error);
         } finally {
-          this.onWritten(chunk);
+          this.#onWritten(chunk);
         }
       }
     }

@@ -78,6 +78,8 @@ export function registrationTarget(source: RegistrationSource): RegistrationTarg
     problem,
     credentialsId: source.credentialsId,
     username: source.authUser ?? user,
-    fingerprint: [source.credentialsId, source.server, transport, source.domain ?? '', source.authUser ?? '', source.authPasswordEnc ?? ''].join('\n'),
+    fingerprint: [source.credentialsId, source.server, transport, source.domain ?? '', source.authUser ?? '', source.authPasswordEnc ?? ''].join(
+      '\n',
+    ),
   };
 }

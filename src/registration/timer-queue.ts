@@ -23,12 +23,16 @@ export class TimerQueue<T> {
   #armedAt = Infinity;
   #closed = false;
 
-  constructor(
-    /** Called once per due item, with how late it fires (ms). Exceptions go to onError. */
-    private readonly fire: (item: T, lagMs: number) => void,
-    private readonly onError: (error: unknown) => void = () => {},
-    private readonly clock: () => number = Date.now,
-  ) {}
+  /** Called once per due item, with how late it fires (ms). Exceptions go to onError. */
+  readonly #fire: (item: T, lagMs: number) => void;
+  readonly #onError: (error: unknown) => void;
+  readonly #clock: () => number;
+
+  constructor(fire: (item: T, lagMs: number) => void, onError: (error: unknown) => void = () => {}, clock: () => number = Date.now) {
+    this.#fire = fire;
+    this.#onError = onError;
+    this.#clock = clock;
+  }
 
   get size(): number {
     return this.#live.size;
@@ -68,7 +72,7 @@ export class TimerQueue<T> {
     const top = this.#heap[0];
     if (top === undefined || this.#closed) return;
     this.#armedAt = top.at;
-    const delay = Math.min(MAX_DELAY, Math.max(0, top.at - this.clock()));
+    const delay = Math.min(MAX_DELAY, Math.max(0, top.at - this.#clock()));
     this.#timer = setTimeout(() => this.#run(), delay);
     this.#timer.unref();
   }
@@ -76,15 +80,15 @@ export class TimerQueue<T> {
   #run(): void {
     this.#timer = null;
     this.#armedAt = Infinity;
-    const now = this.clock();
+    const now = this.#clock();
     while (this.#heap.length > 0 && this.#heap[0].at <= now && !this.#closed) {
       const entry = this.#pop()!;
       if (this.#live.get(entry.item) !== entry.seq) continue;
       this.#live.delete(entry.item);
       try {
-        this.fire(entry.item, now - entry.at);
+        this.#fire(entry.item, now - entry.at);
       } catch (error) {
-        this.onError(error);
+        this.#onError(error);
       }
     }
     this.#arm();

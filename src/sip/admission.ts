@@ -45,7 +45,10 @@ export interface AdmissionOptions {
 
 /** A To tag for a stateless answer: the same for every retransmission of a request (§8.2.6.2). */
 function statelessTag(request: SipRequest): string {
-  return createHash('sha1').update(`${request.headers.get('call-id')}\n${request.headers.get('from')}`).digest('base64url').slice(0, 10);
+  return createHash('sha1')
+    .update(`${request.headers.get('call-id')}\n${request.headers.get('from')}`)
+    .digest('base64url')
+    .slice(0, 10);
 }
 
 export class Admission {

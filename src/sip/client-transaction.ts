@@ -1,6 +1,13 @@
 /** The client transactions of RFC 3261 §17.1 (INVITE with RFC 6026's Accepted state, and non-INVITE). */
 import type { SipRequest, SipResponse } from './message.ts';
-import { createAckForFailure, Transaction, toError, type InviteClientState, type LayerServices, type NonInviteClientState } from './transaction-base.ts';
+import {
+  createAckForFailure,
+  Transaction,
+  toError,
+  type InviteClientState,
+  type LayerServices,
+  type NonInviteClientState,
+} from './transaction-base.ts';
 import type { Destination } from './transport.ts';
 
 /** Receives the events of one client transaction. */
@@ -21,7 +28,14 @@ export abstract class ClientTransaction extends Transaction {
   readonly branch: string;
   protected readonly handler: ClientTransactionHandler;
 
-  constructor(services: LayerServices, key: string, branch: string, request: SipRequest, destination: Destination, handler: ClientTransactionHandler) {
+  constructor(
+    services: LayerServices,
+    key: string,
+    branch: string,
+    request: SipRequest,
+    destination: Destination,
+    handler: ClientTransactionHandler,
+  ) {
     super(services, key, destination.transport === 'tcp');
     this.branch = branch;
     this.request = request;
@@ -174,4 +188,3 @@ export class NonInviteClientTransaction extends ClientTransaction {
     });
   }
 }
-

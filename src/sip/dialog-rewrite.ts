@@ -8,7 +8,7 @@
  * offset on the way to the callee, and responses go back to the caller with its own From and CSeq.
  * The callee's requests pass as they are: their numbers are the callee's own.
  *
- * The proxy calls in at a few points: `RewrittenRequest.start` when it forwards a rewritten
+ * The proxy calls in at a few points: `new RewrittenRequest` when it forwards a rewritten
  * initial request, `retry` when a challenge comes back, `cseqOffset` and `side` when it writes
  * its Record-Route, `restoreUpstream` for each response it relays, and `adjustCallerSide` for
  * each in-dialog request. Authentication is a helper above the transaction core (as sipgo's
@@ -60,13 +60,8 @@ export class RewrittenRequest {
   /** Challenges answered so far: the CSeq offset between the legs. */
   #authRounds = 0;
 
-  private constructor(side: string | null, digest: DigestClient | null) {
-    this.side = side;
-    this.#digest = digest;
-  }
-
   /** Rewrites the copy about to be forwarded. Throws when its From or the new From URI is malformed. */
-  static start(forwarded: SipRequest, rewrite: Rewrite): RewrittenRequest {
+  constructor(forwarded: SipRequest, rewrite: Rewrite) {
     const from = parseNameAddr(forwarded.headers.get('from') ?? '');
     if (from === null) throw new Error('From is missing or malformed');
     const tag = from.params.get('tag');
@@ -75,11 +70,11 @@ export class RewrittenRequest {
       forwarded.headers.set('from', formatNameAddr({ displayName: rewrite.from.displayName, uri: rewrite.from.uri, params: from.params }));
     }
     const { credentials } = rewrite;
-    const digest =
+    this.side = typeof tag === 'string' && tag !== '' ? sideMarker(tag) : null;
+    this.#digest =
       credentials !== undefined && credentials.password !== null && forwarded.method === 'INVITE'
         ? new DigestClient({ username: credentials.username, password: credentials.password })
         : null;
-    return new RewrittenRequest(typeof tag === 'string' && tag !== '' ? sideMarker(tag) : null, digest);
   }
 
   /** The CSeq offset our Record-Route carries (`dpcs`), once a challenge was answered. */

@@ -35,13 +35,7 @@ export interface SelectChallengeOptions {
   readonly realm?: string;
 }
 
-const ERROR_PRIORITY: readonly DigestErrorCode[] = [
-  'unsupported-algorithm',
-  'unsupported-qop',
-  'missing-parameter',
-  'malformed',
-  'not-digest',
-];
+const ERROR_PRIORITY: readonly DigestErrorCode[] = ['unsupported-algorithm', 'unsupported-qop', 'missing-parameter', 'malformed', 'not-digest'];
 
 /** The RFC 8760 §2.4 preference: a `-sess` variant ranks with its hash. */
 function algorithmStrength(algorithm: DigestAlgorithm): number {
@@ -255,25 +249,25 @@ interface CacheEntry {
  *     credentials are reported rejected.
  */
 export class DigestClient {
-  private readonly entries = new Map<string, CacheEntry>();
-  private readonly algorithms: readonly DigestAlgorithm[];
-  private readonly maxStaleRetries: number;
-  private readonly makeCnonce: () => string;
-  private readonly credentials: DigestCredentials;
+  readonly #entries = new Map<string, CacheEntry>();
+  readonly #algorithms: readonly DigestAlgorithm[];
+  readonly #maxStaleRetries: number;
+  readonly #makeCnonce: () => string;
+  readonly #credentials: DigestCredentials;
 
   constructor(credentials: DigestCredentials, options: DigestClientOptions = {}) {
     assertHeaderSafe('username', credentials.username);
     if (typeof credentials.password !== 'string') throw new TypeError('password must be a string');
     if (credentials.realm !== undefined) assertHeaderSafe('realm', credentials.realm);
-    this.credentials = { ...credentials };
-    this.algorithms = options.algorithms ?? DIGEST_ALGORITHMS;
-    this.maxStaleRetries = options.maxStaleRetries ?? 3;
-    this.makeCnonce = options.cnonce ?? generateCnonce;
+    this.#credentials = { ...credentials };
+    this.#algorithms = options.algorithms ?? DIGEST_ALGORITHMS;
+    this.#maxStaleRetries = options.maxStaleRetries ?? 3;
+    this.#makeCnonce = options.cnonce ?? generateCnonce;
   }
 
   /** Realms with a remembered challenge. */
   get realms(): string[] {
-    return [...new Set([...this.entries.values()].map((e) => e.challenge.realm))];
+    return [...new Set([...this.#entries.values()].map((e) => e.challenge.realm))];
   }
 
   /**
@@ -282,16 +276,12 @@ export class DigestClient {
    * lines of the response. Throws only on programmer errors (bad status,
    * invalid method/URI).
    */
-  handleChallenge(
-    status: ChallengeStatus,
-    challengeValues: string | readonly string[],
-    request: DigestRequest,
-  ): DigestChallengeOutcome {
+  handleChallenge(status: ChallengeStatus, challengeValues: string | readonly string[], request: DigestRequest): DigestChallengeOutcome {
     if (status !== 401 && status !== 407) throw new RangeError(`status must be 401 or 407, got ${String(status)}`);
-    this.checkRequest(request);
+    this.#checkRequest(request);
     const selected = selectDigestChallenges(challengeValues, {
-      algorithms: this.algorithms,
-      ...(this.credentials.realm !== undefined ? { realm: this.credentials.realm } : {}),
+      algorithms: this.#algorithms,
+      ...(this.#credentials.realm !== undefined ? { realm: this.#credentials.realm } : {}),
     });
     if (!selected.ok) return { kind: 'error', error: selected.error };
 
@@ -300,14 +290,14 @@ export class DigestClient {
     let stale = false;
     for (const challenge of selected.value) {
       const key = entryKey(status, challenge.realm);
-      const prev = this.entries.get(key);
+      const prev = this.#entries.get(key);
       let staleStreak = 0;
       if (prev && prev.uses > 0) {
         const onlyDirectAnswer = prev.uses <= 1;
         if (challenge.stale) {
           staleStreak = onlyDirectAnswer ? prev.staleStreak + 1 : 1;
-          if (staleStreak > this.maxStaleRetries) {
-            this.entries.delete(key);
+          if (staleStreak > this.#maxStaleRetries) {
+            this.#entries.delete(key);
             return {
               kind: 'rejected',
               reason: 'too-many-stale',
@@ -317,7 +307,7 @@ export class DigestClient {
           }
           stale = true;
         } else if (onlyDirectAnswer || challenge.nonce === prev.challenge.nonce) {
-          this.entries.delete(key);
+          this.#entries.delete(key);
           return {
             kind: 'rejected',
             reason: 'credentials-rejected',
@@ -326,13 +316,10 @@ export class DigestClient {
           };
         }
       }
-      const sessCnonce = isSessionAlgorithm(challenge.algorithm) ? this.makeCnonce() : undefined;
-      updates.push([
-        key,
-        { status, challenge, uses: 0, staleStreak, ...(sessCnonce !== undefined ? { sessCnonce } : {}) },
-      ]);
+      const sessCnonce = isSessionAlgorithm(challenge.algorithm) ? this.#makeCnonce() : undefined;
+      updates.push([key, { status, challenge, uses: 0, staleStreak, ...(sessCnonce !== undefined ? { sessCnonce } : {}) }]);
     }
-    for (const [key, entry] of updates) this.entries.set(key, entry);
+    for (const [key, entry] of updates) this.#entries.set(key, entry);
     return { kind: 'authorize', headers: this.authorize(request), stale };
   }
 
@@ -342,23 +329,23 @@ export class DigestClient {
    * nothing is remembered. Entries whose nonce count is exhausted are dropped.
    */
   authorize(request: DigestRequest): DigestHeader[] {
-    this.checkRequest(request);
+    this.#checkRequest(request);
     const headers: DigestHeader[] = [];
-    for (const [key, entry] of this.entries) {
+    for (const [key, entry] of this.#entries) {
       const { challenge } = entry;
       if (entry.uses >= 0xffffffff) {
-        this.entries.delete(key);
+        this.#entries.delete(key);
         continue;
       }
       entry.uses++;
       const nc = challenge.qop === undefined ? undefined : entry.uses;
       const value = buildAuthorization({
         challenge,
-        username: this.credentials.username,
-        password: this.credentials.password,
+        username: this.#credentials.username,
+        password: this.#credentials.password,
         method: request.method,
         uri: request.uri,
-        ...(nc !== undefined ? { nc, cnonce: entry.sessCnonce ?? this.makeCnonce() } : {}),
+        ...(nc !== undefined ? { nc, cnonce: entry.sessCnonce ?? this.#makeCnonce() } : {}),
         ...(request.body !== undefined ? { body: request.body } : {}),
       });
       headers.push({
@@ -376,15 +363,15 @@ export class DigestClient {
   /** Forgets remembered challenges (all, or those of one realm). */
   forget(realm?: string): void {
     if (realm === undefined) {
-      this.entries.clear();
+      this.#entries.clear();
       return;
     }
-    for (const [key, entry] of this.entries) {
-      if (entry.challenge.realm === realm) this.entries.delete(key);
+    for (const [key, entry] of this.#entries) {
+      if (entry.challenge.realm === realm) this.#entries.delete(key);
     }
   }
 
-  private checkRequest(request: DigestRequest): void {
+  #checkRequest(request: DigestRequest): void {
     assertMethod(request.method);
     assertHeaderSafe('uri', request.uri);
   }

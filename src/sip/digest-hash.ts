@@ -95,8 +95,5 @@ export function computeDigestResponse(input: DigestResponseInput): string {
     throw new TypeError('qop requires nc and cnonce');
   }
   const nc = typeof input.nc === 'number' ? formatNonceCount(input.nc) : input.nc;
-  return digestHash(
-    input.algorithm,
-    `${ha1}:${input.nonce}:${nc}:${input.cnonce}:${input.qop}:${ha2}`,
-  );
+  return digestHash(input.algorithm, `${ha1}:${input.nonce}:${nc}:${input.cnonce}:${input.qop}:${ha2}`);
 }

@@ -13,13 +13,7 @@ import { isToken } from './lexical.ts';
 import { failed, ok, type Result } from './result.ts';
 
 /** Digest algorithms supported by this module (canonical spelling). */
-export type DigestAlgorithm =
-  | 'MD5'
-  | 'MD5-sess'
-  | 'SHA-256'
-  | 'SHA-256-sess'
-  | 'SHA-512-256'
-  | 'SHA-512-256-sess';
+export type DigestAlgorithm = 'MD5' | 'MD5-sess' | 'SHA-256' | 'SHA-256-sess' | 'SHA-512-256' | 'SHA-512-256-sess';
 
 /** Quality-of-protection values supported by this module. */
 export type DigestQop = 'auth' | 'auth-int';
@@ -118,9 +112,7 @@ export function authorizationHeaderName(status: ChallengeStatus): AuthorizationH
   return status === 407 ? 'Proxy-Authorization' : 'Authorization';
 }
 
-const ALGORITHM_BY_LOWER: ReadonlyMap<string, DigestAlgorithm> = new Map(
-  DIGEST_ALGORITHMS.map((a) => [a.toLowerCase(), a] as const),
-);
+const ALGORITHM_BY_LOWER: ReadonlyMap<string, DigestAlgorithm> = new Map(DIGEST_ALGORITHMS.map((a) => [a.toLowerCase(), a] as const));
 
 /** Canonicalises an algorithm name (case-insensitive); null if unsupported. */
 export function parseDigestAlgorithm(name: string): DigestAlgorithm | null {
@@ -186,145 +178,145 @@ const WS_RE = /[ \t\r\n]/;
 const TOKEN68_RE = /[A-Za-z0-9\-._~+/]+=*(?=[ \t\r\n]*(?:,|$))/y;
 
 class AuthHeaderParser {
-  private pos = 0;
-  private readonly src: string;
+  #pos = 0;
+  readonly #src: string;
 
   constructor(src: string) {
-    this.src = src;
+    this.#src = src;
   }
 
   /** Parses a full header value into auth items (challenges or credentials). */
   parseAll(): DigestResult<RawAuthItem[]> {
     const items: RawAuthItem[] = [];
     for (;;) {
-      this.skipWsAndCommas();
-      if (this.atEnd()) break;
-      const item = this.parseItem();
+      this.#skipWsAndCommas();
+      if (this.#atEnd()) break;
+      const item = this.#parseItem();
       if (!item.ok) return item;
       items.push(item.value.item);
       if (item.value.atNextItem) continue;
-      this.skipWs();
-      if (this.atEnd()) break;
-      if (this.peek() !== ',') return this.syntaxError('expected "," between challenges');
+      this.#skipWs();
+      if (this.#atEnd()) break;
+      if (this.#peek() !== ',') return this.#syntaxError('expected "," between challenges');
     }
     return ok(items);
   }
 
-  private parseItem(): DigestResult<{ item: RawAuthItem; atNextItem: boolean }> {
-    const scheme = this.readToken();
-    if (!scheme) return this.syntaxError('expected an auth scheme');
+  #parseItem(): DigestResult<{ item: RawAuthItem; atNextItem: boolean }> {
+    const scheme = this.#readToken();
+    if (!scheme) return this.#syntaxError('expected an auth scheme');
     const params = new Map<string, string>();
-    const hadWs = this.skipWs();
-    if (this.atEnd() || this.peek() === ',') {
+    const hadWs = this.#skipWs();
+    if (this.#atEnd() || this.#peek() === ',') {
       return ok({ item: { scheme, params }, atNextItem: false });
     }
-    if (!hadWs) return this.syntaxError(`expected whitespace after scheme "${scheme}"`);
+    if (!hadWs) return this.#syntaxError(`expected whitespace after scheme "${scheme}"`);
 
-    TOKEN68_RE.lastIndex = this.pos;
-    const t68 = TOKEN68_RE.exec(this.src);
+    TOKEN68_RE.lastIndex = this.#pos;
+    const t68 = TOKEN68_RE.exec(this.#src);
     if (t68) {
-      this.pos += t68[0].length;
+      this.#pos += t68[0].length;
       return ok({ item: { scheme, params, token68: t68[0] }, atNextItem: false });
     }
 
     for (;;) {
-      this.skipWs();
-      const nameStart = this.pos;
-      const name = this.readToken();
-      if (!name) return this.syntaxError('expected a parameter name');
-      this.skipWs();
-      if (this.peek() !== '=') {
-        if (params.size === 0) return this.syntaxError(`expected "=" after "${name}"`);
+      this.#skipWs();
+      const nameStart = this.#pos;
+      const name = this.#readToken();
+      if (!name) return this.#syntaxError('expected a parameter name');
+      this.#skipWs();
+      if (this.#peek() !== '=') {
+        if (params.size === 0) return this.#syntaxError(`expected "=" after "${name}"`);
         // A token without "=" after a comma starts the next challenge.
-        this.pos = nameStart;
+        this.#pos = nameStart;
         return ok({ item: { scheme, params }, atNextItem: true });
       }
-      this.pos++; // '='
-      this.skipWs();
-      const value = this.readValue();
+      this.#pos++; // '='
+      this.#skipWs();
+      const value = this.#readValue();
       if (!value.ok) return value;
       const key = name.toLowerCase();
-      if (params.has(key)) return this.syntaxError(`duplicate parameter "${key}"`);
+      if (params.has(key)) return this.#syntaxError(`duplicate parameter "${key}"`);
       params.set(key, value.value);
 
-      this.skipWs();
-      if (this.atEnd()) return ok({ item: { scheme, params }, atNextItem: false });
-      if (this.peek() === ',') {
-        this.skipWsAndCommas();
-        if (this.atEnd()) return ok({ item: { scheme, params }, atNextItem: false });
+      this.#skipWs();
+      if (this.#atEnd()) return ok({ item: { scheme, params }, atNextItem: false });
+      if (this.#peek() === ',') {
+        this.#skipWsAndCommas();
+        if (this.#atEnd()) return ok({ item: { scheme, params }, atNextItem: false });
         continue;
       }
       // Tolerate a missing comma between parameters (seen in the wild), but
       // only if what follows really is `name=`.
-      if (!this.lookingAtParam()) {
-        return this.syntaxError(`unexpected character ${JSON.stringify(this.peek())}`);
+      if (!this.#lookingAtParam()) {
+        return this.#syntaxError(`unexpected character ${JSON.stringify(this.#peek())}`);
       }
     }
   }
 
-  private lookingAtParam(): boolean {
-    const save = this.pos;
-    const name = this.readToken();
-    this.skipWs();
-    const result = !!name && this.peek() === '=';
-    this.pos = save;
+  #lookingAtParam(): boolean {
+    const save = this.#pos;
+    const name = this.#readToken();
+    this.#skipWs();
+    const result = !!name && this.#peek() === '=';
+    this.#pos = save;
     return result;
   }
 
-  private readValue(): DigestResult<string> {
-    if (this.peek() === '"') {
-      this.pos++;
+  #readValue(): DigestResult<string> {
+    if (this.#peek() === '"') {
+      this.#pos++;
       let out = '';
-      while (!this.atEnd()) {
-        const c = this.src[this.pos++];
+      while (!this.#atEnd()) {
+        const c = this.#src[this.#pos++];
         if (c === '"') return ok(out);
         if (c === '\\') {
-          if (this.atEnd()) break;
-          out += this.src[this.pos++];
+          if (this.#atEnd()) break;
+          out += this.#src[this.#pos++];
           continue;
         }
         out += c;
       }
-      return this.syntaxError('unterminated quoted string');
+      return this.#syntaxError('unterminated quoted string');
     }
-    const start = this.pos;
-    while (!this.atEnd()) {
-      const c = this.src[this.pos];
+    const start = this.#pos;
+    while (!this.#atEnd()) {
+      const c = this.#src[this.#pos];
       if (c === ',' || c === '"' || WS_RE.test(c)) break;
-      this.pos++;
+      this.#pos++;
     }
-    if (this.pos === start) return this.syntaxError('expected a parameter value');
-    return ok(this.src.slice(start, this.pos));
+    if (this.#pos === start) return this.#syntaxError('expected a parameter value');
+    return ok(this.#src.slice(start, this.#pos));
   }
 
-  private readToken(): string {
-    const start = this.pos;
-    while (!this.atEnd() && TCHAR_RE.test(this.src[this.pos])) this.pos++;
-    return this.src.slice(start, this.pos);
+  #readToken(): string {
+    const start = this.#pos;
+    while (!this.#atEnd() && TCHAR_RE.test(this.#src[this.#pos])) this.#pos++;
+    return this.#src.slice(start, this.#pos);
   }
 
-  private skipWs(): boolean {
-    const start = this.pos;
-    while (!this.atEnd() && WS_RE.test(this.src[this.pos])) this.pos++;
-    return this.pos > start;
+  #skipWs(): boolean {
+    const start = this.#pos;
+    while (!this.#atEnd() && WS_RE.test(this.#src[this.#pos])) this.#pos++;
+    return this.#pos > start;
   }
 
-  private skipWsAndCommas(): void {
-    while (!this.atEnd() && (this.src[this.pos] === ',' || WS_RE.test(this.src[this.pos]))) {
-      this.pos++;
+  #skipWsAndCommas(): void {
+    while (!this.#atEnd() && (this.#src[this.#pos] === ',' || WS_RE.test(this.#src[this.#pos]))) {
+      this.#pos++;
     }
   }
 
-  private peek(): string {
-    return this.src[this.pos] ?? '';
+  #peek(): string {
+    return this.#src[this.#pos] ?? '';
   }
 
-  private atEnd(): boolean {
-    return this.pos >= this.src.length;
+  #atEnd(): boolean {
+    return this.#pos >= this.#src.length;
   }
 
-  private syntaxError<T>(what: string): DigestResult<T> {
-    return digestFailure('malformed', `${what} at offset ${this.pos} in ${JSON.stringify(this.src)}`);
+  #syntaxError<T>(what: string): DigestResult<T> {
+    return digestFailure('malformed', `${what} at offset ${this.#pos} in ${JSON.stringify(this.#src)}`);
   }
 }
 
@@ -414,9 +406,7 @@ function challengeFromItem(item: RawAuthItem): DigestResult<DigestChallenge> {
  * a header value with a syntax error yields a single `malformed` result, and
  * non-Digest challenges yield `not-digest` results. Never throws.
  */
-export function parseDigestChallenges(
-  headerValues: string | readonly string[],
-): DigestResult<DigestChallenge>[] {
+export function parseDigestChallenges(headerValues: string | readonly string[]): DigestResult<DigestChallenge>[] {
   const values = typeof headerValues === 'string' ? [headerValues] : headerValues;
   const out: DigestResult<DigestChallenge>[] = [];
   for (const value of values) {

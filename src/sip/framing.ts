@@ -13,9 +13,7 @@ import { MAX_MESSAGE_SIZE } from './parser.ts';
 import { failed, ok, type Result } from './result.ts';
 
 export type FramerEvent =
-  | { readonly type: 'message'; readonly data: Buffer }
-  | { readonly type: 'ping' }
-  | { readonly type: 'error'; readonly error: string };
+  { readonly type: 'message'; readonly data: Buffer } | { readonly type: 'ping' } | { readonly type: 'error'; readonly error: string };
 
 export interface StreamFramerOptions {
   /** Largest message (headers plus body) in octets; defaults to MAX_MESSAGE_SIZE. */
@@ -38,7 +36,6 @@ const enum State {
   /** Headers complete; waiting for the rest of the body. */
   Body,
 }
-
 
 function isLws(code: number): boolean {
   return code === 0x20 || code === 0x09;

@@ -20,4 +20,3 @@ export function removeHeaderPatterns(headers: SipHeaders, patterns: readonly str
     for (const key of keys) headers.delete(key);
   }
 }
-

@@ -5,7 +5,6 @@
 import { Char, isLws, isTokenCode, quoteString, readQuotedString, skipLws, trimLws } from './lexical.ts';
 import { formatHeaderParams, parseParamsInto, type HeaderParams } from './parse-header.ts';
 
-
 export interface NameAddr {
   /** Unquoted display name, or null when absent. */
   displayName: string | null;
@@ -92,4 +91,3 @@ export function formatNameAddr(address: NameAddr): string {
   const display = address.displayName === null ? '' : quoteString(address.displayName) + ' ';
   return `${display}<${address.uri}>${formatHeaderParams(address.params)}`;
 }
-

@@ -108,7 +108,6 @@ export function formatHeaderParams(params: HeaderParams): string {
   return out;
 }
 
-
 /**
  * Parses an unsigned decimal in text[start, end) (digits only, leading zeros
  * allowed). Returns -1 when empty, non-numeric, or greater than max.
@@ -187,4 +186,3 @@ export function parseExpires(value: string): number | null {
   const seconds = parseDecimal(value, start, end, UINT32_MAX);
   return seconds < 0 ? UINT32_MAX : seconds;
 }
-

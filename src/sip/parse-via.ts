@@ -88,4 +88,3 @@ export function topVia(message: SipMessage): Via | null {
   const value = message.headers.get('via');
   return value === undefined ? null : parseVia(value);
 }
-

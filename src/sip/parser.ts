@@ -56,7 +56,6 @@ const LF = 0x0a;
 const SP = 0x20;
 const HT = 0x09;
 
-
 function failure(reason: string): ParseResult {
   return failed({ reason });
 }
@@ -188,7 +187,7 @@ export function parseMessage(input: Buffer | string): ParseResult {
   // Find the empty line ending the header section: LF followed by LF or CRLF.
   let headerEnd = data.length;
   let bodyStart = data.length;
-  for (let lineStart = start; ; ) {
+  for (let lineStart = start; ;) {
     const lf = data.indexOf(LF, lineStart);
     if (lf === -1) {
       state.reject('header section not terminated by an empty line');

@@ -333,7 +333,7 @@ export class SipProxy {
       removeHeaderPatterns(forwarded.headers, decision.removeHeaders ?? []);
       for (const [name, value] of decision.addHeaders ?? []) forwarded.headers.append(name, value);
       if (decision.from !== undefined || decision.credentials !== undefined) {
-        context.rewrite = RewrittenRequest.start(forwarded, decision);
+        context.rewrite = new RewrittenRequest(forwarded, decision);
         context.restoreUpstream = true;
       }
     } catch (error) {

@@ -56,10 +56,13 @@ export class OwnAddresses {
   /** `aliases`: `host` (with `port`) or `host:port`, e.g. other instances behind one name. */
   constructor(host: string, port: number, aliases: readonly string[] = []) {
     this.viaHostPort = `${formatHost(host)}:${port}`;
-    this.#keys = new Set([hostPortKey(host, port), ...aliases.map((alias) => {
-      const parsed = parseHostPort(alias, port);
-      return hostPortKey(parsed.host, parsed.port);
-    })]);
+    this.#keys = new Set([
+      hostPortKey(host, port),
+      ...aliases.map((alias) => {
+        const parsed = parseHostPort(alias, port);
+        return hostPortKey(parsed.host, parsed.port);
+      }),
+    ]);
   }
 
   isUs(host: string, port: number | null, defaultPort = DEFAULT_SIP_PORT): boolean {

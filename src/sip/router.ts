@@ -47,4 +47,3 @@ export interface InitialRequestRecord {
   endedAt: Date;
   context: unknown;
 }
-

@@ -156,4 +156,3 @@ export class NonInviteServerTransaction extends ServerTransaction {
     this.#state = 'terminated';
   }
 }
-

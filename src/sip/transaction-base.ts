@@ -12,7 +12,6 @@ import { parseCSeq } from './parse-header.ts';
 import { parseVia, type Via } from './parse-via.ts';
 import type { Destination, MessageSource } from './transport.ts';
 
-
 /** Prefix of every RFC 3261 branch parameter (§8.1.1.7). */
 export const BRANCH_MAGIC_COOKIE = 'z9hG4bK';
 
@@ -222,4 +221,3 @@ export abstract class Transaction {
     return timer;
   }
 }
-

@@ -199,7 +199,8 @@ export class TransactionLayer {
       this.#options.onRequest(request, source, transaction);
     } catch (error) {
       // A TU failure must not leave the transaction (and the caller) waiting forever.
-      if (transaction.lastResponse === null || transaction.lastResponse.status < 200) transaction.respond(buildResponse(request, 500, { toTag: createTag() }));
+      if (transaction.lastResponse === null || transaction.lastResponse.status < 200)
+        transaction.respond(buildResponse(request, 500, { toTag: createTag() }));
       throw error;
     }
   }
@@ -211,4 +212,3 @@ export class TransactionLayer {
     else this.#options.onStrayResponse?.(response, source);
   }
 }
-

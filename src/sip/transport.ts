@@ -197,7 +197,7 @@ function guardedLookup(refusal: (address: string) => string | null) {
       else callback(null, hostname, net.isIP(hostname));
       return;
     }
-    dns.lookup(hostname, { family: family === 'IPv4' ? 4 : family === 'IPv6' ? 6 : (family), all: true }, (error, addresses) => {
+    dns.lookup(hostname, { family: family === 'IPv4' ? 4 : family === 'IPv6' ? 6 : family, all: true }, (error, addresses) => {
       if (error) return callback(error, '');
       const allowed = addresses.filter((a) => refusal(a.address) === null);
       if (allowed.length === 0) {

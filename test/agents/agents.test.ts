@@ -114,7 +114,7 @@ for (const backend of await testBackends()) {
       assert.equal(disabled.status, 200);
       assert.ok(disabled.body.lastUpdateTime > created.lastUpdateTime, 'lastUpdateTime moves');
       assert.deepEqual(disabled.body, { ...created, isEnabled: false, lastUpdateTime: disabled.body.lastUpdateTime });
-      assert.deepEqual((await api.getAgent(created.agentId)), disabled.body);
+      assert.deepEqual(await api.getAgent(created.agentId), disabled.body);
 
       // Other partial updates leave isEnabled alone.
       await nextMillisecond();

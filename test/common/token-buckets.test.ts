@@ -5,7 +5,10 @@ import { TokenBuckets } from '../../src/common/token-buckets.ts';
 test('a burst, then the rate; each key on its own', () => {
   let now = 0;
   const buckets = new TokenBuckets({ ratePerSecond: 2, burst: 3, now: () => now });
-  assert.deepEqual([1, 2, 3, 4].map(() => buckets.take('a')), [true, true, true, false]);
+  assert.deepEqual(
+    [1, 2, 3, 4].map(() => buckets.take('a')),
+    [true, true, true, false],
+  );
   assert.equal(buckets.waitMs('a'), 500);
   assert.equal(buckets.take('b'), true, 'another key has its own bucket');
   now = 499;
@@ -13,7 +16,11 @@ test('a burst, then the rate; each key on its own', () => {
   now = 1000;
   assert.deepEqual([buckets.take('a'), buckets.take('a'), buckets.take('a')], [true, true, false], 'refilled at 2 a second');
   now = 100_000;
-  assert.deepEqual([1, 2, 3, 4].map(() => buckets.take('a')), [true, true, true, false], 'never more than the burst');
+  assert.deepEqual(
+    [1, 2, 3, 4].map(() => buckets.take('a')),
+    [true, true, true, false],
+    'never more than the burst',
+  );
 });
 
 test('memory is bounded: past maxKeys the oldest bucket is forgotten', () => {

@@ -39,8 +39,7 @@ for (const backend of await testBackends()) {
     });
     after(() => server.close());
 
-    const storedRow = (id: string) =>
-      server.server.ctx.db.selectFrom('sip_credentials').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
+    const storedRow = (id: string) => server.server.ctx.db.selectFrom('sip_credentials').selectAll().where('id', '=', id).executeTakeFirstOrThrow();
 
     test('POST creates with the documented defaults', async () => {
       const res = await api.req('POST', BASE, { body: { server: 'sip.example.com' } });
@@ -130,7 +129,10 @@ for (const backend of await testBackends()) {
       );
 
       const page = await org.req('GET', BASE, { query: { skip: 1, take: 2 } });
-      assert.deepEqual(page.body.items.map((c: any) => c.id), ids.slice(1, 3));
+      assert.deepEqual(
+        page.body.items.map((c: any) => c.id),
+        ids.slice(1, 3),
+      );
       assert.equal(page.body.totalCount, 5);
       assert.equal(page.body.skip, 1);
       assert.equal(page.body.take, 2);
@@ -206,11 +208,9 @@ for (const backend of await testBackends()) {
       assertProblem(await api.req('PUT', `${BASE}/${missingId()}`, { body: { server: 'x.example.com' } }), 404);
       const created = await api.createCredentials({ description: 'keep me' });
       assertProblem(await api.req('PUT', `${BASE}/${created.id}`, { body: { description: 'no server' } }), 400, ['server']);
-      assertProblem(
-        await api.req('PUT', `${BASE}/${created.id}`, { body: { server: 'x.example.com', allowedAddresses: ['nope'] } }),
-        400,
-        ['allowedAddresses'],
-      );
+      assertProblem(await api.req('PUT', `${BASE}/${created.id}`, { body: { server: 'x.example.com', allowedAddresses: ['nope'] } }), 400, [
+        'allowedAddresses',
+      ]);
       assertProblem(await api.req('PUT', `${BASE}/${created.id}`, { body: { server: 'x.example.com:0' } }), 400, ['server']);
       assert.deepEqual((await api.req('GET', `${BASE}/${created.id}`)).body, created);
     });
@@ -309,7 +309,18 @@ for (const backend of await testBackends()) {
       assert.equal(created.status, 201);
       assert.deepEqual(created.body.allowedAddresses, ok);
       const broad = ['0.0.0.0/0', '10.0.0.0/8', '10.0.0.0/15', '::/0', '2001:db8::/31'];
-      for (const bad of ['1.2.3.4/33', 'nope', '10.0.0.0/', '10.0.0.0/-1', '10.0.0.0/8/8', '2001:db8::/129', '256.1.1.1', 'sip.example.com', '1.2.3.4 ', ...broad]) {
+      for (const bad of [
+        '1.2.3.4/33',
+        'nope',
+        '10.0.0.0/',
+        '10.0.0.0/-1',
+        '10.0.0.0/8/8',
+        '2001:db8::/129',
+        '256.1.1.1',
+        'sip.example.com',
+        '1.2.3.4 ',
+        ...broad,
+      ]) {
         const res = await api.req('POST', BASE, { body: { server: 'sip.example.com', allowedAddresses: ['10.0.0.1', bad] } });
         assertProblem(res, 400, ['allowedAddresses']);
       }
@@ -394,7 +405,9 @@ for (const backend of await testBackends()) {
         const force = i % 2 === 0;
         const [deleted, created] = await Promise.all([
           org.req('DELETE', `${BASE}/${creds.id}`, { query: { force } }),
-          org.req('POST', '/api/v1/sip-phone-numbers', { body: { phoneNumber: `+1555010140${String(i).padStart(2, '0')}`, credentialsId: creds.id } }),
+          org.req('POST', '/api/v1/sip-phone-numbers', {
+            body: { phoneNumber: `+1555010140${String(i).padStart(2, '0')}`, credentialsId: creds.id },
+          }),
         ]);
         const what = `force=${force}: delete ${deleted.status}, create ${created.status}`;
         assert.ok([204, 409].includes(deleted.status), what);

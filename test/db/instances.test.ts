@@ -112,7 +112,10 @@ describe('two instances on one PostgreSQL', { skip: !postgres && 'PostgreSQL not
       ),
     );
     assert.equal(responses.length, 50);
-    assert.ok(responses.every((r) => r.status === 200 || r.status === 409), 'only 200 or 409');
+    assert.ok(
+      responses.every((r) => r.status === 200 || r.status === 409),
+      'only 200 or 409',
+    );
     const winners = new Set(responses.filter((r) => r.status === 200).map((r) => r.body.orgId));
     assert.equal(winners.size, 1);
     const linked = await a.server.ctx.db

@@ -87,18 +87,21 @@ for (const backend of await testBackends()) {
       assert.equal(await agentByName.first(handle.db, { orgId, name: 'rolled-back' }), undefined);
     });
 
-    if (backend === 'postgres') test('it goes out as a named statement, parsed once per connection', async () => {
-      const single = openDatabase(loadConfig(database.env).database, { max: 1 });
-      try {
-        await agentByName.rows(single.db, { orgId, name: 'one' });
-        await agentByName.rows(single.db, { orgId, name: 'two' });
-        const { rows } = await sql<{ name: string }>`select name from pg_prepared_statements where statement like '%"is_enabled" = $3%'`.execute(single.db);
-        assert.equal(rows.length, 1, 'one statement for both runs');
-        assert.match(rows[0].name, /^dialplane_\d+$/);
-      } finally {
-        await single.close();
-      }
-    });
+    if (backend === 'postgres')
+      test('it goes out as a named statement, parsed once per connection', async () => {
+        const single = openDatabase(loadConfig(database.env).database, { max: 1 });
+        try {
+          await agentByName.rows(single.db, { orgId, name: 'one' });
+          await agentByName.rows(single.db, { orgId, name: 'two' });
+          const { rows } = await sql<{ name: string }>`select name from pg_prepared_statements where statement like '%"is_enabled" = $3%'`.execute(
+            single.db,
+          );
+          assert.equal(rows.length, 1, 'one statement for both runs');
+          assert.match(rows[0].name, /^dialplane_\d+$/);
+        } finally {
+          await single.close();
+        }
+      });
 
     test('a value that does not become a parameter is refused', async () => {
       const wrong = preparedQuery((db, v: { orgId: string; unused: string }) => {

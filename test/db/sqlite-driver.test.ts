@@ -13,7 +13,12 @@ describe('SQLite group commit', () => {
   let db: Kysely<any>;
 
   const counter = (name: string) => db.selectFrom('counters').select('value').where('name', '=', name).executeTakeFirstOrThrow();
-  const bump = (name: string) => db.updateTable('counters').set({ value: sql`value + 1` }).where('name', '=', name).executeTakeFirst();
+  const bump = (name: string) =>
+    db
+      .updateTable('counters')
+      .set({ value: sql`value + 1` })
+      .where('name', '=', name)
+      .executeTakeFirst();
   /** Frames in the write-ahead log; one commit of one page adds one (checkpoint truncation aside). */
   const walFrames = async () => (await sql<{ log: number }>`pragma wal_checkpoint(passive)`.execute(db)).rows[0].log;
 
@@ -22,7 +27,14 @@ describe('SQLite group commit', () => {
     handle = openDatabase({ kind: 'sqlite', file: path.join(dir, 'driver.db') });
     db = handle.db;
     await sql`create table counters (name text primary key, value integer not null check (value < 1000))`.execute(db);
-    await db.insertInto('counters').values([{ name: 'a', value: 0 }, { name: 'b', value: 0 }, { name: 'full', value: 999 }]).execute();
+    await db
+      .insertInto('counters')
+      .values([
+        { name: 'a', value: 0 },
+        { name: 'b', value: 0 },
+        { name: 'full', value: 999 },
+      ])
+      .execute();
   });
   after(async () => {
     await handle.close();
@@ -103,7 +115,10 @@ describe('SQLite group commit', () => {
     const file = path.join(dir, 'close.db');
     const first = openDatabase({ kind: 'sqlite', file });
     await sql`create table t (x integer)`.execute(first.db);
-    const write = first.db.insertInto('t' as never).values({ x: 1 }).execute();
+    const write = first.db
+      .insertInto('t' as never)
+      .values({ x: 1 })
+      .execute();
     // Microtasks only: the write reaches the driver's queue, and its commit (next turn) has not run.
     for (let i = 0; i < 50; i++) await Promise.resolve();
     await first.close();

@@ -39,10 +39,16 @@ describe('a call across two instances', { skip: !postgres && 'PostgreSQL not ava
     carrier = await UdpPeer.start('127.0.0.2', edgeA);
     agent = await UdpPeer.start('127.0.0.3', edgeA);
     const key = a.defaultKey;
-    const creds = await a.request('POST', '/api/v1/sip-credentials', { key, body: { server: `127.0.0.2:${carrier.port}`, allowedAddresses: ['127.0.0.2'] } });
+    const creds = await a.request('POST', '/api/v1/sip-credentials', {
+      key,
+      body: { server: `127.0.0.2:${carrier.port}`, allowedAddresses: ['127.0.0.2'] },
+    });
     const runtime = await a.request('POST', '/api/v1/agents', { key, body: { name: 'agent', sipUri: `sip:agent@${agent.hostPort}` } });
     const number = await a.request('POST', '/api/v1/sip-phone-numbers', { key, body: { phoneNumber: NUMBER, credentialsId: creds.body.id } });
-    assert.equal((await a.request('PUT', `/api/v1/sip-phone-numbers/${number.body.id}/agent-link`, { key, query: { agentId: runtime.body.agentId } })).status, 200);
+    assert.equal(
+      (await a.request('PUT', `/api/v1/sip-phone-numbers/${number.body.id}/agent-link`, { key, query: { agentId: runtime.body.agentId } })).status,
+      200,
+    );
   });
   after(async () => {
     await carrier?.close();

@@ -19,9 +19,15 @@ test('a call set up before a restart is relayed after it', async () => {
   let server = await startTestServer('sqlite', { database, env });
   try {
     const key = server.defaultKey;
-    const creds = await server.request('POST', '/api/v1/sip-credentials', { key, body: { server: `127.0.0.2:${carrier.port}`, allowedAddresses: ['127.0.0.2'] } });
+    const creds = await server.request('POST', '/api/v1/sip-credentials', {
+      key,
+      body: { server: `127.0.0.2:${carrier.port}`, allowedAddresses: ['127.0.0.2'] },
+    });
     const runtime = await server.request('POST', '/api/v1/agents', { key, body: { name: 'agent', sipUri: `sip:agent@${agent.hostPort}` } });
-    const number = await server.request('POST', '/api/v1/sip-phone-numbers', { key, body: { phoneNumber: '+15550160000', credentialsId: creds.body.id } });
+    const number = await server.request('POST', '/api/v1/sip-phone-numbers', {
+      key,
+      body: { phoneNumber: '+15550160000', credentialsId: creds.body.id },
+    });
     await server.request('PUT', `/api/v1/sip-phone-numbers/${number.body.id}/agent-link`, { key, query: { agentId: runtime.body.agentId } });
 
     const call = newCall(`127.0.0.1:${port}`, '+15550160000');

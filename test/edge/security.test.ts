@@ -140,7 +140,10 @@ describe('SIP edge security', () => {
       const refusal = await from.next(response(403), `403 for ${dialled}`);
       await delay(QUIET_MS);
       assert.equal(from.received.length, 0, 'no 100 Trying, no retransmission');
-      assert.ok(from.sizes.at(-1)! <= Buffer.byteLength(text), `the answer (${from.sizes.at(-1)} bytes) is no larger than the request (${Buffer.byteLength(text)})`);
+      assert.ok(
+        from.sizes.at(-1)! <= Buffer.byteLength(text),
+        `the answer (${from.sizes.at(-1)} bytes) is no larger than the request (${Buffer.byteLength(text)})`,
+      );
       answers.push(`${refusal.status} ${refusal.reason}`);
     }
     assert.deepEqual(answers, ['403 Forbidden', '403 Forbidden'], 'no way to tell which numbers exist');
@@ -259,7 +262,12 @@ describe('SIP edge security', () => {
   });
 
   test('X-Dialplane-* never crosses the edge except as the edge writes it; P-Asserted-Identity only from trusted sources', async () => {
-    const forgedHeaders = ['X-Dialplane-Agent-Id: forged', 'X-Dialplane-Org-Id: forged', 'X-Dialplane-Anything: forged', 'P-Asserted-Identity: <sip:+15550001111@carrier.example>'];
+    const forgedHeaders = [
+      'X-Dialplane-Agent-Id: forged',
+      'X-Dialplane-Org-Id: forged',
+      'X-Dialplane-Anything: forged',
+      'P-Asserted-Identity: <sip:+15550001111@carrier.example>',
+    ];
     const { call, invite, agentTag, ok } = await legitCall(forgedHeaders);
     const agentId = invite.headers.get('x-dialplane-agent-id');
     assert.match(agentId ?? '', /^[0-9a-f-]{36}$/, 'the edge’s own agent id');
@@ -328,7 +336,10 @@ describe('SIP edge security', () => {
     const broadCreds = await theirs('POST', '/api/v1/sip-credentials', { server: '127.0.0.2', allowedAddresses: ['127.0.0.0/16'] });
     const theirAgent = await theirs('POST', '/api/v1/agents', { name: 'capturer', sipUri: `sip:capture@${victim.hostPort}` });
     const theirNumber = await theirs('POST', '/api/v1/sip-phone-numbers', { phoneNumber: captured, credentialsId: broadCreds.body.id });
-    assert.equal((await theirs('PUT', `/api/v1/sip-phone-numbers/${theirNumber.body.id}/agent-link`, undefined, { agentId: theirAgent.body.agentId })).status, 200);
+    assert.equal(
+      (await theirs('PUT', `/api/v1/sip-phone-numbers/${theirNumber.body.id}/agent-link`, undefined, { agentId: theirAgent.body.agentId })).status,
+      200,
+    );
     // The owner has the number on its exact trunk address.
     const ownerCreds = (await api('GET', '/api/v1/sip-credentials')).body.items[0];
     assert.equal((await api('POST', '/api/v1/sip-phone-numbers', { phoneNumber: captured, credentialsId: ownerCreds.id })).status, 201);
@@ -347,8 +358,14 @@ describe('SIP edge security', () => {
 
   test('stored fields are capped: an overlong Call-ID from a trunk is cut in the call record', async () => {
     const other = await server.newOrg();
-    const creds = await server.request('POST', '/api/v1/sip-credentials', { key: other.apiKey, body: { server: '127.0.0.2', allowedAddresses: ['127.0.0.2'] } });
-    await server.request('POST', '/api/v1/sip-phone-numbers', { key: other.apiKey, body: { phoneNumber: '+15559990001', credentialsId: creds.body.id } });
+    const creds = await server.request('POST', '/api/v1/sip-credentials', {
+      key: other.apiKey,
+      body: { server: '127.0.0.2', allowedAddresses: ['127.0.0.2'] },
+    });
+    await server.request('POST', '/api/v1/sip-phone-numbers', {
+      key: other.apiKey,
+      body: { phoneNumber: '+15559990001', credentialsId: creds.body.id },
+    });
     await delay(50);
     const call: Call = { ...newCall(edgeAddress, '+15559990001'), callId: `${'y'.repeat(2000)}@carrier` };
     carrier.send(inviteText(call, carrier));

@@ -57,14 +57,18 @@ describe('SIP edge: slow TCP senders', () => {
         const socket = await connect(port, `127.0.1.${s + 1}`);
         socket.on('error', () => undefined);
         closed.push(new Promise((resolve) => socket.once('close', () => resolve())));
-        socket.write(`INVITE sip:+15550100000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.1.${s + 1}:5060;branch=z9hG4bK${s}x${i}\r\nFrom: <sip:x@y>;tag=${i}\r\n`);
+        socket.write(
+          `INVITE sip:+15550100000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.1.${s + 1}:5060;branch=z9hG4bK${s}x${i}\r\nFrom: <sip:x@y>;tag=${i}\r\n`,
+        );
         sockets.push(socket);
       }
     }
     await delay(300);
     const during = rssBytes(server.child.pid!);
     const growth = during - before;
-    process.stdout.write(`# ${sockets.length} slow connections: server RSS ${(before / 2 ** 20).toFixed(1)} → ${(during / 2 ** 20).toFixed(1)} MiB (${Math.round(growth / sockets.length)} B each)\n`);
+    process.stdout.write(
+      `# ${sockets.length} slow connections: server RSS ${(before / 2 ** 20).toFixed(1)} → ${(during / 2 ** 20).toFixed(1)} MiB (${Math.round(growth / sockets.length)} B each)\n`,
+    );
     assert.ok(growth < sockets.length * BUDGET_PER_CONNECTION_BYTES, `RSS grew by ${growth} bytes`);
     const started = Date.now();
     await Promise.all(closed);

@@ -118,7 +118,10 @@ for (const backend of await testBackends()) {
         for (const [method, path] of routes) assertProblem(await raw(method, path, { key: org.apiKey }), 401);
         assert.equal((await raw('GET', '/api/v1/agents', { key: second.apiKey })).status, 200);
         await revokeApiKey(server.server.ctx.db, second.apiKey);
-        await eventually('the second revoked key is refused', async () => (await raw('GET', '/api/v1/agents', { key: second.apiKey })).status === 401);
+        await eventually(
+          'the second revoked key is refused',
+          async () => (await raw('GET', '/api/v1/agents', { key: second.apiKey })).status === 401,
+        );
         assertProblem(await raw('GET', '/api/v1/agents', { key: second.apiKey }), 401);
       });
 
@@ -177,7 +180,10 @@ for (const backend of await testBackends()) {
           'PUT /api/v1/sip-phone-numbers/nope': { phoneNumber: '+15550120000', credentialsId: creds.id },
         };
         for (const [method, path, field] of paths) {
-          const res = await api.req(method, path, { body: bodies[`${method} ${path}`], query: path.endsWith('agent-link') ? { agentId: agent.agentId } : {} });
+          const res = await api.req(method, path, {
+            body: bodies[`${method} ${path}`],
+            query: path.endsWith('agent-link') ? { agentId: agent.agentId } : {},
+          });
           assertProblem(res, 400, [field]);
         }
       });
@@ -206,8 +212,14 @@ for (const backend of await testBackends()) {
       });
 
       test('a value outside an enum', async () => {
-        assertProblem(await api.req('POST', '/api/v1/sip-credentials', { body: { server: 'sip.example.com', transport: 'http' } }), 400, ['transport']);
-        assertProblem(await api.req('PUT', `/api/v1/sip-phone-numbers/${number.id}/agent-link`, { query: { agentId: agent.agentId, mode: 'both' } }), 400, ['mode']);
+        assertProblem(await api.req('POST', '/api/v1/sip-credentials', { body: { server: 'sip.example.com', transport: 'http' } }), 400, [
+          'transport',
+        ]);
+        assertProblem(
+          await api.req('PUT', `/api/v1/sip-phone-numbers/${number.id}/agent-link`, { query: { agentId: agent.agentId, mode: 'both' } }),
+          400,
+          ['mode'],
+        );
         assertProblem(await api.req('DELETE', `/api/v1/sip-credentials/${creds.id}`, { query: { force: 'maybe' } }), 400, ['force']);
       });
 
@@ -228,7 +240,12 @@ for (const backend of await testBackends()) {
           const res = await api.req(method, path, { body });
           assert.equal(res.status, 400, `${method} ${path}`);
           assertProblemShape(res);
-          assert.ok(Object.values(res.body.errors).flat().some((m) => /not a known field/.test(String(m))), JSON.stringify(res.body.errors));
+          assert.ok(
+            Object.values(res.body.errors)
+              .flat()
+              .some((m) => /not a known field/.test(String(m))),
+            JSON.stringify(res.body.errors),
+          );
         }
       });
 
@@ -269,8 +286,14 @@ for (const backend of await testBackends()) {
       });
 
       test('a phone number that does not normalize', async () => {
-        assertProblem(await api.req('POST', '/api/v1/sip-phone-numbers', { body: { phoneNumber: '+1 555 CALL NOW', credentialsId: creds.id } }), 400, ['phoneNumber']);
-        assertProblem(await api.req('PUT', `/api/v1/sip-phone-numbers/${number.id}`, { body: { phoneNumber: '12', credentialsId: creds.id } }), 400, ['phoneNumber']);
+        assertProblem(
+          await api.req('POST', '/api/v1/sip-phone-numbers', { body: { phoneNumber: '+1 555 CALL NOW', credentialsId: creds.id } }),
+          400,
+          ['phoneNumber'],
+        );
+        assertProblem(await api.req('PUT', `/api/v1/sip-phone-numbers/${number.id}`, { body: { phoneNumber: '12', credentialsId: creds.id } }), 400, [
+          'phoneNumber',
+        ]);
         assertProblem(await api.req('GET', '/api/v1/sip-phone-numbers', { query: { phoneNumber: 'abc' } }), 400, ['phoneNumber']);
       });
 
@@ -382,7 +405,17 @@ for (const backend of await testBackends()) {
         fc.constantFrom('-1', '0', '1e3', '2147483648', 'true', 'false', 'null', '[]', '%00', agent.agentId, missingId()),
       );
       const query = fc.record(
-        { skip: value, take: value, phoneNumber: value, linkedAgentId: value, unlinkedOnly: value, providerId: value, agentId: value, mode: value, force: value },
+        {
+          skip: value,
+          take: value,
+          phoneNumber: value,
+          linkedAgentId: value,
+          unlinkedOnly: value,
+          providerId: value,
+          agentId: value,
+          mode: value,
+          force: value,
+        },
         { requiredKeys: [] },
       );
       const targets: [string, string][] = [
@@ -434,7 +467,10 @@ for (const backend of await testBackends()) {
         assert.ok(bearer, 'a bearer security scheme');
         for (const op of OPERATIONS) {
           const security = operation(op).security ?? doc.security;
-          assert.ok(security?.some((s: any) => bearer[0] in s), `${op} requires the bearer key`);
+          assert.ok(
+            security?.some((s: any) => bearer[0] in s),
+            `${op} requires the bearer key`,
+          );
         }
 
         // Path parameters are UUIDs.
@@ -479,7 +515,12 @@ for (const backend of await testBackends()) {
 
         // Request bodies: JSON, closed, with their required fields.
         const resolve = (schema: any) =>
-          schema.$ref ? schema.$ref.split('/').slice(1).reduce((o: any, k: string) => o[k], doc) : schema;
+          schema.$ref
+            ? schema.$ref
+                .split('/')
+                .slice(1)
+                .reduce((o: any, k: string) => o[k], doc)
+            : schema;
         const bodyOf = (op: string) => resolve(operation(op).requestBody.content['application/json'].schema);
         const bodies: [string, string[], string[]][] = [
           ['POST /api/v1/sip-credentials', ['server'], ['transport', 'authPassword', 'allowedAddresses', 'cpsLimit']],

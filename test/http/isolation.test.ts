@@ -197,7 +197,10 @@ for (const backend of await testBackends()) {
             const res = await b.req('GET', op.path, { query });
             assert.equal(res.status, 200, what);
             const items = Array.isArray(res.body) ? res.body : res.body.items;
-            assert.ok(items.every((item: any) => item.orgId === b.orgId), `${what} ${JSON.stringify(query)}: only the caller's own`);
+            assert.ok(
+              items.every((item: any) => item.orgId === b.orgId),
+              `${what} ${JSON.stringify(query)}: only the caller's own`,
+            );
             const text = JSON.stringify(res.body);
             for (const id of aIds) assert.ok(!text.includes(id), `${what} ${JSON.stringify(query)} leaks nothing`);
           }
@@ -229,7 +232,12 @@ for (const backend of await testBackends()) {
           assertProblem(await b.req('PUT', `${number}/agent-link`, { query: { agentId, mode } }), 404, [], /agent/i);
         }
       }
-      assertProblem(await b.req('DELETE', `${number}/agent-link`, { query: { agentId: agentA2.agentId, mode: 'replaceOutbound' } }), 404, [], /agent/i);
+      assertProblem(
+        await b.req('DELETE', `${number}/agent-link`, { query: { agentId: agentA2.agentId, mode: 'replaceOutbound' } }),
+        404,
+        [],
+        /agent/i,
+      );
       // The first organization's inbound link still holds its number against the second's record of it.
       const twin = await b.createNumber({ phoneNumber: '0015550130001', credentialsId: credsB.id });
       assertProblem(await b.req('PUT', `/api/v1/sip-phone-numbers/${twin.id}/agent-link`, { query: { agentId: agentB.agentId } }), 409);

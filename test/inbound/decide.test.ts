@@ -26,8 +26,18 @@ const table: {
   { name: 'no such number', candidates: undefined, source: '192.0.2.1', expect: { outcome: 'not_found', status: 404 } },
   { name: 'source not allowed', candidates: number(fromCarrier, agent()), source: '198.51.100.7', expect: { outcome: 'forbidden', status: 403 } },
   { name: 'allowed, no agent', candidates: number(fromCarrier, null), source: '192.0.2.9', expect: { outcome: 'unavailable', status: 480 } },
-  { name: 'agent disabled', candidates: number(fromCarrier, agent({ isEnabled: false })), source: '192.0.2.9', expect: { outcome: 'unavailable', status: 480 } },
-  { name: 'agent sipUri', candidates: number(fromCarrier, agent()), source: '192.0.2.9', expect: { outcome: 'route', target: 'sip:agent@127.0.0.1:5070' } },
+  {
+    name: 'agent disabled',
+    candidates: number(fromCarrier, agent({ isEnabled: false })),
+    source: '192.0.2.9',
+    expect: { outcome: 'unavailable', status: 480 },
+  },
+  {
+    name: 'agent sipUri',
+    candidates: number(fromCarrier, agent()),
+    source: '192.0.2.9',
+    expect: { outcome: 'route', target: 'sip:agent@127.0.0.1:5070' },
+  },
   {
     name: 'no sipUri: default runtime',
     candidates: number(fromCarrier, agent({ sipUri: null })),
@@ -44,7 +54,12 @@ const table: {
   },
   { name: 'IPv4 peer on a dual-stack socket', candidates: number(fromCarrier, agent()), source: '::ffff:192.0.2.9', expect: { outcome: 'route' } },
   { name: 'IPv6 CIDR', candidates: number(trunk(['2001:db8::/32']), agent()), source: '2001:db8::5', expect: { outcome: 'route' } },
-  { name: 'nobody allowed (unresolvable server)', candidates: number(trunk([]), agent()), source: '192.0.2.9', expect: { outcome: 'forbidden', status: 403 } },
+  {
+    name: 'nobody allowed (unresolvable server)',
+    candidates: number(trunk([]), agent()),
+    source: '192.0.2.9',
+    expect: { outcome: 'forbidden', status: 403 },
+  },
   {
     name: 'several records: the linked one wins',
     candidates: [number(fromCarrier, null, 'unlinked'), number(fromCarrier, agent(), 'linked')],

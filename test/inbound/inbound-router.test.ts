@@ -61,14 +61,22 @@ describe('inbound router: the number called', () => {
       assert.equal(decision.action, 'forward');
       if (decision.action !== 'forward') return;
       assert.equal(decision.target, 'sip:agent@127.0.0.1:5090');
-      assert.deepEqual(new Map(decision.addHeaders), new Map([
-        ['X-Dialplane-Agent-Id', agentId],
-        ['X-Dialplane-Org-Id', server.defaultOrgId],
-        ['X-Dialplane-Phone-Number-Id', numberId],
-      ]));
+      assert.deepEqual(
+        new Map(decision.addHeaders),
+        new Map([
+          ['X-Dialplane-Agent-Id', agentId],
+          ['X-Dialplane-Org-Id', server.defaultOrgId],
+          ['X-Dialplane-Phone-Number-Id', numberId],
+        ]),
+      );
       server.server.edge.router.done({
-        request: invite(row.requestUser, row.toUser), source, decision, finalStatus: 200,
-        startedAt: new Date(), endedAt: new Date(), context: decision.context,
+        request: invite(row.requestUser, row.toUser),
+        source,
+        decision,
+        finalStatus: 200,
+        startedAt: new Date(),
+        endedAt: new Date(),
+        context: decision.context,
       });
     });
   }

@@ -17,8 +17,7 @@ for (const transport of ['udp', 'tcp'] as SippTransport[]) {
     let credentialsId: string;
     const suffix = transport === 'tcp' ? ';transport=tcp' : '';
 
-    const api = (method: string, path: string, body?: unknown, query?: Record<string, string>) =>
-      server.request(method, path, { key, body, query });
+    const api = (method: string, path: string, body?: unknown, query?: Record<string, string>) => server.request(method, path, { key, body, query });
 
     async function agentAt(port: number, extra: Record<string, unknown> = {}): Promise<string> {
       const agent = await api('POST', '/api/v1/agents', { name: `agent ${port}`, sipUri: `sip:agent@127.0.0.1:${port}${suffix}`, ...extra });
@@ -74,7 +73,12 @@ for (const transport of ['udp', 'tcp'] as SippTransport[]) {
 
     test('an unknown number gets 404', async () => {
       const caller = runSipp({
-        scenario: 'caller-rejected.xml', transport, localPort: await freePort(), remote: edge, service: '+15559999999', calls: 1,
+        scenario: 'caller-rejected.xml',
+        transport,
+        localPort: await freePort(),
+        remote: edge,
+        service: '+15559999999',
+        calls: 1,
         fill: { expected: '404' },
       });
       const result = await caller.done;
@@ -87,7 +91,12 @@ for (const transport of ['udp', 'tcp'] as SippTransport[]) {
       const disabled = await number('+15550101003', disabledAgent);
       for (const service of ['15550101002', '15550101003']) {
         const caller = runSipp({
-          scenario: 'caller-rejected.xml', transport, localPort: await freePort(), remote: edge, service, calls: 1,
+          scenario: 'caller-rejected.xml',
+          transport,
+          localPort: await freePort(),
+          remote: edge,
+          service,
+          calls: 1,
           fill: { expected: '480' },
         });
         const result = await caller.done;
@@ -102,7 +111,12 @@ for (const transport of ['udp', 'tcp'] as SippTransport[]) {
       const agentId = await agentAt(await freePort());
       const numberId = await number('+15550101004', agentId, foreign.body.id);
       const caller = runSipp({
-        scenario: 'caller-rejected.xml', transport, localPort: await freePort(), remote: edge, service: '+15550101004', calls: 1,
+        scenario: 'caller-rejected.xml',
+        transport,
+        localPort: await freePort(),
+        remote: edge,
+        service: '+15550101004',
+        calls: 1,
         fill: { expected: '403' },
       });
       const result = await caller.done;
@@ -116,7 +130,14 @@ for (const transport of ['udp', 'tcp'] as SippTransport[]) {
       const numberId = await number('+15550101005', agentId);
       const agent = runSipp({ scenario: 'agent-ring-cancelled.xml', transport, localPort: agentPort, calls: 1 });
       await settle();
-      const caller = runSipp({ scenario: 'caller-cancel.xml', transport, localPort: await freePort(), remote: edge, service: '15550101005', calls: 1 });
+      const caller = runSipp({
+        scenario: 'caller-cancel.xml',
+        transport,
+        localPort: await freePort(),
+        remote: edge,
+        service: '15550101005',
+        calls: 1,
+      });
       const [c, a] = await Promise.all([caller.done, agent.done]);
       assert.equal(c.code, 0, c.output);
       assert.equal(a.code, 0, a.output);
@@ -142,7 +163,13 @@ for (const transport of ['udp', 'tcp'] as SippTransport[]) {
       const b = runSipp({ scenario: 'agent-answer.xml', transport, localPort: portB, calls, timeoutSeconds: 30 });
       await settle();
       const caller = runSipp({
-        scenario: 'caller-call.xml', transport, localPort: await freePort(), remote: edge, service: '+15550101006', calls, rate: 10,
+        scenario: 'caller-call.xml',
+        transport,
+        localPort: await freePort(),
+        remote: edge,
+        service: '+15550101006',
+        calls,
+        rate: 10,
         timeoutSeconds: 30,
       });
       await records({ phoneNumberId: numberId }, 5);
@@ -161,8 +188,14 @@ for (const transport of ['udp', 'tcp'] as SippTransport[]) {
       const before = all.filter((r) => r.startedTime < relinkSent);
       const afterRelink = all.filter((r) => r.startedTime > relinkAnswered);
       assert.ok(before.length >= 5 && afterRelink.length >= 5, `calls on both sides of the relink (${before.length}, ${afterRelink.length})`);
-      assert.ok(before.every((r) => r.agentId === agentA), 'calls before the relink went to the first agent');
-      assert.ok(afterRelink.every((r) => r.agentId === agentB), 'every call after the relink went to the new agent');
+      assert.ok(
+        before.every((r) => r.agentId === agentA),
+        'calls before the relink went to the first agent',
+      );
+      assert.ok(
+        afterRelink.every((r) => r.agentId === agentB),
+        'every call after the relink went to the new agent',
+      );
     });
   });
 }

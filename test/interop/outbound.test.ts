@@ -120,12 +120,20 @@ describe('outbound calls with the agent caller ID', { skip: !hasSipp && 'sipp no
       const { agentId, numberId } = await agentWithNumber(carrierPort, { transport: c.transport });
       const carrier = runSipp({
         scenario: c.hangup === 'runtime' ? 'carrier-challenge.xml' : 'carrier-challenge-bye.xml',
-        transport: c.transport, localPort: carrierPort, calls: 1, fill: challenge(c.status),
+        transport: c.transport,
+        localPort: carrierPort,
+        calls: 1,
+        fill: challenge(c.status),
       });
       await settle();
       const runtime = runSipp({
         scenario: c.hangup === 'runtime' ? 'runtime-call.xml' : 'runtime-call-remote-bye.xml',
-        transport: c.transport, localPort: await freePort(), remote: edge, service: '15557770001', calls: 1, fill: { agent: agentId },
+        transport: c.transport,
+        localPort: await freePort(),
+        remote: edge,
+        service: '15557770001',
+        calls: 1,
+        fill: { agent: agentId },
       });
       const [r, k] = await Promise.all([runtime.done, carrier.done]);
       assert.equal(k.code, 0, `carrier: ${k.output}\n${k.log}`);
@@ -143,10 +151,22 @@ describe('outbound calls with the agent caller ID', { skip: !hasSipp && 'sipp no
   test('a wrong password fails sipp verifyauth: the carrier refuses, the runtime gets its 403', async () => {
     const carrierPort = await freePort();
     const { agentId } = await agentWithNumber(carrierPort, { password: 'not-the-password', phoneNumber: '+15550102009' });
-    const carrier = runSipp({ scenario: 'carrier-challenge.xml', transport: 'udp', localPort: carrierPort, calls: 1, fill: challenge(401), timeoutSeconds: 5 });
+    const carrier = runSipp({
+      scenario: 'carrier-challenge.xml',
+      transport: 'udp',
+      localPort: carrierPort,
+      calls: 1,
+      fill: challenge(401),
+      timeoutSeconds: 5,
+    });
     await settle();
     const runtime = runSipp({
-      scenario: 'runtime-rejected.xml', transport: 'udp', localPort: await freePort(), remote: edge, service: '15557770009', calls: 1,
+      scenario: 'runtime-rejected.xml',
+      transport: 'udp',
+      localPort: await freePort(),
+      remote: edge,
+      service: '15557770009',
+      calls: 1,
       fill: { agent: agentId, expected: '403', reason: 'Forbidden' },
     });
     const [r, k] = await Promise.all([runtime.done, carrier.done]);
@@ -160,7 +180,13 @@ describe('outbound calls with the agent caller ID', { skip: !hasSipp && 'sipp no
     const carrier = runSipp({ scenario: 'carrier-answer.xml', transport: 'udp', localPort: carrierPort, calls: 1 });
     await settle();
     const runtime = runSipp({
-      scenario: 'runtime-cps.xml', transport: 'udp', localPort: await freePort(), remote: edge, service: '15557770002', calls: 1, fill: { agent: agentId },
+      scenario: 'runtime-cps.xml',
+      transport: 'udp',
+      localPort: await freePort(),
+      remote: edge,
+      service: '15557770002',
+      calls: 1,
+      fill: { agent: agentId },
     });
     const [r, k] = await Promise.all([runtime.done, carrier.done]);
     assert.equal(k.code, 0, k.output);
@@ -179,7 +205,12 @@ describe('outbound calls with the agent caller ID', { skip: !hasSipp && 'sipp no
     ];
     for (const c of cases) {
       const runtime = runSipp({
-        scenario: 'runtime-rejected.xml', transport: 'udp', localPort: await freePort(), remote: edge, service: '15557770003', calls: 1,
+        scenario: 'runtime-rejected.xml',
+        transport: 'udp',
+        localPort: await freePort(),
+        remote: edge,
+        service: '15557770003',
+        calls: 1,
         fill: { agent: c.agent, expected: '403', reason: c.reason },
       });
       const result = await runtime.done;
@@ -197,8 +228,15 @@ describe('outbound calls with the agent caller ID', { skip: !hasSipp && 'sipp no
     const carrier = runSipp({ scenario: 'carrier-answer.xml', transport: 'udp', localPort: carrierPort, calls, timeoutSeconds: 15 });
     await settle();
     const runtime = runSipp({
-      scenario: 'runtime-cps.xml', transport: 'udp', localPort: await freePort(), remote: edge, service: '15557770004', calls, rate: 200,
-      fill: { agent: agentId }, timeoutSeconds: 15,
+      scenario: 'runtime-cps.xml',
+      transport: 'udp',
+      localPort: await freePort(),
+      remote: edge,
+      service: '15557770004',
+      calls,
+      rate: 200,
+      fill: { agent: agentId },
+      timeoutSeconds: 15,
     });
     const r = await runtime.done;
     carrier.stop();
@@ -233,8 +271,13 @@ describe('outbound calls from a foreign address', { skip: !hasSipp && 'sipp not 
 
   test('a runtime outside DIALPLANE_RUNTIME_ADDRESSES gets the stateless 403 of any unknown source', async () => {
     const runtime = runSipp({
-      scenario: 'runtime-rejected.xml', transport: 'udp', localPort: await freePort(), remote: `127.0.0.1:${server.server.sipPort}`,
-      service: '15557770005', calls: 1, fill: { agent: crypto.randomUUID(), expected: '403', reason: 'Forbidden[^:]' },
+      scenario: 'runtime-rejected.xml',
+      transport: 'udp',
+      localPort: await freePort(),
+      remote: `127.0.0.1:${server.server.sipPort}`,
+      service: '15557770005',
+      calls: 1,
+      fill: { agent: crypto.randomUUID(), expected: '403', reason: 'Forbidden[^:]' },
     });
     const result = await runtime.done;
     assert.equal(result.code, 0, result.output);

@@ -36,9 +36,7 @@ for (const backend of await testBackends()) {
       );
 
       const attempts = contenders.flatMap((c) =>
-        c.agentIds.map((agentId) =>
-          server.request('PUT', `/api/v1/sip-phone-numbers/${c.numberId}/agent-link`, { key: c.key, query: { agentId } }),
-        ),
+        c.agentIds.map((agentId) => server.request('PUT', `/api/v1/sip-phone-numbers/${c.numberId}/agent-link`, { key: c.key, query: { agentId } })),
       );
       const responses = await Promise.all(attempts);
       assert.equal(responses.length, 50);

@@ -110,12 +110,7 @@ for (const backend of await testBackends()) {
     test('credentialsId must name credentials of the caller’s organization', async () => {
       const other = await clientFor(server);
       const foreign = await other.createCredentials();
-      assertProblem(
-        await api.req('POST', BASE, { body: { phoneNumber: '+15550104200', credentialsId: foreign.id } }),
-        404,
-        [],
-        /credentials/i,
-      );
+      assertProblem(await api.req('POST', BASE, { body: { phoneNumber: '+15550104200', credentialsId: foreign.id } }), 404, [], /credentials/i);
       assertProblem(await api.req('POST', BASE, { body: { phoneNumber: '+15550104200', credentialsId: missingId() } }), 404);
       assertProblem(await api.req('POST', BASE, { body: { phoneNumber: '+15550104200', credentialsId: 'nope' } }), 400, ['credentialsId']);
       assertProblem(await api.req('POST', BASE, { body: { phoneNumber: '+15550104200' } }), 400, ['credentialsId']);
@@ -210,7 +205,9 @@ for (const backend of await testBackends()) {
       // A change of the credentials' providerId shows on its numbers, also on one just read.
       assert.equal((await org.getNumber(a.id)).providerId, providerId);
       const newProvider = crypto.randomUUID();
-      await org.req('PUT', `/api/v1/sip-credentials/${provided.id}`, { body: { server: 'sip.example.com', source: 'provider', providerId: newProvider } });
+      await org.req('PUT', `/api/v1/sip-credentials/${provided.id}`, {
+        body: { server: 'sip.example.com', source: 'provider', providerId: newProvider },
+      });
       assert.equal((await org.getNumber(a.id)).providerId, newProvider);
       assert.deepEqual(ids(await list({ providerId: newProvider })), [a.id]);
     });
@@ -241,7 +238,13 @@ for (const backend of await testBackends()) {
         description: null,
         registration: false,
         providerId: c2.providerId,
-        registrationStatus: { state: 'Disabled', errorDescription: null, sipResponseMessage: null, expiresAt: null, lastUpdated: n.registrationStatus.lastUpdated },
+        registrationStatus: {
+          state: 'Disabled',
+          errorDescription: null,
+          sipResponseMessage: null,
+          expiresAt: null,
+          lastUpdated: n.registrationStatus.lastUpdated,
+        },
         lastUpdateTime: n.lastUpdateTime,
       });
       assert.equal(n.incomingCallsAgentId, agent.agentId, 'links are not part of the replacement');

@@ -29,21 +29,62 @@ function invite(agentId: string | null, uri = 'sip:15557770001@edge.example'): R
 }
 
 const ROW: OutboundRow = {
-  agentId: 'a', orgId: 'o', isEnabled: true, numberId: 'n', phoneNumber: '+15550100000', displayName: 'Acme',
-  credentialsId: 'c', server: 'sip.carrier.example', transport: 'udp', domain: null, authUser: null, authPasswordEnc: null,
-  cpsLimit: null, cpsKey: null,
+  agentId: 'a',
+  orgId: 'o',
+  isEnabled: true,
+  numberId: 'n',
+  phoneNumber: '+15550100000',
+  displayName: 'Acme',
+  credentialsId: 'c',
+  server: 'sip.carrier.example',
+  transport: 'udp',
+  domain: null,
+  authUser: null,
+  authPasswordEnc: null,
+  cpsLimit: null,
+  cpsKey: null,
 };
 
 describe('decideOutbound (pure)', () => {
   const table: Array<{ name: string; row: OutboundRow | undefined; user: string | null; expect: Record<string, unknown> }> = [
     { name: 'unknown agent', row: undefined, user: '1555', expect: { status: 403, reason: 'Unknown Agent' } },
     { name: 'disabled agent', row: { ...ROW, isEnabled: false }, user: '1555', expect: { status: 403, reason: 'Agent Disabled' } },
-    { name: 'no outbound number', row: { ...ROW, numberId: null, phoneNumber: null, credentialsId: null, server: null }, user: '1555', expect: { status: 403, reason: 'No Outbound Number' } },
+    {
+      name: 'no outbound number',
+      row: { ...ROW, numberId: null, phoneNumber: null, credentialsId: null, server: null },
+      user: '1555',
+      expect: { status: 403, reason: 'No Outbound Number' },
+    },
     { name: 'nothing dialled', row: ROW, user: null, expect: { status: 484 } },
-    { name: 'udp, default port, caller at the server host', row: ROW, user: '15557770001', expect: { target: 'sip:15557770001@sip.carrier.example:5060', callerUri: 'sip:+15550100000@sip.carrier.example', authUser: '15550100000', displayName: 'Acme' } },
-    { name: 'tcp, port, domain, authUser', row: { ...ROW, server: '192.0.2.1:5080', transport: 'tcp', domain: 'carrier.example', authUser: 'trunk' }, user: '+4930123', expect: { target: 'sip:+4930123@192.0.2.1:5080;transport=tcp', callerUri: 'sip:+15550100000@carrier.example', authUser: 'trunk' } },
-    { name: 'IPv6 server', row: { ...ROW, server: '[2001:db8::1]:5062' }, user: '1555', expect: { target: 'sip:1555@[2001:db8::1]:5062', callerUri: 'sip:+15550100000@[2001:db8::1]' } },
-    { name: 'a domain that cannot be a URI host falls back to the server', row: { ...ROW, domain: 'not a host' }, user: '1555', expect: { callerUri: 'sip:+15550100000@sip.carrier.example' } },
+    {
+      name: 'udp, default port, caller at the server host',
+      row: ROW,
+      user: '15557770001',
+      expect: {
+        target: 'sip:15557770001@sip.carrier.example:5060',
+        callerUri: 'sip:+15550100000@sip.carrier.example',
+        authUser: '15550100000',
+        displayName: 'Acme',
+      },
+    },
+    {
+      name: 'tcp, port, domain, authUser',
+      row: { ...ROW, server: '192.0.2.1:5080', transport: 'tcp', domain: 'carrier.example', authUser: 'trunk' },
+      user: '+4930123',
+      expect: { target: 'sip:+4930123@192.0.2.1:5080;transport=tcp', callerUri: 'sip:+15550100000@carrier.example', authUser: 'trunk' },
+    },
+    {
+      name: 'IPv6 server',
+      row: { ...ROW, server: '[2001:db8::1]:5062' },
+      user: '1555',
+      expect: { target: 'sip:1555@[2001:db8::1]:5062', callerUri: 'sip:+15550100000@[2001:db8::1]' },
+    },
+    {
+      name: 'a domain that cannot be a URI host falls back to the server',
+      row: { ...ROW, domain: 'not a host' },
+      user: '1555',
+      expect: { callerUri: 'sip:+15550100000@sip.carrier.example' },
+    },
     { name: 'no display name', row: { ...ROW, displayName: null }, user: '1555', expect: { displayName: null } },
   ];
   for (const c of table) {
@@ -62,7 +103,13 @@ for (const backend of await testBackends()) {
     const router = () => server.server.edge.outbound!;
 
     async function credentials(extra: Record<string, unknown> = {}): Promise<string> {
-      const res = await api('POST', '/api/v1/sip-credentials', { server: 'sip.carrier.example:5080', domain: 'carrier.example', authUser: 'trunk', authPassword: 'pw', ...extra });
+      const res = await api('POST', '/api/v1/sip-credentials', {
+        server: 'sip.carrier.example:5080',
+        domain: 'carrier.example',
+        authUser: 'trunk',
+        authPassword: 'pw',
+        ...extra,
+      });
       assert.equal(res.status, 201, JSON.stringify(res.body));
       return res.body.id;
     }
@@ -98,7 +145,17 @@ for (const backend of await testBackends()) {
         { name: 'malformed agent id', agent: 'not-a-uuid', expect: { status: 403, reason: 'Unknown Agent' } },
         { name: 'disabled agent', agent: disabled, expect: { status: 403, reason: 'Agent Disabled' } },
         { name: 'no outbound number', agent: bare, expect: { status: 403, reason: 'No Outbound Number' } },
-        { name: 'routed', agent: linked, expect: { outcome: 'route', target: 'sip:15557770001@sip.carrier.example:5080', callerUri: 'sip:+15550103001@carrier.example', displayName: 'Acme Support', authUser: 'trunk' } },
+        {
+          name: 'routed',
+          agent: linked,
+          expect: {
+            outcome: 'route',
+            target: 'sip:15557770001@sip.carrier.example:5080',
+            callerUri: 'sip:+15550103001@carrier.example',
+            displayName: 'Acme Support',
+            authUser: 'trunk',
+          },
+        },
       ];
       for (const c of table) {
         const decision = (await router().decide(invite(c.agent), c.source ?? RUNTIME)) as unknown as Record<string, unknown>;
@@ -115,7 +172,10 @@ for (const backend of await testBackends()) {
       if (decision.action !== 'forward') return;
       assert.deepEqual(decision.from, { uri: 'sip:+15550103002@carrier.example', displayName: 'Sales' });
       assert.deepEqual(decision.addHeaders, [['P-Asserted-Identity', '"Sales" <sip:+15550103002@carrier.example>']]);
-      assert.ok(decision.removeHeaders?.includes('P-Asserted-Identity'), 'the runtime’s own assertion is replaced (X-Dialplane-* the proxy removes from everything)');
+      assert.ok(
+        decision.removeHeaders?.includes('P-Asserted-Identity'),
+        'the runtime’s own assertion is replaced (X-Dialplane-* the proxy removes from everything)',
+      );
       assert.deepEqual(decision.credentials, { username: 'trunk', password: 'pw' });
     });
 
@@ -173,7 +233,11 @@ for (const backend of await testBackends()) {
         const budget = { credentialsId: crypto.randomUUID(), orgId: 'o', cpsKey: null, limit: 5 };
         const verdicts = await Promise.all(Array.from({ length: 20 }, (_, i) => limiters[i % 2].take(budget)));
         assert.equal(verdicts.filter((v) => v.allowed).length, 5);
-        assert.deepEqual(verdicts.map((v) => v.count).sort((x, y) => x - y), Array.from({ length: 20 }, (_, i) => i + 1), 'atomic counting');
+        assert.deepEqual(
+          verdicts.map((v) => v.count).sort((x, y) => x - y),
+          Array.from({ length: 20 }, (_, i) => i + 1),
+          'atomic counting',
+        );
         now += 1000;
         assert.equal((await limiters[0].take(budget)).allowed, true, 'the next window starts afresh');
         // A separate budget is not affected.
@@ -183,7 +247,10 @@ for (const backend of await testBackends()) {
         await limiters[0].take(budget);
         await new Promise((resolve) => setTimeout(resolve, 200));
         const left = await one.db.selectFrom('cps_counters').select('window_start').execute();
-        assert.ok(left.every((row) => Number(row.window_start) >= Math.floor(now / 1000) - 10), 'old windows pruned');
+        assert.ok(
+          left.every((row) => Number(row.window_start) >= Math.floor(now / 1000) - 10),
+          'old windows pruned',
+        );
       } finally {
         await two.close();
         await one.close();

@@ -74,7 +74,10 @@ for (const backend of await testBackends()) {
       const removed = await a.collectGarbage(new Set(['g2']));
       assert.ok(removed >= 1);
       const left = await handle.db.selectFrom('registration_leases').select('key').where('key', 'in', ['g1', 'g2']).execute();
-      assert.deepEqual(left.map((r) => r.key), ['g2']);
+      assert.deepEqual(
+        left.map((r) => r.key),
+        ['g2'],
+      );
     });
   });
 }

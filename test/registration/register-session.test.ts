@@ -32,8 +32,15 @@ function harness(registrar: Registrar, options: { password?: string | null; auth
     onRequest: () => {},
   });
   const target = registrationTarget({
-    numberId: 'n1', orgId: 'o1', phoneNumber: '+15550100000', credentialsId: 'c1', server: 'registrar.example',
-    transport: 'udp', domain: null, authUser: options.authUser === undefined ? 'alice' : options.authUser, authPasswordEnc: 'sealed',
+    numberId: 'n1',
+    orgId: 'o1',
+    phoneNumber: '+15550100000',
+    credentialsId: 'c1',
+    server: 'registrar.example',
+    transport: 'udp',
+    domain: null,
+    authUser: options.authUser === undefined ? 'alice' : options.authUser,
+    authPasswordEnc: 'sealed',
   });
   const session = new RegisterSession(
     target,
@@ -62,12 +69,20 @@ function digestRegistrar(options: { status?: 401 | 407; algorithm?: DigestAlgori
   const registrar: Registrar = (request) => {
     const answer = request.headers.get(answerHeader);
     const challenge = (stale: boolean) =>
-      respond(request, status, [[challengeHeader, formatChallenge({ realm: 'example', nonce, qop: ['auth'], algorithm: options.algorithm ?? 'MD5', stale })]]);
+      respond(request, status, [
+        [challengeHeader, formatChallenge({ realm: 'example', nonce, qop: ['auth'], algorithm: options.algorithm ?? 'MD5', stale })],
+      ]);
     if (answer === undefined) return challenge(false);
     const parsed = parseAuthorization(answer);
     assert.ok(parsed.ok);
     counts.push(`${parsed.value.nonce}/${parsed.value.nc}`);
-    const valid = verifyAuthorization(answer, { method: 'REGISTER', password: options.password ?? 's3cret', realm: 'example', uri: request.uri, requireQop: true });
+    const valid = verifyAuthorization(answer, {
+      method: 'REGISTER',
+      password: options.password ?? 's3cret',
+      realm: 'example',
+      uri: request.uri,
+      requireQop: true,
+    });
     if (!valid.ok) {
       nonce = `nonce-${++nonces}`;
       return challenge(false);
@@ -159,7 +174,10 @@ describe('REGISTER session', () => {
     );
     assert.deepEqual(await session.register(), { kind: 'registered', grantedSeconds: 7200, requestedSeconds: 7200 });
     await session.register();
-    assert.deepEqual(seen.map((r) => r.headers.get('expires')), ['3600', '7200', '7200']);
+    assert.deepEqual(
+      seen.map((r) => r.headers.get('expires')),
+      ['3600', '7200', '7200'],
+    );
 
     const bare = harness((request) => respond(request, 423)).session;
     const outcome = await bare.register();

@@ -75,10 +75,14 @@ describe('registration with a sipp registrar', { skip: !hasSipp && 'sipp not ins
   }
 
   const inState = (id: string, state: string, timeoutMs?: number) =>
-    waitFor(`number ${id} ${state}`, async () => {
-      const s = await status(id);
-      return s.state === state ? s : undefined;
-    }, timeoutMs);
+    waitFor(
+      `number ${id} ${state}`,
+      async () => {
+        const s = await status(id);
+        return s.state === state ? s : undefined;
+      },
+      timeoutMs,
+    );
 
   async function finished(run: SippRun) {
     const result = await run.done;
@@ -99,7 +103,11 @@ describe('registration with a sipp registrar', { skip: !hasSipp && 'sipp not ins
       assert.equal(registered.sipResponseMessage, null);
       const digits = number.phoneNumber.slice(1);
       assert.match(log, new RegExp(`to\\s+\\[?<sip:${digits}@127\\.0\\.0\\.1>`), 'To is the AOR sip:<digits>@<server host>');
-      assert.match(log, new RegExp(`uri\\s+\\[?<sip:${digits}@127\\.0\\.0\\.1:${server.server.sipPort}${transport === 'tcp' ? ';transport=tcp' : ''}>`), 'Contact at the edge');
+      assert.match(
+        log,
+        new RegExp(`uri\\s+\\[?<sip:${digits}@127\\.0\\.0\\.1:${server.server.sipPort}${transport === 'tcp' ? ';transport=tcp' : ''}>`),
+        'Contact at the edge',
+      );
     });
   }
 
@@ -124,7 +132,11 @@ describe('registration with a sipp registrar', { skip: !hasSipp && 'sipp not ins
       assert.equal(params.opaque, 'op42');
       assert.equal((params.algorithm ?? 'MD5').toUpperCase(), algorithm);
       // Recomputed here, independently of src/sip/digest.ts (RFC 7616 §3.4.1).
-      const h = (text: string) => crypto.createHash(algorithm === 'MD5' ? 'md5' : 'sha256').update(text).digest('hex');
+      const h = (text: string) =>
+        crypto
+          .createHash(algorithm === 'MD5' ? 'md5' : 'sha256')
+          .update(text)
+          .digest('hex');
       const ha1 = h(`alice:dialplane.test:s3cret pass`);
       const ha2 = h(`REGISTER:${params.uri}`);
       assert.equal(params.response, h(`${ha1}:${params.nonce}:${params.nc}:${params.cnonce}:auth:${ha2}`));
@@ -258,7 +270,14 @@ describe('graceful shutdown', { skip: !hasSipp && 'sipp not installed' }, () => 
     let closed = false;
     try {
       const port = await freePort();
-      const run = runSipp({ scenario: 'registrar-unregister.xml', transport: 'udp', localPort: port, calls: 1, fill: { expires: '60', within: '8000' }, timeoutSeconds: 15 });
+      const run = runSipp({
+        scenario: 'registrar-unregister.xml',
+        transport: 'udp',
+        localPort: port,
+        calls: 1,
+        fill: { expires: '60', within: '8000' },
+        timeoutSeconds: 15,
+      });
       await settle();
       const key = server.defaultKey;
       const creds = await server.request('POST', '/api/v1/sip-credentials', { key, body: { server: `127.0.0.1:${port}` } });

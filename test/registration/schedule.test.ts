@@ -71,7 +71,12 @@ describe('granted expiry of a 2xx', () => {
   const ours = 'sip:15550100000@203.0.113.5:5060';
   const table: [what: string, contacts: string[], expires: string | undefined, expected: number][] = [
     ['our Contact’s expires parameter', ['<sip:15550100000@203.0.113.5:5060>;expires=300'], '3600', 300],
-    ['ours among other bindings of the AOR', ['<sip:15550100000@198.51.100.7>;expires=50', '<sip:15550100000@203.0.113.5>;expires=120'], undefined, 120],
+    [
+      'ours among other bindings of the AOR',
+      ['<sip:15550100000@198.51.100.7>;expires=50', '<sip:15550100000@203.0.113.5>;expires=120'],
+      undefined,
+      120,
+    ],
     ['a lone Contact the registrar rewrote (NAT)', ['<sip:15550100000@198.51.100.9:40000>;expires=90'], '3600', 90],
     ['the Expires header when Contacts carry none', ['<sip:15550100000@203.0.113.5:5060>'], '600', 600],
     ['the Expires header when no Contact is ours', ['<sip:other@198.51.100.7>;expires=50', '<sip:x@198.51.100.8>;expires=70'], '450', 450],

@@ -42,69 +42,80 @@ async function registeredHere(server: ServerProcess): Promise<number> {
   return match ? Number(match[1]) : 0;
 }
 
-describe('registration takeover between instances (postgres)', { skip: (!postgres && 'PostgreSQL not available') || (!hasSipp && 'sipp not installed') }, () => {
-  test('kill -9 the registering instance: the other registers the number within the lease period', { timeout: 45_000 }, async () => {
-    const database = await freshDatabase('postgres');
-    const registrarPort = await freePort();
-    const registrar = runSipp({
-      scenario: 'registrar-bench.xml', transport: 'udp', localPort: registrarPort, calls: 100, fill: { expires: '60' }, timeoutSeconds: 40,
-    });
-    const servers: ServerProcess[] = [];
-    try {
-      await prepareMigrationTables(database.env.DIALPLANE_DB);
-      await settle();
-      const env = {
-        ...database.env,
-        DIALPLANE_SIP_T1_MS: '50',
-        DIALPLANE_REGISTRATION_LEASE_SECONDS: String(LEASE_SECONDS),
-        DIALPLANE_REGISTRATION_RETRY_BASE_MS: '500',
-      };
-      servers.push(await spawnServer(env));
-      servers.push(await spawnServer(env));
-      const key = /\b(dpk_[A-Za-z0-9_-]+)/.exec(servers[0].output())![1];
-      const api = (server: ServerProcess, method: string, path: string, body?: unknown) => request(server.url, method, path, { key, body });
-
-      const creds = await api(servers[0], 'POST', '/api/v1/sip-credentials', { server: `127.0.0.1:${registrarPort}` });
-      const number = await api(servers[1], 'POST', '/api/v1/sip-phone-numbers', {
-        phoneNumber: '+15550301000', credentialsId: creds.body.id, registration: true,
+describe(
+  'registration takeover between instances (postgres)',
+  { skip: (!postgres && 'PostgreSQL not available') || (!hasSipp && 'sipp not installed') },
+  () => {
+    test('kill -9 the registering instance: the other registers the number within the lease period', { timeout: 45_000 }, async () => {
+      const database = await freshDatabase('postgres');
+      const registrarPort = await freePort();
+      const registrar = runSipp({
+        scenario: 'registrar-bench.xml',
+        transport: 'udp',
+        localPort: registrarPort,
+        calls: 100,
+        fill: { expires: '60' },
+        timeoutSeconds: 40,
       });
-      assert.equal(number.status, 201);
-      const state = async (server: ServerProcess) =>
-        (await api(server, 'GET', `/api/v1/sip-phone-numbers/${number.body.id}`)).body.registrationStatus;
+      const servers: ServerProcess[] = [];
+      try {
+        await prepareMigrationTables(database.env.DIALPLANE_DB);
+        await settle();
+        const env = {
+          ...database.env,
+          DIALPLANE_SIP_T1_MS: '50',
+          DIALPLANE_REGISTRATION_LEASE_SECONDS: String(LEASE_SECONDS),
+          DIALPLANE_REGISTRATION_RETRY_BASE_MS: '500',
+        };
+        servers.push(await spawnServer(env));
+        servers.push(await spawnServer(env));
+        const key = /\b(dpk_[A-Za-z0-9_-]+)/.exec(servers[0].output())![1];
+        const api = (server: ServerProcess, method: string, path: string, body?: unknown) => request(server.url, method, path, { key, body });
 
-      for (let i = 0; (await state(servers[0])).state !== 'Registered'; i++) {
-        assert.ok(i < 100, 'registered within 5 s');
-        await settle(50);
+        const creds = await api(servers[0], 'POST', '/api/v1/sip-credentials', { server: `127.0.0.1:${registrarPort}` });
+        const number = await api(servers[1], 'POST', '/api/v1/sip-phone-numbers', {
+          phoneNumber: '+15550301000',
+          credentialsId: creds.body.id,
+          registration: true,
+        });
+        assert.equal(number.status, 201);
+        const state = async (server: ServerProcess) =>
+          (await api(server, 'GET', `/api/v1/sip-phone-numbers/${number.body.id}`)).body.registrationStatus;
+
+        for (let i = 0; (await state(servers[0])).state !== 'Registered'; i++) {
+          assert.ok(i < 100, 'registered within 5 s');
+          await settle(50);
+        }
+        // Exactly one instance keeps it, and keeps it (several sweeps later, still one).
+        await settle(3 * SWEEP_MS);
+        const counts = await Promise.all(servers.map(registeredHere));
+        assert.deepEqual([...counts].sort(), [0, 1], `one instance registers it (${counts.join(', ')})`);
+        const owner = servers[counts.indexOf(1)];
+        const survivor = servers[counts.indexOf(0)];
+
+        owner.child.kill('SIGKILL');
+        assert.equal(await owner.exited, 'SIGKILL');
+        const killedAt = Date.now();
+        while ((await registeredHere(survivor)) !== 1) {
+          assert.ok(Date.now() - killedAt < LEASE_SECONDS * 1000 + SWEEP_MS + 2000, 'taken over in time');
+          await settle(50);
+        }
+        const takeoverMs = Date.now() - killedAt;
+        process.stderr.write(`# takeover after kill -9: ${takeoverMs} ms (lease ${LEASE_SECONDS * 1000} ms)\n`);
+        assert.ok(takeoverMs <= LEASE_SECONDS * 1000 + SWEEP_MS + 500, `within the lease period plus one sweep (${takeoverMs} ms)`);
+        const status = await state(survivor);
+        assert.equal(status.state, 'Registered');
+        assert.ok(Date.parse(status.lastUpdated) >= killedAt, 'the survivor wrote the status after the kill');
+        assert.ok(Date.parse(status.expiresAt) > killedAt + 55_000, 'a fresh binding');
+
+        survivor.child.kill('SIGTERM');
+        assert.equal(await survivor.exited, 0);
+      } finally {
+        for (const server of servers) if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
+        registrar.stop();
+        await registrar.done;
+        await database.drop();
       }
-      // Exactly one instance keeps it, and keeps it (several sweeps later, still one).
-      await settle(3 * SWEEP_MS);
-      const counts = await Promise.all(servers.map(registeredHere));
-      assert.deepEqual([...counts].sort(), [0, 1], `one instance registers it (${counts.join(', ')})`);
-      const owner = servers[counts.indexOf(1)];
-      const survivor = servers[counts.indexOf(0)];
-
-      owner.child.kill('SIGKILL');
-      assert.equal(await owner.exited, 'SIGKILL');
-      const killedAt = Date.now();
-      while ((await registeredHere(survivor)) !== 1) {
-        assert.ok(Date.now() - killedAt < LEASE_SECONDS * 1000 + SWEEP_MS + 2000, 'taken over in time');
-        await settle(50);
-      }
-      const takeoverMs = Date.now() - killedAt;
-      process.stderr.write(`# takeover after kill -9: ${takeoverMs} ms (lease ${LEASE_SECONDS * 1000} ms)\n`);
-      assert.ok(takeoverMs <= LEASE_SECONDS * 1000 + SWEEP_MS + 500, `within the lease period plus one sweep (${takeoverMs} ms)`);
-      const status = await state(survivor);
-      assert.equal(status.state, 'Registered');
-      assert.ok(Date.parse(status.lastUpdated) >= killedAt, 'the survivor wrote the status after the kill');
-      assert.ok(Date.parse(status.expiresAt) > killedAt + 55_000, 'a fresh binding');
-
-      survivor.child.kill('SIGTERM');
-      assert.equal(await survivor.exited, 0);
-    } finally {
-      for (const server of servers) if (server.child.exitCode === null && server.child.signalCode === null) server.child.kill('SIGKILL');
-      registrar.stop();
-      await registrar.done;
-      await database.drop();
-    }
-  });
-});
+    });
+  },
+);

@@ -39,10 +39,13 @@ test('ten thousand items cost one timer and keep order; stale entries are compac
 test('a throwing callback does not stop the others', async () => {
   const fired: string[] = [];
   const errors: unknown[] = [];
-  const queue = new TimerQueue<string>((item) => {
-    if (item === 'bad') throw new Error('boom');
-    fired.push(item);
-  }, (error) => errors.push(error));
+  const queue = new TimerQueue<string>(
+    (item) => {
+      if (item === 'bad') throw new Error('boom');
+      fired.push(item);
+    },
+    (error) => errors.push(error),
+  );
   queue.schedule('bad', Date.now() + 5);
   queue.schedule('good', Date.now() + 5);
   await sleep(40);

@@ -67,7 +67,10 @@ function proxyFor(t: TestContext): { proxy: SipProxy; transport: FakeTransport }
 }
 
 const request = (message: SipMessage | undefined, method: string): SipRequest => {
-  assert.ok(message?.kind === 'request' && message.method === method, `a ${method}, got ${message?.kind === 'request' ? message.method : message?.kind}`);
+  assert.ok(
+    message?.kind === 'request' && message.method === method,
+    `a ${method}, got ${message?.kind === 'request' ? message.method : message?.kind}`,
+  );
   return message;
 };
 const response = (message: SipMessage | undefined, status: number): SipResponse => {
@@ -140,20 +143,40 @@ test('after a digest re-send, the runtime’s PRACK, UPDATE, INFO, re-INVITE, AC
     RUNTIME,
   );
   const sent = transport.take();
-  response(sent.find((m) => m.kind === 'response'), 100);
-  const first = request(sent.find((m) => m.kind === 'request'), 'INVITE');
+  response(
+    sent.find((m) => m.kind === 'response'),
+    100,
+  );
+  const first = request(
+    sent.find((m) => m.kind === 'request'),
+    'INVITE',
+  );
   assert.equal(first.headers.get('cseq'), '1 INVITE');
   assert.match(first.headers.get('from')!, /^"Acme" <sip:\+15550100000@carrier\.example>;tag=runtime-tag$/);
 
-  proxy.receive(answer(first, 407, 'Proxy Authentication Required', ['Proxy-Authenticate: Digest realm="carrier", nonce="n1", qop="auth", algorithm=MD5']), CARRIER);
-  const resend = request(transport.take().find((m) => m.kind === 'request' && m.method === 'INVITE'), 'INVITE');
+  proxy.receive(
+    answer(first, 407, 'Proxy Authentication Required', ['Proxy-Authenticate: Digest realm="carrier", nonce="n1", qop="auth", algorithm=MD5']),
+    CARRIER,
+  );
+  const resend = request(
+    transport.take().find((m) => m.kind === 'request' && m.method === 'INVITE'),
+    'INVITE',
+  );
   assert.equal(resend.headers.get('cseq'), '2 INVITE', 'the re-send: CSeq + 1');
   assert.match(resend.headers.get('proxy-authorization')!, /^Digest username="trunk"/);
   const recordRoute = resend.headers.get('record-route')!;
   assert.match(recordRoute, /;dpr=[\w-]+;dpcs=1;dpt=[0-9a-z]+;dps=[\w-]+>$/, 'the offset in the signed Record-Route');
 
   // A reliable 183 comes back with the caller's CSeq.
-  proxy.receive(answer(resend, 183, 'Session Progress', ['Require: 100rel', 'RSeq: 1', `Record-Route: ${recordRoute}`, 'Contact: <sip:carrier@198.51.100.20:5060>']), CARRIER);
+  proxy.receive(
+    answer(resend, 183, 'Session Progress', [
+      'Require: 100rel',
+      'RSeq: 1',
+      `Record-Route: ${recordRoute}`,
+      'Contact: <sip:carrier@198.51.100.20:5060>',
+    ]),
+    CARRIER,
+  );
   const progress = response(transport.take()[0], 183);
   assert.equal(progress.headers.get('cseq'), '1 INVITE');
   assert.match(progress.headers.get('from')!, /sip:agent@192\.0\.2\.10/, 'the runtime sees its own From');
@@ -166,7 +189,10 @@ test('after a digest re-send, the runtime’s PRACK, UPDATE, INFO, re-INVITE, AC
   ];
   for (const c of cases) {
     proxy.receive(parse(dialogLines(c.method, c.cseq, routes, c.extra)), RUNTIME);
-    const forwarded = request(transport.take().find((m) => m.kind === 'request'), c.method);
+    const forwarded = request(
+      transport.take().find((m) => m.kind === 'request'),
+      c.method,
+    );
     assert.equal(forwarded.headers.get('cseq'), c.shifted, c.method);
     if (c.rack) assert.equal(forwarded.headers.get('rack'), c.rack, 'RAck names the INVITE as the carrier numbered it');
     proxy.receive(answer(forwarded, 200, 'OK'), CARRIER);
@@ -179,7 +205,10 @@ test('after a digest re-send, the runtime’s PRACK, UPDATE, INFO, re-INVITE, AC
   assert.equal(request(transport.take()[0], 'ACK').headers.get('cseq'), '2 ACK', 'the ACK for the 2xx names the re-sent INVITE');
 
   proxy.receive(parse(dialogLines('INVITE', 5, routes)), RUNTIME);
-  const reinvite = request(transport.take().find((m) => m.kind === 'request'), 'INVITE');
+  const reinvite = request(
+    transport.take().find((m) => m.kind === 'request'),
+    'INVITE',
+  );
   assert.equal(reinvite.headers.get('cseq'), '6 INVITE');
   proxy.receive(answer(reinvite, 200, 'OK'), CARRIER);
   assert.equal(response(transport.take()[0], 200).headers.get('cseq'), '5 INVITE');
@@ -198,10 +227,19 @@ test('after a digest re-send, the runtime’s PRACK, UPDATE, INFO, re-INVITE, AC
     ]),
     CARRIER,
   );
-  assert.equal(request(transport.take().find((m) => m.kind === 'request'), 'INFO').headers.get('cseq'), '7 INFO');
+  assert.equal(
+    request(
+      transport.take().find((m) => m.kind === 'request'),
+      'INFO',
+    ).headers.get('cseq'),
+    '7 INFO',
+  );
 
   proxy.receive(parse(dialogLines('BYE', 6, routes)), RUNTIME);
-  const bye = request(transport.take().find((m) => m.kind === 'request'), 'BYE');
+  const bye = request(
+    transport.take().find((m) => m.kind === 'request'),
+    'BYE',
+  );
   assert.equal(bye.headers.get('cseq'), '7 BYE');
   proxy.receive(answer(bye, 200, 'OK'), CARRIER);
   assert.equal(response(transport.take()[0], 200).headers.get('cseq'), '6 BYE');
@@ -221,10 +259,16 @@ test('without a digest re-send, nothing is shifted: only From is the caller ID, 
     ]),
     RUNTIME,
   );
-  const invite = request(transport.take().find((m) => m.kind === 'request'), 'INVITE');
+  const invite = request(
+    transport.take().find((m) => m.kind === 'request'),
+    'INVITE',
+  );
   assert.equal(invite.headers.get('cseq'), '10 INVITE');
   assert.doesNotMatch(invite.headers.get('record-route')!, /dpcs/);
   proxy.receive(answer(invite, 486, 'Busy Here'), CARRIER);
-  const busy = response(transport.take().find((m) => m.kind === 'response'), 486);
+  const busy = response(
+    transport.take().find((m) => m.kind === 'response'),
+    486,
+  );
   assert.equal(busy.headers.get('from'), '<sip:agent@192.0.2.10>;tag=plain');
 });

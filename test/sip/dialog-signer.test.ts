@@ -26,19 +26,36 @@ function route(params: string) {
 
 test('a Record-Route signed for a dialog verifies for requests from either side, and for nothing else', () => {
   fc.assert(
-    fc.property(token, token, token, token, fc.option(token, { nil: undefined }), fc.option(fc.integer({ min: 1, max: 2 }), { nil: undefined }), (callId, callerTag, calleeTag, otherTag, side, cseqOffset) => {
-      fc.pre(otherTag !== callerTag);
-      const signer = new DialogSigner(KEY);
-      const protectedParams = `${side === undefined ? '' : `;dpr=${side}`}${cseqOffset === undefined ? '' : `;dpcs=${cseqOffset}`}`;
-      const params = protectedParams + signer.recordRouteParams(callId, callerTag, { side, cseqOffset });
-      assert.ok(signer.verifyRoute(route(params), inDialog(callId, callerTag, calleeTag)), 'caller → callee');
-      assert.ok(signer.verifyRoute(route(params), inDialog(callId, calleeTag, callerTag)), 'callee → caller');
-      assert.ok(!signer.verifyRoute(route(params), inDialog(`${callId}x`, callerTag, calleeTag)), 'another Call-ID');
-      assert.ok(!signer.verifyRoute(route(params), inDialog(callId, otherTag, otherTag)), 'another dialog’s tags');
-      assert.ok(!signer.verifyRoute(route(`${params};dpcs=9`.replace(/;dpcs=\d;/, ';')), inDialog(callId, callerTag, calleeTag)) || cseqOffset === 9, 'a changed dpcs');
-      assert.ok(!signer.verifyRoute(route(params.replace(/;dpr=[^;]*/, '') + (side === undefined ? ';dpr=zz' : '')), inDialog(callId, callerTag, calleeTag)), 'a changed dpr');
-      assert.ok(!new DialogSigner(Buffer.alloc(32, 8)).verifyRoute(route(params), inDialog(callId, callerTag, calleeTag)), 'another key');
-    }),
+    fc.property(
+      token,
+      token,
+      token,
+      token,
+      fc.option(token, { nil: undefined }),
+      fc.option(fc.integer({ min: 1, max: 2 }), { nil: undefined }),
+      (callId, callerTag, calleeTag, otherTag, side, cseqOffset) => {
+        fc.pre(otherTag !== callerTag);
+        const signer = new DialogSigner(KEY);
+        const protectedParams = `${side === undefined ? '' : `;dpr=${side}`}${cseqOffset === undefined ? '' : `;dpcs=${cseqOffset}`}`;
+        const params = protectedParams + signer.recordRouteParams(callId, callerTag, { side, cseqOffset });
+        assert.ok(signer.verifyRoute(route(params), inDialog(callId, callerTag, calleeTag)), 'caller → callee');
+        assert.ok(signer.verifyRoute(route(params), inDialog(callId, calleeTag, callerTag)), 'callee → caller');
+        assert.ok(!signer.verifyRoute(route(params), inDialog(`${callId}x`, callerTag, calleeTag)), 'another Call-ID');
+        assert.ok(!signer.verifyRoute(route(params), inDialog(callId, otherTag, otherTag)), 'another dialog’s tags');
+        assert.ok(
+          !signer.verifyRoute(route(`${params};dpcs=9`.replace(/;dpcs=\d;/, ';')), inDialog(callId, callerTag, calleeTag)) || cseqOffset === 9,
+          'a changed dpcs',
+        );
+        assert.ok(
+          !signer.verifyRoute(
+            route(params.replace(/;dpr=[^;]*/, '') + (side === undefined ? ';dpr=zz' : '')),
+            inDialog(callId, callerTag, calleeTag),
+          ),
+          'a changed dpr',
+        );
+        assert.ok(!new DialogSigner(Buffer.alloc(32, 8)).verifyRoute(route(params), inDialog(callId, callerTag, calleeTag)), 'another key');
+      },
+    ),
     { numRuns: 200 },
   );
 });

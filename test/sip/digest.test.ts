@@ -188,10 +188,7 @@ test('RFC 7616 §3.9.1: with both challenges offered the client picks SHA-256', 
   const client = new DigestClient(RFC7616_CREDS, { cnonce: () => RFC7616_CNONCE });
   const [h] = expectAuthorize(client.handleChallenge(401, RFC7616_CHALLENGES, RFC7616_REQUEST));
   assert.equal(h.algorithm, 'SHA-256');
-  assert.equal(
-    paramOf(h.value, 'response'),
-    '753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1',
-  );
+  assert.equal(paramOf(h.value, 'response'), '753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1');
 });
 
 test('SHA-512-256 response (RFC 7616 §3.9.2 inputs, expected value computed independently)', () => {
@@ -212,10 +209,7 @@ test('SHA-512-256 response (RFC 7616 §3.9.2 inputs, expected value computed ind
   const expected = H(`${ha1}:${nonce}:00000001:${cnonce}:auth:${ha2}`);
   assert.equal(expected.length, 64);
   // SHA-512/256 is its own function, not truncated SHA-512.
-  const truncatedSha512 = createHash('sha512')
-    .update(`${username}:${realm}:${password}`)
-    .digest('hex')
-    .slice(0, 64);
+  const truncatedSha512 = createHash('sha512').update(`${username}:${realm}:${password}`).digest('hex').slice(0, 64);
   assert.notEqual(ha1, truncatedSha512);
 
   const response = computeDigestResponse({
@@ -270,9 +264,12 @@ test('digestHash uses MD5 / SHA-256 / SHA-512/256', () => {
 interface ParseCase {
   readonly name: string;
   readonly input: string;
-  readonly expect: Partial<
-    Pick<DigestChallenge, 'realm' | 'nonce' | 'opaque' | 'algorithm' | 'qop' | 'stale'>
-  > & { qopOptions?: string[]; domain?: string[]; noOpaque?: boolean; noQop?: boolean };
+  readonly expect: Partial<Pick<DigestChallenge, 'realm' | 'nonce' | 'opaque' | 'algorithm' | 'qop' | 'stale'>> & {
+    qopOptions?: string[];
+    domain?: string[];
+    noOpaque?: boolean;
+    noQop?: boolean;
+  };
 }
 
 const VALID_CHALLENGES: ParseCase[] = [
@@ -476,7 +473,10 @@ test('selection: allowed algorithms, realm filter, one challenge per realm', () 
     ],
   );
   const md5Only = unwrap(selectDigestChallenges(lines, { algorithms: ['MD5'], realm: 'a' }));
-  assert.deepEqual(md5Only.map((c) => c.nonce), ['2']);
+  assert.deepEqual(
+    md5Only.map((c) => c.nonce),
+    ['2'],
+  );
 
   const noSha = selectDigestChallenges(lines[0], { algorithms: ['MD5'] });
   assert.equal(!noSha.ok && noSha.error.code, 'unsupported-algorithm');
@@ -486,10 +486,7 @@ test('selection: allowed algorithms, realm filter, one challenge per realm', () 
   assert.equal(!none.ok && none.error.code, 'no-challenge');
   const basic = selectDigestChallenges('Basic realm="x"');
   assert.equal(!basic.ok && basic.error.code, 'not-digest');
-  const unsupported = selectDigestChallenges([
-    'Basic realm="x"',
-    'Digest realm="r", nonce="n", algorithm=SHA-1',
-  ]);
+  const unsupported = selectDigestChallenges(['Basic realm="x"', 'Digest realm="r", nonce="n", algorithm=SHA-1']);
   assert.equal(!unsupported.ok && unsupported.error.code, 'unsupported-algorithm');
 });
 
@@ -739,7 +736,10 @@ test('client: 407 answered with Proxy-Authorization, then 401 adds Authorization
   const client = new DigestClient(CREDS);
 
   const h1 = expectAuthorize(client.handleChallenge(407, proxy.challenge(), INVITE));
-  assert.deepEqual(h1.map((h) => h.name), ['Proxy-Authorization']);
+  assert.deepEqual(
+    h1.map((h) => h.name),
+    ['Proxy-Authorization'],
+  );
   unwrap(proxy.verify(h1[0].value, 'INVITE', INVITE.uri));
 
   const h2 = expectAuthorize(client.handleChallenge(401, uas.challenge(), INVITE));
@@ -756,11 +756,17 @@ test('client: 407 answered with Proxy-Authorization, then 401 adds Authorization
   // ACK/BYE etc. pre-emptively carry both.
   const bye = { method: 'BYE', uri: 'sip:+15551234567@carrier.example' };
   const h3 = client.authorize(bye);
-  assert.deepEqual(h3.map((h) => h.nc), [3, 2]);
+  assert.deepEqual(
+    h3.map((h) => h.nc),
+    [3, 2],
+  );
   unwrap(uas.verify(h3[1].value, 'BYE', bye.uri));
 
   client.forget('proxy.example');
-  assert.deepEqual(client.authorize(bye).map((h) => h.name), ['Authorization']);
+  assert.deepEqual(
+    client.authorize(bye).map((h) => h.name),
+    ['Authorization'],
+  );
   client.forget();
   assert.deepEqual(client.authorize(bye), []);
 });
@@ -843,9 +849,7 @@ test('client: -sess keeps one cnonce per nonce so the session key stays valid', 
 test('client: qop=auth-int hashes the request body', () => {
   const client = new DigestClient(CREDS, { cnonce: cnonceSeq() });
   const INVITE = { method: 'INVITE', uri: 'sip:bob@b.example', body: 'v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\n' };
-  const [h] = expectAuthorize(
-    client.handleChallenge(401, 'Digest realm="b", nonce="n", qop="auth-int", algorithm=SHA-256', INVITE),
-  );
+  const [h] = expectAuthorize(client.handleChallenge(401, 'Digest realm="b", nonce="n", qop="auth-int", algorithm=SHA-256', INVITE));
   assert.equal(paramOf(h.value, 'qop'), 'auth-int');
   const opts = { method: 'INVITE', password: CREDS.password };
   unwrap(verifyAuthorization(h.value, { ...opts, body: INVITE.body }));
@@ -857,14 +861,7 @@ test('client: qop=auth-int hashes the request body', () => {
 // Server-side verification round trips
 // ---------------------------------------------------------------------------
 
-const ALL_ALGORITHMS: DigestAlgorithm[] = [
-  'MD5',
-  'MD5-sess',
-  'SHA-256',
-  'SHA-256-sess',
-  'SHA-512-256',
-  'SHA-512-256-sess',
-];
+const ALL_ALGORITHMS: DigestAlgorithm[] = ['MD5', 'MD5-sess', 'SHA-256', 'SHA-256-sess', 'SHA-512-256', 'SHA-512-256-sess'];
 
 for (const algorithm of ALL_ALGORITHMS) {
   test(`verify round trip: ${algorithm}`, () => {
@@ -972,8 +969,7 @@ test('formatChallenge output parses back', () => {
   });
   assert.equal(
     value,
-    'Digest realm="r \\"x\\"", domain="sip:a sip:b", nonce="n", opaque="o", stale=true, ' +
-      'algorithm=SHA-512-256, qop="auth,auth-int"',
+    'Digest realm="r \\"x\\"", domain="sip:a sip:b", nonce="n", opaque="o", stale=true, ' + 'algorithm=SHA-512-256, qop="auth,auth-int"',
   );
   const c = unwrap(parseDigestChallenge(value));
   assert.equal(c.realm, 'r "x"');

@@ -45,7 +45,12 @@ test('frames several messages in one chunk, including bare-LF ones', () => {
   const events = framer.push(Buffer.concat([message('a', 'x'), message('b'), message('c', body, '\n')]));
   assert.deepEqual(callIds(events), ['a', 'b', 'c']);
   assert.equal(messages(events)[2].subarray(-body.length).toString(), body);
-  assert.equal(messages(events)[2].subarray(-body.length - 2, -body.length).toString(), '\n\n');
+  assert.equal(
+    messages(events)[2]
+      .subarray(-body.length - 2, -body.length)
+      .toString(),
+    '\n\n',
+  );
 });
 
 test('frames a message split at every possible point and byte by byte', () => {
@@ -105,7 +110,11 @@ test('invalid and repeated Content-Length are fatal; compact and folded forms wo
   }
   for (const header of ['l: 2', 'content-length : 2', 'Content-Length:\r\n  2', 'CONTENT-LENGTH:2']) {
     const events = new SipStreamFramer().push(Buffer.from(`${base}${header}\r\n\r\nokEXTRA`));
-    assert.deepEqual(messages(events).map((data) => data.toString().slice(-2)), ['ok'], header);
+    assert.deepEqual(
+      messages(events).map((data) => data.toString().slice(-2)),
+      ['ok'],
+      header,
+    );
   }
 });
 

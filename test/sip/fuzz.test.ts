@@ -174,14 +174,71 @@ const SEEDS: Buffer[] = [
 // Mutations
 
 const SPECIAL_INSERTS = [
-  '\r', '\n', '\r\n', '\0', ':', '"', '<', '>', ',', ';', '\\', '\r\n ', '\r\n\t', '\r\n\r\n', ' ', '\t', '%',
-  '=', '[', ']', '@', '?', '&', '/', '99999999999999999999', '4294967296', '-1', '0', 'SIP/2.0', 'sip:', '<sip:a@b>',
-  'z9hG4bK', ';rport', ';received=', ';tag=', '\u00ff', 'é', '\ud83d\ude00', '\x7f', '\x01',
+  '\r',
+  '\n',
+  '\r\n',
+  '\0',
+  ':',
+  '"',
+  '<',
+  '>',
+  ',',
+  ';',
+  '\\',
+  '\r\n ',
+  '\r\n\t',
+  '\r\n\r\n',
+  ' ',
+  '\t',
+  '%',
+  '=',
+  '[',
+  ']',
+  '@',
+  '?',
+  '&',
+  '/',
+  '99999999999999999999',
+  '4294967296',
+  '-1',
+  '0',
+  'SIP/2.0',
+  'sip:',
+  '<sip:a@b>',
+  'z9hG4bK',
+  ';rport',
+  ';received=',
+  ';tag=',
+  '\u00ff',
+  'é',
+  '\ud83d\ude00',
+  '\x7f',
+  '\x01',
 ];
 
 const HEADER_NAMES = [
-  'Via', 'v', 'From', 'f', 'To', 't', 'Call-ID', 'i', 'CSeq', 'Max-Forwards', 'Content-Length', 'l', 'Contact', 'm',
-  'Route', 'Record-Route', 'Expires', 'X-Custom', 'Bad Name', '', ':', 'Content-Type',
+  'Via',
+  'v',
+  'From',
+  'f',
+  'To',
+  't',
+  'Call-ID',
+  'i',
+  'CSeq',
+  'Max-Forwards',
+  'Content-Length',
+  'l',
+  'Contact',
+  'm',
+  'Route',
+  'Record-Route',
+  'Expires',
+  'X-Custom',
+  'Bad Name',
+  '',
+  ':',
+  'Content-Type',
 ];
 
 type Mutation =
@@ -293,7 +350,10 @@ const port = fc.option(fc.integer({ min: 1, max: 65535 }), { nil: null });
 /** Printable text without CR, LF or NUL and without leading/trailing LWS (the parser trims those). */
 const safeText = (maxLength: number) =>
   fc
-    .string({ unit: fc.oneof(fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 1 }), fc.constantFrom('é', 'ж', '大', '😀', '\t')), maxLength })
+    .string({
+      unit: fc.oneof(fc.string({ unit: 'grapheme-ascii', minLength: 1, maxLength: 1 }), fc.constantFrom('é', 'ж', '大', '😀', '\t')),
+      maxLength,
+    })
     .map((text) => text.replace(/[\r\n\0]/g, '').replace(/^[ \t]+|[ \t]+$/g, ''));
 
 const sipUri = fc
@@ -318,8 +378,14 @@ const nameAddr = fc
   .map(([display, uri, extra]) => `${display === null ? '' : `${display} `}<${uri}>${extra}`);
 const via = fc
   .tuple(fc.constantFrom('UDP', 'TCP', 'TLS', 'SCTP'), hostname, port, token, fc.boolean())
-  .map(([transport, host, viaPort, branch, rport]) => `SIP/2.0/${transport} ${host.includes(':') ? `[${host}]` : host}${viaPort === null ? '' : `:${viaPort}`};branch=z9hG4bK${branch}${rport ? ';rport' : ''}`);
-const extensionHeader = fc.tuple(token.map((name) => `X-${name}`), safeText(60));
+  .map(
+    ([transport, host, viaPort, branch, rport]) =>
+      `SIP/2.0/${transport} ${host.includes(':') ? `[${host}]` : host}${viaPort === null ? '' : `:${viaPort}`};branch=z9hG4bK${branch}${rport ? ';rport' : ''}`,
+  );
+const extensionHeader = fc.tuple(
+  token.map((name) => `X-${name}`),
+  safeText(60),
+);
 
 const generatedMessage: fc.Arbitrary<SipMessage> = fc
   .record({
@@ -335,7 +401,10 @@ const generatedMessage: fc.Arbitrary<SipMessage> = fc
     seq: fc.integer({ min: 0, max: 2 ** 32 - 1 }),
     maxForwards: fc.option(fc.integer({ min: 0, max: 255 }), { nil: null }),
     contacts: fc.array(nameAddr, { maxLength: 3 }),
-    routes: fc.array(sipUri.map((uri) => `<${uri};lr>`), { maxLength: 3 }),
+    routes: fc.array(
+      sipUri.map((uri) => `<${uri};lr>`),
+      { maxLength: 3 },
+    ),
     extensions: fc.array(extensionHeader, { maxLength: 5 }),
     body: fc.uint8Array({ maxLength: 400 }),
   })
@@ -358,10 +427,67 @@ const generatedMessage: fc.Arbitrary<SipMessage> = fc
   });
 
 const SYNTAX_PIECES = [
-  'INVITE', 'ACK', 'REGISTER', ' ', '  ', 'sip:', 'sips:', 'tel:+1', 'user', '@', 'example.com', '[::1]', ':5060', 'SIP/2.0',
-  'SIP/2.0 200 OK', '\r\n', '\n', '\r', '\r\n ', '\r\n\r\n', ':', 'Via', 'v', 'SIP/2.0/UDP', 'h', ';branch=z9hG4bK1', ';rport',
-  'To', 'From', 'f', 't', 'Call-ID', 'i', 'CSeq', '1 INVITE', 'Content-Length', 'l', '0', '5', '99999999999', 'Max-Forwards',
-  '70', '<', '>', '"', '\\', ',', ';', '=', 'tag', '\0', '\t', 'é', '*', 'Contact', 'Route', 'Record-Route', '?', '&', '%41', '%',
+  'INVITE',
+  'ACK',
+  'REGISTER',
+  ' ',
+  '  ',
+  'sip:',
+  'sips:',
+  'tel:+1',
+  'user',
+  '@',
+  'example.com',
+  '[::1]',
+  ':5060',
+  'SIP/2.0',
+  'SIP/2.0 200 OK',
+  '\r\n',
+  '\n',
+  '\r',
+  '\r\n ',
+  '\r\n\r\n',
+  ':',
+  'Via',
+  'v',
+  'SIP/2.0/UDP',
+  'h',
+  ';branch=z9hG4bK1',
+  ';rport',
+  'To',
+  'From',
+  'f',
+  't',
+  'Call-ID',
+  'i',
+  'CSeq',
+  '1 INVITE',
+  'Content-Length',
+  'l',
+  '0',
+  '5',
+  '99999999999',
+  'Max-Forwards',
+  '70',
+  '<',
+  '>',
+  '"',
+  '\\',
+  ',',
+  ';',
+  '=',
+  'tag',
+  '\0',
+  '\t',
+  'é',
+  '*',
+  'Contact',
+  'Route',
+  'Record-Route',
+  '?',
+  '&',
+  '%41',
+  '%',
 ];
 const syntaxSoup = fc.array(fc.constantFrom(...SYNTAX_PIECES), { maxLength: 120 }).map((pieces) => Buffer.from(pieces.join('')));
 
@@ -400,11 +526,17 @@ test(`serialize/parse round trip holds for ${RUNS.generatedRoundTrip} generated 
 });
 
 test(`parser survives ${RUNS.syntaxSoup} random arrangements of SIP syntax`, () => {
-  fc.assert(fc.property(syntaxSoup, (input) => void checkedParse(input)), { numRuns: RUNS.syntaxSoup });
+  fc.assert(
+    fc.property(syntaxSoup, (input) => void checkedParse(input)),
+    { numRuns: RUNS.syntaxSoup },
+  );
 });
 
 test(`parser survives ${RUNS.randomBytes} random byte strings`, () => {
-  fc.assert(fc.property(fc.uint8Array({ maxLength: 3000 }), (bytes) => void checkedParse(Buffer.from(bytes))), { numRuns: RUNS.randomBytes });
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 3000 }), (bytes) => void checkedParse(Buffer.from(bytes))),
+    { numRuns: RUNS.randomBytes },
+  );
 });
 
 test('pathological inputs parse within budget', () => {

@@ -1,8 +1,26 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildResponse, cloneMessage, createRequest, isRequest, SipHeaders, type SipMessage, type SipRequest, type SipResponse } from '../../src/sip/message.ts';
+import {
+  buildResponse,
+  cloneMessage,
+  createRequest,
+  isRequest,
+  SipHeaders,
+  type SipMessage,
+  type SipRequest,
+  type SipResponse,
+} from '../../src/sip/message.ts';
 import { formatNameAddr, parseNameAddr } from '../../src/sip/parse-address.ts';
-import { formatCSeq, formatHeaderParams, parseContentLength, parseCSeq, parseExpires, parseHeaderParams, parseMaxForwards, splitHeaderList } from '../../src/sip/parse-header.ts';
+import {
+  formatCSeq,
+  formatHeaderParams,
+  parseContentLength,
+  parseCSeq,
+  parseExpires,
+  parseHeaderParams,
+  parseMaxForwards,
+  splitHeaderList,
+} from '../../src/sip/parse-header.ts';
 import { formatVia, parseVia, topVia } from '../../src/sip/parse-via.ts';
 import { MAX_MESSAGE_SIZE, parseMessage, type ParseResult } from '../../src/sip/parser.ts';
 import { serializeMessage } from '../../src/sip/serializer.ts';
@@ -233,10 +251,7 @@ const realWorld: Array<{ name: string; raw: Buffer; check: (message: SipMessage)
     ]),
     check(message) {
       assert.equal(request(message).method, 'BYE');
-      assert.deepEqual(message.headers.getAll('route'), [
-        '<sip:bigbox3.site3.atlanta.example.com;lr>',
-        '<sip:server10.biloxi.example.com;lr>',
-      ]);
+      assert.deepEqual(message.headers.getAll('route'), ['<sip:bigbox3.site3.atlanta.example.com;lr>', '<sip:server10.biloxi.example.com;lr>']);
     },
   },
   {
@@ -350,8 +365,7 @@ type TortureCase =
   | { name: string; raw: Buffer; valid: false; reply: 400 | 505 | null };
 
 const INTMETH = "!interesting-Method0123456789_*+`.%indeed'~";
-const INTMETH_URI =
-  "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com";
+const INTMETH_URI = "sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*:&it+has=1,weird!*pas$wo~d_too.(doesn't-it)@example.com";
 
 function intmeth(toDisplayName: string): Buffer {
   return sip([
@@ -445,7 +459,14 @@ const torture: TortureCase[] = [
       assert.equal(routeUri?.params.get('unknown-no-value'), null);
       const contact = nameAddr(invite, 'contact');
       assert.equal(contact.displayName, 'Quoted string ""');
-      assert.deepEqual([...contact.params], [['newparam', 'newvalue'], ['secondparam', null], ['q', '0.33']]);
+      assert.deepEqual(
+        [...contact.params],
+        [
+          ['newparam', 'newvalue'],
+          ['secondparam', null],
+          ['q', '0.33'],
+        ],
+      );
       assert.equal(invite.body.toString(), SDP);
     },
   },
@@ -652,7 +673,10 @@ const torture: TortureCase[] = [
       assert.equal(uri?.user, 'user;par=u@example.net');
       assert.equal(uri?.host, 'example.com');
       assert.equal(uri?.params.size, 0);
-      assert.equal(header(message, 'accept'), 'application/sdp, application/pkcs7-mime, multipart/mixed, multipart/signed, message/sip, message/sipfrag');
+      assert.equal(
+        header(message, 'accept'),
+        'application/sdp, application/pkcs7-mime, multipart/mixed, multipart/signed, message/sip, message/sipfrag',
+      );
     },
   },
   {
@@ -1340,7 +1364,11 @@ test('policy: header syntax errors get a 400 reply when answerable', () => {
   expectRejected(parseMessage(options('Route: <sip:a>,,<sip:b>')), 400, /empty element/);
   expectRejected(parseMessage(sip(['OPTIONS sip:b@example.com SIP/2.0', ' folded start', ...MINIMAL_HEADERS])), 400, /continuation/);
   expectRejected(parseMessage(sip(['OPTIONS sip:b@example.com SIP/2.0', ...MINIMAL_HEADERS.slice(0, 4), 'CSeq: 1 options'])), 400, /cseq/);
-  expectRejected(parseMessage(sip(['OPTIONS sip:b@example.com SIP/2.0', ...MINIMAL_HEADERS.slice(0, 3), 'Call-ID: a b', MINIMAL_HEADERS[4]])), 400, /call-id/);
+  expectRejected(
+    parseMessage(sip(['OPTIONS sip:b@example.com SIP/2.0', ...MINIMAL_HEADERS.slice(0, 3), 'Call-ID: a b', MINIMAL_HEADERS[4]])),
+    400,
+    /call-id/,
+  );
 });
 
 test('policy: malformed ACK is never answered', () => {
@@ -1355,7 +1383,15 @@ test('policy: missing empty line is an error, but answerable', () => {
 
 test('policy: version and header names are case-insensitive, compact forms expand', () => {
   const message = parsed(
-    sip(['OPTIONS sip:b@example.com sip/2.0', 'V: SIP/2.0/UDP h;branch=z9hG4bK2', 'T: <sip:b@example.com>', 'F: <sip:a@example.com>;tag=1', 'I: x@y', 'cSeQ: 1 OPTIONS', 'L: 0']),
+    sip([
+      'OPTIONS sip:b@example.com sip/2.0',
+      'V: SIP/2.0/UDP h;branch=z9hG4bK2',
+      'T: <sip:b@example.com>',
+      'F: <sip:a@example.com>;tag=1',
+      'I: x@y',
+      'cSeQ: 1 OPTIONS',
+      'L: 0',
+    ]),
   );
   assert.equal(message.version, 'SIP/2.0');
   assert.equal(message.headers.get('Via'), 'SIP/2.0/UDP h;branch=z9hG4bK2');
@@ -1428,7 +1464,11 @@ test('SipHeaders: ordered multi-map operations', () => {
   assert.equal(copy.getAll('via').length, 3);
 
   headers.set('t', '<sip:z@y>');
-  assert.deepEqual([...headers].map((field) => field.name), ['Via', 'To'], 'set keeps position');
+  assert.deepEqual(
+    [...headers].map((field) => field.name),
+    ['Via', 'To'],
+    'set keeps position',
+  );
   assert.equal(headers.delete('to'), true);
   assert.equal(headers.has('To'), false);
   assert.deepEqual(headers.getAll('to'), []);
@@ -1439,7 +1479,10 @@ test('SipHeaders: ordered multi-map operations', () => {
   assert.equal(headers.has('via'), false);
   assert.equal(headers.size, 0);
   headers.set('X-Custom', ['1', '2']);
-  assert.deepEqual([...headers].map((field) => [field.key, field.name, field.values]), [['x-custom', 'X-Custom', ['1', '2']]]);
+  assert.deepEqual(
+    [...headers].map((field) => [field.key, field.name, field.values]),
+    [['x-custom', 'X-Custom', ['1', '2']]],
+  );
   headers.set('x-custom', []);
   assert.equal(headers.has('x-custom'), false);
 });
@@ -1463,13 +1506,16 @@ test('splitHeaderList respects quotes and angle brackets', () => {
 
 test('parseHeaderParams and formatHeaderParams', () => {
   const params = parseHeaderParams(String.raw` ; tag = abc ;lr; q="0.5" ;x="a \"quoted\" \\ value";received=2001:db8::1`);
-  assert.deepEqual([...(params ?? [])], [
-    ['tag', 'abc'],
-    ['lr', null],
-    ['q', '0.5'],
-    ['x', 'a "quoted" \\ value'],
-    ['received', '2001:db8::1'],
-  ]);
+  assert.deepEqual(
+    [...(params ?? [])],
+    [
+      ['tag', 'abc'],
+      ['lr', null],
+      ['q', '0.5'],
+      ['x', 'a "quoted" \\ value'],
+      ['received', '2001:db8::1'],
+    ],
+  );
   assert.equal(formatHeaderParams(params ?? new Map()), String.raw`;tag=abc;lr;q=0.5;x="a \"quoted\" \\ value";received=2001:db8::1`);
   assert.equal(parseHeaderParams(';;'), null);
   assert.equal(parseHeaderParams(';a="unterminated'), null);
@@ -1484,17 +1530,35 @@ test('parseVia / formatVia', () => {
     transport: 'UDP',
     host: '2001:db8::1',
     port: 5070,
-    params: [['branch', 'z9hG4bKx'], ['rport', null], ['received', '192.0.2.1']],
+    params: [
+      ['branch', 'z9hG4bKx'],
+      ['rport', null],
+      ['received', '192.0.2.1'],
+    ],
   });
   assert.equal(formatVia(via!), 'SIP/2.0/UDP [2001:db8::1]:5070;branch=z9hG4bKx;rport;received=192.0.2.1');
   assert.equal(parseVia('SIP/2.0/TCP host.example.com : 5061 ;branch=z9hG4bKy')?.port, 5061);
-  for (const bad of ['', 'SIP/2.0', 'SIP/2.0/UDP', 'SIP/2.0/UDPhost', 'SIP/2.0/UDP host:99999', 'SIP/2.0/UDP 2001:db8::1', 'SIP/2.0/UDP h;;', 'SIP/2.0/UDP bad_host!', 'SIP/2.0/UDP 300.1.1.1']) {
+  for (const bad of [
+    '',
+    'SIP/2.0',
+    'SIP/2.0/UDP',
+    'SIP/2.0/UDPhost',
+    'SIP/2.0/UDP host:99999',
+    'SIP/2.0/UDP 2001:db8::1',
+    'SIP/2.0/UDP h;;',
+    'SIP/2.0/UDP bad_host!',
+    'SIP/2.0/UDP 300.1.1.1',
+  ]) {
     assert.equal(parseVia(bad), null, bad);
   }
 });
 
 test('parseNameAddr / formatNameAddr', () => {
-  assert.deepEqual(parseNameAddr('"A \\"B\\"" <sip:a@b.com;lr>;tag=x'), { displayName: 'A "B"', uri: 'sip:a@b.com;lr', params: new Map([['tag', 'x']]) });
+  assert.deepEqual(parseNameAddr('"A \\"B\\"" <sip:a@b.com;lr>;tag=x'), {
+    displayName: 'A "B"',
+    uri: 'sip:a@b.com;lr',
+    params: new Map([['tag', 'x']]),
+  });
   assert.deepEqual(parseNameAddr('sip:a@b.com;tag=x'), { displayName: null, uri: 'sip:a@b.com', params: new Map([['tag', 'x']]) });
   assert.deepEqual(parseNameAddr('Алиса <sip:alice@example.com>')?.displayName, 'Алиса');
   assert.equal(parseNameAddr('*'), null);

@@ -440,7 +440,10 @@ test('a request routed back to the proxy unchanged is a loop: 482', async (t) =>
   await uac.next(response(482), '482');
   assert.equal(proxy.routed.length, 2, 'the spiral was routed, the loop was not');
   await waitFor(() => proxy.records.length === 2, 'both routed passes recorded');
-  assert.deepEqual(proxy.records.map((record) => record.finalStatus), [482, 482]);
+  assert.deepEqual(
+    proxy.records.map((record) => record.finalStatus),
+    [482, 482],
+  );
 });
 
 test('Proxy-Require: 420 Bad Extension listing the unsupported option', async (t) => {

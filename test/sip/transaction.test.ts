@@ -312,7 +312,10 @@ test('INVITE server: a retransmitted INVITE gets the last provisional again', (t
   transaction.respond(response(invite, 100));
   transaction.respond(response(invite, 180));
   h.layer.receive(request(), UDP_SOURCE);
-  assert.deepEqual(h.transport.sent.map((sent) => (sent.message as SipResponse).status), [100, 180, 180]);
+  assert.deepEqual(
+    h.transport.sent.map((sent) => (sent.message as SipResponse).status),
+    [100, 180, 180],
+  );
   assert.equal(h.requests.length, 1, 'retransmissions never reach the TU');
   assert.equal(h.layer.stats.retransmissionsAbsorbed, 2);
 });
@@ -403,7 +406,10 @@ test('non-INVITE server over UDP: retransmissions absorbed in Trying, answered w
   transaction.respond(response(bye, 200));
   assert.equal(transaction.state, 'completed');
   h.layer.receive(request({ method: 'BYE', toTag: 'bob' }), UDP_SOURCE);
-  assert.deepEqual(h.transport.sent.map((sent) => (sent.message as SipResponse).status), [100, 100, 200, 200]);
+  assert.deepEqual(
+    h.transport.sent.map((sent) => (sent.message as SipResponse).status),
+    [100, 100, 200, 200],
+  );
   assert.equal(h.requests.length, 1);
   h.advance(64 * T1 - 1);
   assert.equal(transaction.state, 'completed');
@@ -447,7 +453,10 @@ test('matching: same branch from another sent-by, or another method, is a differ
   h.layer.receive(request({ branch: 'z9hG4bK-s', sentBy: 'other.example.com' }), UDP_SOURCE);
   h.layer.receive(request({ branch: 'z9hG4bK-s', method: 'OPTIONS' }), UDP_SOURCE);
   assert.equal(h.requests.length, 3);
-  assert.notEqual(requestTransactionKey(request({ branch: 'z9hG4bK-s' })), requestTransactionKey(request({ branch: 'z9hG4bK-s', sentBy: 'other.example.com' })));
+  assert.notEqual(
+    requestTransactionKey(request({ branch: 'z9hG4bK-s' })),
+    requestTransactionKey(request({ branch: 'z9hG4bK-s', sentBy: 'other.example.com' })),
+  );
 });
 
 test('matching: the ACK for a non-2xx matches its INVITE server transaction', (t) => {
@@ -507,7 +516,10 @@ test('a TU exception on a new request answers 500 rather than leaving the transa
     },
   });
   assert.throws(() => h.layer.receive(request({ method: 'OPTIONS' }), UDP_SOURCE), /TU bug/);
-  assert.deepEqual(h.transport.sent.map((sent) => (sent.message as SipResponse).status), [500]);
+  assert.deepEqual(
+    h.transport.sent.map((sent) => (sent.message as SipResponse).status),
+    [500],
+  );
 });
 
 test('close() ends every transaction and stops all timers', (t) => {

@@ -269,7 +269,12 @@ test('TCP: message split across writes, keep-alive ping answered with pong', asy
         body: Buffer.from('hello over a slow link'),
       }),
     );
-    for (const [start, end] of [[0, 7], [7, 80], [80, wire.length - 3], [wire.length - 3, wire.length]]) {
+    for (const [start, end] of [
+      [0, 7],
+      [7, 80],
+      [80, wire.length - 3],
+      [wire.length - 3, wire.length],
+    ]) {
       socket.write(wire.subarray(start, end));
       await delay(15);
     }
@@ -426,7 +431,10 @@ test('handler exceptions are reported, not fatal; send after close is refused', 
     await server.layer.close();
     await server.layer.close();
   }
-  await assert.rejects(client.layer.send(request('OPTIONS', 'SIP/2.0/UDP h;branch=z9hG4bKx'), { transport: 'udp', host: '127.0.0.1', port: 9 }), /closed/);
+  await assert.rejects(
+    client.layer.send(request('OPTIONS', 'SIP/2.0/UDP h;branch=z9hG4bKx'), { transport: 'udp', host: '127.0.0.1', port: 9 }),
+    /closed/,
+  );
   await assert.rejects(client.layer.listen(), /closed/);
 });
 
@@ -474,7 +482,10 @@ test('inbound TCP: connections beyond the per-source cap are closed at once; oth
     for (let i = 0; i < 5; i++) sockets.push(await tcpClient('127.0.0.1', server.port));
     await Promise.all(sockets.slice(3).map(closedByPeer));
     await delay(50);
-    assert.deepEqual(sockets.map((s) => s.destroyed), [false, false, false, true, true]);
+    assert.deepEqual(
+      sockets.map((s) => s.destroyed),
+      [false, false, false, true, true],
+    );
     assert.equal(server.layer.stats.refusedConnections, 2);
     const other = net.connect({ host: '127.0.0.1', port: server.port, localAddress: '127.0.0.2' });
     await once(other, 'connect');
@@ -558,7 +569,8 @@ test('outbound TCP: connections are capped per host and in all', async () => {
     listeners.push(listener);
     return (listener.address() as net.AddressInfo).port;
   };
-  const to = (host: string, port: number) => server.layer.send(request('OPTIONS', 'SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKcap'), { transport: 'tcp', host, port });
+  const to = (host: string, port: number) =>
+    server.layer.send(request('OPTIONS', 'SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKcap'), { transport: 'tcp', host, port });
   try {
     const ports = [await listen('127.0.0.1'), await listen('127.0.0.1'), await listen('127.0.0.1')];
     await to('127.0.0.1', ports[0]);
@@ -589,7 +601,10 @@ test('refused destinations: no request goes to a refused address or to a name th
   try {
     const options = request('OPTIONS', 'SIP/2.0/UDP 127.0.0.2:5060;branch=z9hG4bKrefused');
     const port = (listener.address() as net.AddressInfo).port;
-    await assert.rejects(server.layer.send(options, { transport: 'udp', host: '127.0.0.1', port: client.address().port }), /refusing to send a request to 127\.0\.0\.1/);
+    await assert.rejects(
+      server.layer.send(options, { transport: 'udp', host: '127.0.0.1', port: client.address().port }),
+      /refusing to send a request to 127\.0\.0\.1/,
+    );
     await assert.rejects(server.layer.send(options, { transport: 'tcp', host: 'localhost', port }), /localhost resolves to no address/);
     assert.equal(connections, 0);
     // A request from the refused address is still answered.

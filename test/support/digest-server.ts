@@ -112,10 +112,7 @@ export interface VerifyAuthorizationOptions {
  * password. Nonce freshness and nc replay protection are the caller's job
  * (via `options.nonce`). The response is compared in constant time.
  */
-export function verifyAuthorization(
-  headerValue: string,
-  options: VerifyAuthorizationOptions,
-): DigestResult<DigestCredentialsHeader> {
+export function verifyAuthorization(headerValue: string, options: VerifyAuthorizationOptions): DigestResult<DigestCredentialsHeader> {
   const parsed = parseAuthorization(headerValue);
   if (!parsed.ok) return parsed;
   const c = parsed.value;
@@ -144,12 +141,10 @@ export function verifyAuthorization(
   if (options.nonce !== undefined) {
     // parseAuthorization has checked that nc, when present, is 8 hex digits.
     const nc = c.nc === undefined ? undefined : parseNonceCount(c.nc)!;
-    const nonceOk =
-      typeof options.nonce === 'string' ? c.nonce === options.nonce : options.nonce(c.nonce, nc);
+    const nonceOk = typeof options.nonce === 'string' ? c.nonce === options.nonce : options.nonce(c.nonce, nc);
     if (!nonceOk) return digestFailure('nonce-mismatch', 'nonce is unknown, stale or replayed');
   }
-  const password =
-    typeof options.password === 'string' ? options.password : options.password(c.username, c.realm);
+  const password = typeof options.password === 'string' ? options.password : options.password(c.username, c.realm);
   if (password === undefined) return digestFailure('unknown-user', `unknown user "${c.username}"`);
 
   const expected = computeDigestResponse({

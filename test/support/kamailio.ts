@@ -58,7 +58,20 @@ async function answering(port: number, deadline: number): Promise<void> {
 /** Runs Kamailio in the foreground with a configuration of test/interop/kamailio, on UDP and TCP `port`. */
 export async function startKamailio(config: string, port: number, defines: Record<string, string> = {}): Promise<Kamailio> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dialplane-kamailio-'));
-  const args = ['-f', path.join(KAMAILIO_CONFIGS, config), '-l', `udp:127.0.0.1:${port}`, '-l', `tcp:127.0.0.1:${port}`, '-DD', '-E', '-w', dir, '-Y', dir];
+  const args = [
+    '-f',
+    path.join(KAMAILIO_CONFIGS, config),
+    '-l',
+    `udp:127.0.0.1:${port}`,
+    '-l',
+    `tcp:127.0.0.1:${port}`,
+    '-DD',
+    '-E',
+    '-w',
+    dir,
+    '-Y',
+    dir,
+  ];
   for (const [name, value] of Object.entries(defines)) args.push('-A', `${name}=${value}`);
   const child = spawn('kamailio', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';

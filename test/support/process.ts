@@ -18,7 +18,14 @@ export interface ServerProcess {
 export async function spawnServer(env: Record<string, string>, timeoutMs = 20000): Promise<ServerProcess> {
   const child = spawn(process.execPath, [CLI, 'serve'], {
     cwd: REPO_ROOT,
-    env: { ...process.env, DIALPLANE_HTTP_HOST: '127.0.0.1', DIALPLANE_HTTP_PORT: '0', DIALPLANE_SIP_HOST: '127.0.0.1', DIALPLANE_SIP_PORT: '0', ...env },
+    env: {
+      ...process.env,
+      DIALPLANE_HTTP_HOST: '127.0.0.1',
+      DIALPLANE_HTTP_PORT: '0',
+      DIALPLANE_SIP_HOST: '127.0.0.1',
+      DIALPLANE_SIP_PORT: '0',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';

@@ -58,12 +58,7 @@ export async function freshDatabase(backend: Backend): Promise<TestDatabase> {
   };
 }
 
-export async function request<T = any>(
-  baseUrl: string,
-  method: string,
-  urlPath: string,
-  options: RequestOptions = {},
-): Promise<ApiResponse<T>> {
+export async function request<T = any>(baseUrl: string, method: string, urlPath: string, options: RequestOptions = {}): Promise<ApiResponse<T>> {
   const url = new URL(urlPath, baseUrl);
   for (const [k, v] of Object.entries(options.query ?? {})) if (v !== undefined) url.searchParams.set(k, String(v));
   const headers: Record<string, string> = { ...options.headers };

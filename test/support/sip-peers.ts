@@ -198,7 +198,6 @@ export class TcpServerPeer extends Peer {
   }
 }
 
-
 // ---------------------------------------------------------------------------
 // Hand-written SIP
 
@@ -223,7 +222,12 @@ export interface Call {
 }
 
 export function newCall(proxyAddress: string, user = '+15550001'): Call {
-  return { callId: unique('call-') + '@proxy.test', fromTag: unique('from'), inviteBranch: unique('z9hG4bK-inv'), requestUri: `sip:${user}@${proxyAddress}` };
+  return {
+    callId: unique('call-') + '@proxy.test',
+    fromTag: unique('from'),
+    inviteBranch: unique('z9hG4bK-inv'),
+    requestUri: `sip:${user}@${proxyAddress}`,
+  };
 }
 
 export function inviteText(call: Call, uac: Peer, extra: string[] = []): string {
@@ -347,4 +351,3 @@ export const response =
   (status: number, method = 'INVITE') =>
   (message: SipMessage): message is SipResponse =>
     message.kind === 'response' && message.status === status && message.headers.get('cseq')?.endsWith(` ${method}`) === true;
-

@@ -65,16 +65,26 @@ export function runSipp(options: SippOptions): SippRun {
   const scenarioFile = path.join(dir, options.scenario);
   fs.writeFileSync(scenarioFile, scenario);
   const args = [
-    '-sf', scenarioFile,
-    '-i', '127.0.0.1',
-    '-p', String(options.localPort),
-    '-t', options.transport === 'udp' ? 'u1' : 't1',
-    '-m', String(options.calls),
+    '-sf',
+    scenarioFile,
+    '-i',
+    '127.0.0.1',
+    '-p',
+    String(options.localPort),
+    '-t',
+    options.transport === 'udp' ? 'u1' : 't1',
+    '-m',
+    String(options.calls),
     '-nostdin',
-    '-timeout', `${options.timeoutSeconds ?? 20}s`,
+    '-timeout',
+    `${options.timeoutSeconds ?? 20}s`,
     '-timeout_error',
-    '-trace_logs', '-log_file', logFile,
-    '-trace_err', '-error_file', path.join(dir, 'errors.log'),
+    '-trace_logs',
+    '-log_file',
+    logFile,
+    '-trace_err',
+    '-error_file',
+    path.join(dir, 'errors.log'),
   ];
   if (options.rate !== undefined) args.push('-r', String(options.rate), '-l', String(Math.max(1, options.rate * 2)));
   if (options.service !== undefined) args.push('-s', options.service);
