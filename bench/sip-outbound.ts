@@ -8,7 +8,7 @@ import { killTree, processTree, running, sleep, stopChild, track } from './proce
 import { fileURLToPath } from 'node:url';
 
 /**
- * The outbound row of `npm run bench:sip`: the highest rate of outbound calls (CONTRACT 6) the
+ * The outbound row of `npm run bench:sip`: the highest rate of outbound calls (docs/outbound.md) the
  * SIP edge carries cleanly with the carrier challenging every call, beside Kamailio doing the
  * same job (bench/kamailio/outbound.cfg, whose uac module answers the challenge).
  *

@@ -49,7 +49,7 @@ export interface Config {
   agentRuntimeUri: string | null;
   runtimeAddresses: string[];
   logLevel: string;
-  /** Registration with SIP providers (CONTRACT 4, src/registration/). */
+  /** Registration with SIP providers (docs/registration.md, src/registration/). */
   registration: {
     /** How long an instance's claim on a registration lasts without renewal. */
     leaseSeconds: number;

@@ -34,7 +34,7 @@ export interface RunningServer {
   /** The SIP edge's port (UDP and TCP). */
   sipPort: number;
   edge: SipEdge;
-  /** Keeps numbers with `registration: true` registered (CONTRACT 4). */
+  /** Keeps numbers with `registration: true` registered (docs/registration.md). */
   registrations: RegistrationManager;
   /**
    * Graceful: new calls get 503, HTTP requests and INVITEs in flight get their answers (the

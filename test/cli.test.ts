@@ -9,7 +9,7 @@ import SQLite from 'better-sqlite3';
 import { request, startTestServer } from './support/server.ts';
 import { UUID, eventually } from './support/api.ts';
 
-/** CONTRACT 1: the `dialplane` command, run as a user runs it, against a SQLite file. */
+/** README, The CLI: the `dialplane` command, run as a user runs it, against a SQLite file. */
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = path.join(ROOT, 'bin', 'dialplane.js');
 

@@ -4,7 +4,7 @@ import type { DatabaseHandle, Dialect } from './connection.ts';
 /**
  * The only place where the two dialects may differ. Each migration receives the dialect; the
  * schema builder covers almost everything, including the partial unique index that enforces
- * the global inbound rule of CONTRACT 3.4.
+ * the global inbound rule of docs/api.md, Links.
  */
 // Migrations run against the schema as it was when each was written, not against today's types.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -92,7 +92,7 @@ const migrations: Record<string, DialectMigration> = {
     await db.schema.createIndex('phone_numbers_org_created').on('phone_numbers').columns(['org_id', 'created_time', 'id']).execute();
     await db.schema.createIndex('phone_numbers_credentials').on('phone_numbers').column('credentials_id').execute();
     await db.schema.createIndex('phone_numbers_agent').on('phone_numbers').column('incoming_calls_agent_id').execute();
-    // CONTRACT 3.4: one inbound agent per normalized number in the whole system.
+    // docs/api.md, Links: one inbound agent per normalized number in the whole system.
     await db.schema
       .createIndex('phone_numbers_inbound_unique')
       .on('phone_numbers')
@@ -167,7 +167,7 @@ const migrations: Record<string, DialectMigration> = {
   },
 
   /**
-   * Which instance keeps which registration (CONTRACT 4): one row per registration key (transport,
+   * Which instance keeps which registration (docs/registration.md): one row per registration key (transport,
    * registrar, AOR), claimed with a conditional write and renewed while the owner lives.
    */
   async '0004_registration_leases'(db) {
@@ -181,7 +181,7 @@ const migrations: Record<string, DialectMigration> = {
   },
 
   /**
-   * Outbound cps budgets (CONTRACT 3.1 cpsLimit/cpsKey, src/outbound/cps-limiter.ts): one row per
+   * Outbound cps budgets (docs/outbound.md, cps limits, src/outbound/cps-limiter.ts): one row per
    * budget and one-second window, counted up with an atomic upsert, so the limit holds across
    * instances sharing the database.
    */

@@ -24,7 +24,7 @@ export interface SipEdgeOptions {
   index: RoutingIndex;
   recorder: CallRecorder;
   observer: EdgeObserver;
-  /** Outbound calls from agent runtimes (CONTRACT 6); without it, every INVITE is routed as inbound. */
+  /** Outbound calls from agent runtimes (docs/outbound.md); without it, every INVITE is routed as inbound. */
   outbound?: { ctx: Context; runtimeAddresses: readonly string[] };
   onError(error: unknown): void;
   /** One info line per call attempt; warnings an operator must see (a refused number capture). */

@@ -78,7 +78,7 @@ export function installProblemHandlers(app: FastifyInstance): void {
       return sendProblem(request, reply, 400, `The request is not valid: ${detail}`, errors);
     }
     const status = error.statusCode ?? 500;
-    // Every 400 carries `errors` (CONTRACT 2); what the body parser refuses is the body's fault.
+    // Every 400 carries `errors` (docs/api.md, Conventions); what the body parser refuses is the body's fault.
     if (status === 400) {
       const field = error.code?.startsWith('FST_ERR_CTP_') ? 'body' : 'request';
       return sendProblem(request, reply, status, error.message, { [field]: [error.message] });

@@ -1,7 +1,7 @@
 import type { AddressSet } from '../common/addresses.ts';
 
 /**
- * The inbound routing decision of CONTRACT 5, as one pure function over what the routing
+ * The inbound routing decision of docs/sip-edge.md, as one pure function over what the routing
  * index holds. The SIP edge, the tests and the benchmark all call this.
  */
 
@@ -55,7 +55,7 @@ const NOT_FOUND: InboundDecision = { outcome: 'not_found', status: 404, reason: 
  * - otherwise: route to the agent's sipUri, else the default runtime.
  *
  * When several records share the number (other organizations or other credentials), only one
- * can hold the inbound link (CONTRACT 3.4); the others can only ever
+ * can hold the inbound link (docs/api.md, Links); the others can only ever
  * answer 480.
  */
 export function decideInbound(

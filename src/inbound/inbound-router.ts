@@ -78,7 +78,7 @@ export class InboundRouter {
   }
 
   /**
-   * The number called: the Request-URI's user part (CONTRACT 5). When that names no number, the
+   * The number called: the Request-URI's user part (docs/sip-edge.md). When that names no number, the
    * To URI's user part: a provider delivering to a registered Contact (`sip:<authUser>@edge`)
    * puts the number there.
    */

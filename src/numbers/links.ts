@@ -54,7 +54,7 @@ const setOutboundNumber = preparedQuery((db, v: { agentId: string; orgId: string
 );
 
 /**
- * The link rules of CONTRACT 3.4, in one place.
+ * The link rules of docs/api.md, Links, in one place.
  *
  * `inbound` sets the number's inbound agent, replacing any previous one. That a normalized
  * number has at most one inbound agent in the whole system is not checked here: the partial

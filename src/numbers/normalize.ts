@@ -1,5 +1,5 @@
 /**
- * The one number-normalization rule (CONTRACT 3.3), used by the API, list filters and call
+ * The one number-normalization rule (docs/api.md, Phone numbers), used by the API, list filters and call
  * routing alike: visual separators are dropped, a leading international prefix `00` becomes
  * `+`, bare digits are E.164 without their `+`, and the result must be `+` and 3..15 digits.
  * Returns null when the input cannot be read as a phone number.

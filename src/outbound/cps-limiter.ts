@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 
 /**
- * The cps budget of CONTRACT 3.1 (`cpsLimit`, `cpsKey`): at most `limit` new outbound calls per
+ * The cps budget of docs/outbound.md (`cpsLimit`, `cpsKey`): at most `limit` new outbound calls per
  * second through one credentials, or through all credentials of an organization that share a
  * `cpsKey`.
  *

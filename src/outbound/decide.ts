@@ -2,7 +2,7 @@ import { parseServerAddress, type SipTransportName } from '../credentials/server
 import { formatHost, parseSipUri } from '../sip/uri.ts';
 
 /**
- * The outbound decision of CONTRACT 6 as a pure function of what the one database lookup found
+ * The outbound decision of docs/outbound.md as a pure function of what the one database lookup found
  * (agent → outbound number → credentials) and the dialled user part.
  */
 

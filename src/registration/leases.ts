@@ -1,5 +1,5 @@
 /**
- * Leases on registrations (CONTRACT 4): with several instances on one database, each
+ * Leases on registrations (docs/registration.md): with several instances on one database, each
  * registration is kept by exactly one of them. A lease is a row (key, owner, lease_until);
  * taking one is a single conditional write, so two instances can never both win it:
  *

@@ -1,5 +1,5 @@
 /**
- * Keeps numbers registered with their SIP providers (CONTRACT 4).
+ * Keeps numbers registered with their SIP providers (docs/registration.md).
  *
  * - What should be registered comes from the database: every number with `registration: true`,
  *   with its credentials. The manager learns of changes through the change feed (and re-reads

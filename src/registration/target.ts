@@ -1,5 +1,5 @@
 /**
- * What a number registers, where, and as whom (CONTRACT 4): the AOR
+ * What a number registers, where, and as whom (docs/registration.md): the AOR
  * `sip:<authUser or the number's digits>@<domain>` (domain: the credentials' domain, else the
  * server's host), sent to the credentials' server over their transport. Numbers whose target has
  * the same key share one registration.

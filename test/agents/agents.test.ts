@@ -5,7 +5,7 @@ import { testBackends } from '../support/backends.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 import { UUID, assertProblem, clientFor, missingId, nextMillisecond, type Client } from '../support/api.ts';
 
-/** CONTRACT 3.2: agents. */
+/** docs/api.md, Agents: agents. */
 const BASE = '/api/v1/agents';
 
 const FIELDS = [

@@ -5,7 +5,7 @@ import { testBackends } from '../support/backends.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 import { UUID, assertProblem, clientFor, missingId, nextMillisecond, type Client } from '../support/api.ts';
 
-/** CONTRACT 3.1: SIP credentials. */
+/** docs/api.md, SIP credentials: SIP credentials. */
 const BASE = '/api/v1/sip-credentials';
 
 const FIELDS = [

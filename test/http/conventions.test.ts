@@ -6,9 +6,9 @@ import { request, startTestServer, type TestServer } from '../support/server.ts'
 import { createApiKey, revokeApiKey } from '../../src/orgs/orgs.ts';
 import { ISO_UTC, assertProblem, assertProblemShape, clientFor, eventually, missingId, type Client } from '../support/api.ts';
 
-/** CONTRACT 1 and 2: running it, and the conventions every route follows. */
+/** README (The CLI) and docs/api.md (Conventions): running it, and the conventions every route follows. */
 
-/** Every operation of the API that CONTRACT 3 names. */
+/** Every operation of the API that docs/api.md names. */
 const OPERATIONS = [
   'GET /api/v1/sip-credentials',
   'POST /api/v1/sip-credentials',

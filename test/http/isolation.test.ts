@@ -6,7 +6,7 @@ import { startTestServer, type TestServer } from '../support/server.ts';
 import { assertProblem, clientFor, missingId, type Client } from '../support/api.ts';
 
 /**
- * CONTRACT 2: everything a key can see or touch belongs to its organization, and another
+ * docs/api.md, Conventions: everything a key can see or touch belongs to its organization, and another
  * organization's resource is answered exactly like a missing one. The routes come from the
  * OpenAPI document, so a route added later is walked too (or fails here until it is).
  */

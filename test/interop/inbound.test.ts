@@ -4,7 +4,7 @@ import { startTestServer, type TestServer } from '../support/server.ts';
 import { freePort, runSipp, settle, sippAvailable, type SippTransport, waitFor } from '../support/sipp.ts';
 
 /**
- * CONTRACT 5 over real SIP: sipp plays the carrier and sipp plays the agent runtime, with the
+ * docs/sip-edge.md over real SIP: sipp plays the carrier and sipp plays the agent runtime, with the
  * edge between them, on UDP and on TCP.
  */
 const hasSipp = sippAvailable();

@@ -5,7 +5,7 @@ import { startTestServer, type TestServer } from '../support/server.ts';
 import { freePort, runSipp, settle, sippAvailable, type SippTransport, waitFor } from '../support/sipp.ts';
 
 /**
- * CONTRACT 6 over real SIP: sipp plays the agent runtime (UAC, sending X-Dialplane-Agent-Id) and
+ * docs/outbound.md over real SIP: sipp plays the agent runtime (UAC, sending X-Dialplane-Agent-Id) and
  * sipp plays the carrier (UAS, challenging), with the edge between them.
  */
 const hasSipp = sippAvailable();
@@ -23,7 +23,7 @@ const CALLER = `^ *.${DISPLAY_NAME}. .sip:\\${NUMBER}@${DOMAIN.replace('.', '\\.
 
 const md5 = (text: string) => crypto.createHash('md5').update(text).digest('hex');
 
-/** Recomputes an MD5/qop=auth digest answer the carrier logged (independently of src/sip/digest.ts). */
+/** Recomputes an MD5/qop=auth digest answer the carrier logged (independently of src/sip/digest-*.ts). */
 function assertDigest(log: string, method: string): void {
   const line = /CREDENTIALS\s+Digest (.*)/.exec(log)?.[1];
   assert.ok(line, `the carrier logged the credentials:\n${log}`);

@@ -4,7 +4,7 @@ import { testBackends } from '../support/backends.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 
 /**
- * CONTRACT 3.4: one inbound agent per normalized number in the whole system, under any
+ * docs/api.md, Links: one inbound agent per normalized number in the whole system, under any
  * concurrency. Ten organizations each own a record of the same number (written differently)
  * and fire 50 link requests at once; the database must let exactly one through.
  */

@@ -4,7 +4,7 @@ import { testBackends } from '../support/backends.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 import { assertProblem, clientFor, missingId, nextMillisecond } from '../support/api.ts';
 
-/** CONTRACT 3.4: linking numbers and agents. */
+/** docs/api.md, Links: linking numbers and agents. */
 let sequence = 0;
 /** A number no other test of this file uses, written with separators. */
 const freshNumber = () => `+1 555 011 ${String(1000 + sequence++).padStart(4, '0')}`;

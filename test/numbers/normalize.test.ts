@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { normalizePhoneNumber } from '../../src/numbers/normalize.ts';
 
 /**
- * CONTRACT 3.3: spaces, dashes, dots and parentheses are dropped, a leading `00` becomes `+`,
+ * docs/api.md, Phone numbers: spaces, dashes, dots and parentheses are dropped, a leading `00` becomes `+`,
  * bare digits are E.164 without the `+`; the result is `+` and 3..15 digits, or nothing.
  */
 const rows: [input: string, expected: string | null][] = [

@@ -7,7 +7,7 @@ import { startTestServer, type TestServer } from '../support/server.ts';
 const withoutStatus = ({ registrationStatus: _status, ...rest }: Record<string, unknown>) => rest;
 import { UUID, assertProblem, clientFor, missingId, nextMillisecond, type Client } from '../support/api.ts';
 
-/** CONTRACT 3.3: SIP phone numbers. */
+/** docs/api.md, Phone numbers: SIP phone numbers. */
 const BASE = '/api/v1/sip-phone-numbers';
 
 const FIELDS = [

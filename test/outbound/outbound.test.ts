@@ -11,7 +11,7 @@ import { migrateToLatest } from '../../src/db/migrations.ts';
 import { testBackends } from '../support/backends.ts';
 import { freshDatabase, startTestServer, type TestServer } from '../support/server.ts';
 
-/** CONTRACT 6's decision for a new INVITE from an agent runtime, and the cps limiter (CONTRACT 3.1), on both backends. */
+/** The outbound decision of docs/outbound.md for a new INVITE from an agent runtime, and the cps limiter (docs/outbound.md), on both backends. */
 
 const RUNTIME: MessageSource = { address: '127.0.0.1', port: 5070, transport: 'udp' } as MessageSource;
 const FOREIGN: MessageSource = { address: '198.51.100.7', port: 5070, transport: 'udp' } as MessageSource;

@@ -5,7 +5,7 @@ import { startTestServer, type TestServer } from '../support/server.ts';
 import { freePort, runSipp, settle, sippAvailable, type SippRun, type SippTransport } from '../support/sipp.ts';
 
 /**
- * CONTRACT 4 over real SIP: sipp plays the provider's registrar and the edge registers numbers
+ * docs/registration.md over real SIP: sipp plays the provider's registrar and the edge registers numbers
  * with it. Timers are shortened (T1 50 ms, so a REGISTER times out after 3.2 s; retries after
  * 0.4-0.5 s) so that every exchange, retry and refresh happens within a few seconds.
  */
@@ -131,7 +131,7 @@ describe('registration with a sipp registrar', { skip: !hasSipp && 'sipp not ins
       assert.equal(params.nc, '00000001');
       assert.equal(params.opaque, 'op42');
       assert.equal((params.algorithm ?? 'MD5').toUpperCase(), algorithm);
-      // Recomputed here, independently of src/sip/digest.ts (RFC 7616 §3.4.1).
+      // Recomputed here, independently of src/sip/digest-*.ts (RFC 7616 §3.4.1).
       const h = (text: string) =>
         crypto
           .createHash(algorithm === 'MD5' ? 'md5' : 'sha256')

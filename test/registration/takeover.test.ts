@@ -8,7 +8,7 @@ import { freshDatabase, request } from '../support/server.ts';
 import { freePort, runSipp, settle, sippAvailable } from '../support/sipp.ts';
 
 /**
- * CONTRACT 4, several instances: two real processes on one PostgreSQL; exactly one registers
+ * docs/registration.md, several instances: two real processes on one PostgreSQL; exactly one registers
  * the number; kill -9 that one and the other takes the registration over within a lease
  * period (2 s here; 30 s by default).
  */

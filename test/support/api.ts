@@ -30,7 +30,7 @@ export async function eventually(what: string, check: () => Promise<boolean>, wi
 
 const TIMESTAMP_KEY = /(Time|lastUpdated|expiresAt)$/;
 
-/** Every timestamp in a response is ISO 8601 UTC with Z (CONTRACT 2). */
+/** Every timestamp in a response is ISO 8601 UTC with Z (docs/api.md, Conventions). */
 export function assertTimestamps(value: unknown, where = 'body'): void {
   if (Array.isArray(value)) {
     value.forEach((item, i) => assertTimestamps(item, `${where}[${i}]`));
@@ -42,7 +42,7 @@ export function assertTimestamps(value: unknown, where = 'body'): void {
   }
 }
 
-/** RFC 9457 problem details as CONTRACT 2 describes them; a 400 carries an `errors` map. */
+/** RFC 9457 problem details as docs/api.md, Conventions describes them; a 400 carries an `errors` map. */
 export function assertProblemShape(res: ApiResponse): void {
   assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/, `problem content type for ${res.status}`);
   const body = res.body as Record<string, unknown>;
