@@ -18,17 +18,15 @@
  *   shutdown all send unREGISTER (Expires: 0) for a binding that may still exist.
  */
 import crypto from 'node:crypto';
-import type { Kysely } from 'kysely';
 import type { Context } from '../context.ts';
 import type { Change } from '../db/changes.ts';
-import { preparedQuery } from '../db/prepared.ts';
-import type { Database } from '../db/schema.ts';
 import { revealPassword } from '../credentials/credentials.ts';
 import type { EdgeAccess, RegisterOutcome } from './register-session.ts';
 import { RegisterSession } from './register-session.ts';
 import { LeaseStore } from './leases.ts';
 import { refreshDelayMs, retryDelayMs, type RetryPolicy } from './schedule.ts';
 import { StatusWriter, type RegistrationStatus } from './status-writer.ts';
+import { readSources, sameSource, type SourceFilter } from './sources.ts';
 import { registrationTarget, type RegistrationSource, type RegistrationTarget } from './target.ts';
 import { TimerQueue } from './timer-queue.ts';
 
@@ -94,29 +92,6 @@ export interface RegistrationStats {
   maxTimerLagMs: number;
   failures: number;
 }
-
-const SOURCE_COLUMNS = [
-  'n.id as numberId',
-  'n.org_id as orgId',
-  'n.phone_number as phoneNumber',
-  'n.credentials_id as credentialsId',
-  'c.server as server',
-  'c.transport as transport',
-  'c.domain as domain',
-  'c.auth_user as authUser',
-  'c.auth_password_enc as authPasswordEnc',
-] as const;
-
-function selectSources(db: Kysely<Database>) {
-  return db
-    .selectFrom('phone_numbers as n')
-    .innerJoin('sip_credentials as c', 'c.id', 'n.credentials_id')
-    .select(SOURCE_COLUMNS)
-    .where('n.registration', '=', 1);
-}
-
-// A number that changes is re-read here on its own, which happens often: the query is prepared.
-const sourceOfNumber = preparedQuery((db, v: { numberId: string }) => selectSources(db).where('n.id', '=', v.numberId));
 
 export class RegistrationManager {
   readonly instanceId: string;
@@ -284,11 +259,8 @@ export class RegistrationManager {
     return next;
   }
 
-  #sources(filter: { numberId: string } | { credentialsId: string } | 'all'): Promise<RegistrationSource[]> {
-    const db = this.#ctx.db;
-    if (filter === 'all') return selectSources(db).execute();
-    if ('numberId' in filter) return sourceOfNumber.rows(db, filter);
-    return selectSources(db).where('n.credentials_id', '=', filter.credentialsId).execute();
+  #sources(filter: SourceFilter): Promise<RegistrationSource[]> {
+    return readSources(this.#ctx.db, filter);
   }
 
   async #resync(): Promise<void> {
@@ -635,16 +607,4 @@ export class RegistrationManager {
       status,
     );
   }
-}
-
-function sameSource(a: RegistrationSource, b: RegistrationSource): boolean {
-  return (
-    a.phoneNumber === b.phoneNumber &&
-    a.credentialsId === b.credentialsId &&
-    a.server === b.server &&
-    a.transport === b.transport &&
-    a.domain === b.domain &&
-    a.authUser === b.authUser &&
-    a.authPasswordEnc === b.authPasswordEnc
-  );
 }

@@ -43,7 +43,7 @@ import { parseMaxForwards } from './parse-header.ts';
 import { parseVia } from './parse-via.ts';
 import { OwnAddresses, prepareNextHop } from './route-set.ts';
 import type { ServerTransaction } from './server-transaction.ts';
-import { BRANCH_MAGIC_COOKIE, createCancel, createTag, type SipSender, type TransactionTimers } from './transaction-base.ts';
+import { BRANCH_MAGIC_COOKIE, createCancel, createTag, toError, type SipSender, type TransactionTimers } from './transaction-base.ts';
 import { TransactionLayer } from './transaction.ts';
 import type { Destination, MessageSource, TransportProtocol } from './transport.ts';
 import { parseSipUri, parseUri, uriScheme } from './uri.ts';
@@ -106,10 +106,6 @@ const IGNORE_CANCEL_OUTCOME: ClientTransactionHandler = {
   onTimeout: () => undefined,
   onTransportError: () => undefined,
 };
-
-function toError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
-}
 
 function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown }).then === 'function';
