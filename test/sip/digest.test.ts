@@ -586,7 +586,7 @@ const CREDS = { username: 'alice', password: 's3cret' };
 
 /** Minimal test registrar: issues nonces and checks nc strictly increases. */
 class TestRegistrar {
-  private readonly lastNc = new Map<string, number>();
+  readonly #lastNc = new Map<string, number>();
   nonces = 0;
   constructor(
     readonly realm: string,
@@ -596,7 +596,7 @@ class TestRegistrar {
 
   challenge(stale = false): string {
     const nonce = `nonce-${++this.nonces}`;
-    this.lastNc.set(nonce, 0);
+    this.#lastNc.set(nonce, 0);
     return formatChallenge({
       realm: this.realm,
       nonce,
@@ -615,11 +615,11 @@ class TestRegistrar {
       realm: this.realm,
       opaque: 'op',
       nonce: (nonce, nc) => {
-        const last = this.lastNc.get(nonce);
+        const last = this.#lastNc.get(nonce);
         if (last === undefined) return false;
         if (nc === undefined) return true; // no qop: no replay protection
         if (nc <= last) return false;
-        this.lastNc.set(nonce, nc);
+        this.#lastNc.set(nonce, nc);
         return true;
       },
     });

@@ -81,7 +81,7 @@ export class UdpPeer extends Peer {
   readonly #socket: dgram.Socket;
   readonly #proxy: { host: string; port: number };
 
-  private constructor(host: string, proxy: { host: string; port: number }) {
+  constructor(host: string, proxy: { host: string; port: number }) {
     super();
     this.host = host;
     this.#proxy = proxy;
@@ -132,7 +132,7 @@ export class TcpClientPeer extends Peer {
   readonly port: number;
   readonly #socket: net.Socket;
 
-  private constructor(socket: net.Socket) {
+  constructor(socket: net.Socket) {
     super();
     this.#socket = socket;
     this.host = socket.localAddress!;
@@ -168,7 +168,7 @@ export class TcpServerPeer extends Peer {
   /** Connections accepted so far. */
   accepted = 0;
 
-  private constructor(host: string) {
+  constructor(host: string) {
     super();
     this.host = host;
     this.#server = net.createServer((socket) => {
