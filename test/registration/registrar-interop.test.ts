@@ -93,8 +93,9 @@ describe('registration with a sipp registrar', { skip: !hasSipp && 'sipp not ins
   for (const transport of ['udp', 'tcp'] as SippTransport[]) {
     test(`200 at once over ${transport}: Registered with expiresAt, AOR of the number's digits`, async () => {
       const { port, run } = await registrar('registrar-ok.xml', { expires: '90' }, transport);
-      const number = await registeredNumber(await credentialsAt(port, { transport }));
+      // Taken before the number exists: registration starts as soon as it is created.
       const before = Date.now();
+      const number = await registeredNumber(await credentialsAt(port, { transport }));
       const registered = await inState(number.id, 'Registered');
       const { log } = await finished(run);
       const expiresIn = Date.parse(registered.expiresAt!) - before;
@@ -175,8 +176,8 @@ describe('registration with a sipp registrar', { skip: !hasSipp && 'sipp not ins
 
   test('423 Interval Too Brief: asks again with Min-Expires and is granted it', async () => {
     const { port, run } = await registrar('registrar-interval.xml', { min: '120', expires: '120' });
-    const number = await registeredNumber(await credentialsAt(port));
     const before = Date.now();
+    const number = await registeredNumber(await credentialsAt(port));
     const registered = await inState(number.id, 'Registered');
     await finished(run);
     const expiresIn = Date.parse(registered.expiresAt!) - before;
