@@ -31,16 +31,17 @@ export function benchSigning(): { microsPerCall: number; macsPerCall: number } {
     );
   const ack = inDialog('ACK');
   const bye = inDialog('BYE');
+  const PREVIOUS_HOP = 'udp|198.51.100.7|5060';
   let ok = 0;
   const started = performance.now();
   for (let i = 0; i < ITERATIONS; i++) {
     const params = signer.recordRouteParams(callId, callerTag, {});
     const route = parseSipUri(`sip:192.0.2.10:5060;lr${params}`)!;
-    signer.branch(`z9hG4bKQ2Fy3nX8rT0aLk1p.${i.toString(36)}`);
+    signer.branch(`z9hG4bKQ2Fy3nX8rT0aLk1p.${i.toString(36)}`, PREVIOUS_HOP);
     if (signer.verifyRoute(route, ack)) ok++;
-    signer.branch(`z9hG4bKs7Hd1kZp3QwErTy0.${i.toString(36)}`);
+    signer.branch(`z9hG4bKs7Hd1kZp3QwErTy0.${i.toString(36)}`, PREVIOUS_HOP);
     if (signer.verifyRoute(route, bye)) ok++;
-    signer.branch(`z9hG4bKm2Nb5vC8xZ1aSd4f.${i.toString(36)}`);
+    signer.branch(`z9hG4bKm2Nb5vC8xZ1aSd4f.${i.toString(36)}`, PREVIOUS_HOP);
   }
   const elapsed = performance.now() - started;
   if (ok !== 2 * ITERATIONS) throw new Error('a signature did not verify');

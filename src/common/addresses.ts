@@ -14,7 +14,8 @@ export function parseAddressOrCidr(value: string): AddressBlock | null {
   const slash = value.indexOf('/');
   const address = slash === -1 ? value : value.slice(0, slash);
   const version = net.isIP(address);
-  if (version === 0) return null;
+  // A zone ID (fe80::1%eth0) names an interface of this host, not an address a peer can have.
+  if (version === 0 || address.includes('%')) return null;
   const max = version === 4 ? 32 : 128;
   let prefix = max;
   if (slash !== -1) {
@@ -66,14 +67,29 @@ function ipv6Bits(address: string): bigint {
   return value;
 }
 
-const MAPPED_IPV4 = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i;
+const MAPPED_IPV4_PREFIX = 0xffffn;
 
-/** A peer address in the form the sets compare: IPv4-mapped IPv6 as plain IPv4. Null when not an IP. */
+/**
+ * A peer address in the form the sets compare: IPv4-mapped IPv6 (`::ffff:1.2.3.4`, or in hex,
+ * `::ffff:102:304`) as plain IPv4. Null when not an IP, or scoped (a zone ID).
+ */
 function comparable(address: string): { family: AddressFamily; text: string } | null {
   if (net.isIPv4(address)) return { family: 'ipv4', text: address };
-  if (!net.isIPv6(address)) return null;
-  const mapped = MAPPED_IPV4.exec(address);
-  return mapped ? { family: 'ipv4', text: mapped[1] } : { family: 'ipv6', text: address };
+  if (!net.isIPv6(address) || address.includes('%')) return null;
+  const bits = ipv6Bits(address);
+  if (bits >> 32n !== MAPPED_IPV4_PREFIX) return { family: 'ipv6', text: address };
+  const v4 = Number(bits & 0xffffffffn);
+  return { family: 'ipv4', text: `${v4 >>> 24}.${(v4 >>> 16) & 255}.${(v4 >>> 8) & 255}.${v4 & 255}` };
+}
+
+/**
+ * Whose traffic a source address is, for per-source limits: the IPv4 address, or the /64 an
+ * IPv6 address is in (one subscriber's prefix, whose addresses cost nothing to rotate through).
+ */
+export function sourceOwner(address: string): string {
+  const ip = comparable(address);
+  if (ip === null || ip.family === 'ipv4') return ip?.text ?? address;
+  return `${(ipv6Bits(ip.text) >> 64n).toString(16)}::/64`;
 }
 
 /**
@@ -183,6 +199,7 @@ export class TargetPolicy {
   /** Why `ip` may not be a target, or null when it may; a name that is not an IP is null (checked once resolved). */
   refusal(ip: string): string | null {
     if (net.isIP(ip) === 0) return null;
+    if (ip.includes('%')) return 'a scoped IPv6 address (with a zone ID)';
     for (const [set, why] of this.#never) if (set.has(ip)) return why;
     if (this.#allowedPrivate === 'all' || !this.#private.has(ip)) return null;
     if (this.#allowedPrivate !== 'none' && this.#allowedPrivate.has(ip)) return null;

@@ -1,7 +1,7 @@
 import type { Config } from '../config.ts';
 import type { CallAttempt, CallRecorder } from '../calls/records.ts';
 import type { CallDirection, CallOutcome } from '../calls/schemas.ts';
-import type { TargetPolicy } from '../common/addresses.ts';
+import { sourceOwner, type TargetPolicy } from '../common/addresses.ts';
 import { TokenBuckets } from '../common/token-buckets.ts';
 import type { Context } from '../context.ts';
 import { DIALPLANE_HEADERS } from '../common/dialplane-headers.ts';
@@ -107,7 +107,7 @@ export class SipEdge {
     const unknown = new TokenBuckets(options.sip.unknownSources);
     this.#sources = {
       isTrusted: (address) => options.index.isTrunkAddress(address) || this.outbound?.isRuntime(address) === true,
-      mayAnswer: (address) => unknown.take(address),
+      mayAnswer: (address) => unknown.take(sourceOwner(address)),
     };
   }
 

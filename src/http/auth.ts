@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
+import { sourceOwner } from '../common/addresses.ts';
 import { TokenBuckets } from '../common/token-buckets.ts';
 import { ApiKeyCache } from '../orgs/api-key-cache.ts';
 import { sendProblem } from './problem.ts';
@@ -33,13 +34,13 @@ export function requireApiKey(app: FastifyInstance, db: Kysely<Database>, failur
     }
     const match = BEARER.exec(request.headers.authorization ?? '');
     if (!match) {
-      throttle.take(request.ip);
+      throttle.take(sourceOwner(request.ip));
       reply.header('WWW-Authenticate', 'Bearer');
       return sendProblem(request, reply, 401, 'An Authorization header with a Bearer API key is required');
     }
     const orgId = await keys.orgFor(match[1]);
     if (orgId === null) {
-      throttle.take(request.ip);
+      throttle.take(sourceOwner(request.ip));
       reply.header('WWW-Authenticate', 'Bearer error="invalid_token"');
       return sendProblem(request, reply, 401, 'The API key is unknown or revoked');
     }

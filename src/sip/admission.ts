@@ -36,8 +36,8 @@ export interface AdmissionOptions {
   addresses: OwnAddresses;
   signer: DialogSigner;
   sources: SourcePolicy;
-  /** Whether a CANCEL names an INVITE server transaction that exists. */
-  hasInviteFor(cancel: SipRequest): boolean;
+  /** Whether a CANCEL names an INVITE server transaction that exists and came from where the CANCEL does. */
+  hasInviteFor(cancel: SipRequest, source: MessageSource): boolean;
   /** Sends a stateless answer to `source` alone. */
   answer(response: SipResponse, source: MessageSource): void;
   rejected(reason: RejectionReason, source: MessageSource): void;
@@ -62,7 +62,7 @@ export class Admission {
   admit(request: SipRequest, source: MessageSource): boolean {
     const { sources, signer, addresses } = this.#options;
     const trusted = sources.isTrusted(source.address);
-    if (request.method === 'CANCEL' && (trusted || this.#options.hasInviteFor(request))) return true;
+    if (request.method === 'CANCEL' && (trusted || this.#options.hasInviteFor(request, source))) return true;
     if (this.#needsSignature(request)) {
       const ours = addresses.routeThatBroughtIt(request);
       if (ours !== null && signer.verifyRoute(ours, request)) return true;
@@ -89,6 +89,6 @@ export class Admission {
       return;
     }
     this.#options.rejected(reason, source);
-    if (request.method !== 'ACK') this.#options.answer(buildResponse(request, status, { toTag: statelessTag(request) }), source);
+    if (request.method !== 'ACK') this.#options.answer(buildResponse(request, status, { toTag: statelessTag(request), compactVias: true }), source);
   }
 }

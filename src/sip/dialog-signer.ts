@@ -8,8 +8,10 @@
  *   request names that entry in its Route; the caller's tag is its From tag (caller → callee) or
  *   its To tag (callee → caller), so both are tried. The To tag the callee adds later is not
  *   covered: it does not exist when the Record-Route is written.
- * - Branches: the proxy's Via branches end in a MAC of the rest, so a response whose top Via
- *   claims to be ours can be checked without a transaction (a stray 2xx retransmission).
+ * - Branches: the proxy's Via branches end in a MAC of the rest and of where the response goes
+ *   next (the previous hop, from the Via below ours), so a response whose top Via claims to be
+ *   ours can be checked without a transaction (a stray 2xx retransmission), and one whose
+ *   second Via was rewritten to aim elsewhere fails.
  *
  * HMAC-SHA256, truncated: 96 bits for routes, 64 for branches. Domain-separated inputs keep a
  * signature of one kind from passing as the other.
@@ -82,23 +84,23 @@ export class DialogSigner {
     return false;
   }
 
-  /** `base` with our MAC appended: a branch `isOwnBranch` recognises. */
-  branch(base: string): string {
-    return `${base}.${this.#branchMac(base)}`;
+  /** `base` with our MAC appended: a branch `isOwnBranch` recognises for responses going to `previousHop`. */
+  branch(base: string, previousHop: string): string {
+    return `${base}.${this.#branchMac(base, previousHop)}`;
   }
 
-  /** Whether a branch was made by `branch` with this key. */
-  isOwnBranch(branch: string): boolean {
+  /** Whether a branch was made by `branch` with this key, for a response going to `previousHop`. */
+  isOwnBranch(branch: string, previousHop: string): boolean {
     const dot = branch.lastIndexOf('.');
-    return dot > 0 && sameText(branch.slice(dot + 1), this.#branchMac(branch.slice(0, dot)));
+    return dot > 0 && sameText(branch.slice(dot + 1), this.#branchMac(branch.slice(0, dot), previousHop));
   }
 
   #routeMac(callId: string, callerTag: string, side: string, offset: string, signedAt: string): string {
     return this.#mac(`route\n${callId}\n${callerTag}\n${side}\n${offset}\n${signedAt}`, ROUTE_MAC_BYTES);
   }
 
-  #branchMac(base: string): string {
-    return this.#mac(`branch\n${base}`, BRANCH_MAC_BYTES);
+  #branchMac(base: string, previousHop: string): string {
+    return this.#mac(`branch\n${base}\n${previousHop}`, BRANCH_MAC_BYTES);
   }
 
   #mac(input: string, bytes: number): string {
@@ -107,5 +109,8 @@ export class DialogSigner {
 }
 
 function sameText(a: string, b: string): boolean {
-  return a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+  // Compared as bytes: a sender's non-ASCII MAC has as many characters but more bytes.
+  const left = Buffer.from(a);
+  const right = Buffer.from(b);
+  return left.length === right.length && timingSafeEqual(left, right);
 }

@@ -439,16 +439,8 @@ export function parseDigestChallenge(headerValue: string): DigestResult<DigestCh
 // Authorization header formatting
 // ---------------------------------------------------------------------------
 
-export interface AuthorizationParams {
-  readonly username: string;
-  readonly realm: string;
-  readonly nonce: string;
-  readonly uri: string;
-  readonly response: string;
-  readonly algorithm: DigestAlgorithm;
-  readonly cnonce?: string;
-  readonly opaque?: string;
-  readonly qop?: DigestQop;
+/** What an `Authorization` value is written from: the parsed shape, with nc as a count or as sent. */
+export interface AuthorizationParams extends Omit<DigestCredentialsHeader, 'nc' | 'params'> {
   readonly nc?: number | string;
 }
 

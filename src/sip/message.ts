@@ -424,6 +424,11 @@ export interface BuildResponseOptions {
   reason?: string;
   /** Tag to add to To when the request's To has none (RFC 3261 §8.2.6.2). */
   toTag?: string;
+  /**
+   * Write the Via values on one line, as the request may have (`v: a,b,c`, RFC 3261 §7.3.1):
+   * for answers to untrusted senders, which must not come out larger than the request went in.
+   */
+  compactVias?: boolean;
 }
 
 /**
@@ -441,7 +446,7 @@ export function buildResponse(request: SipRequest, status: number, options: Buil
   const headers = new SipHeaders();
   for (const name of ['via', 'from', 'to', 'call-id', 'cseq']) {
     const values = source.getAll(name);
-    if (values.length > 0) headers.set(name, values);
+    if (values.length > 0) headers.set(name, name === 'via' && options.compactVias === true ? [values.join(',')] : values);
   }
   if (options.toTag !== undefined) {
     if (!isToken(options.toTag)) throw new TypeError(`invalid To tag: ${JSON.stringify(options.toTag)}`);

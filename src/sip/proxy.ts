@@ -45,7 +45,7 @@ import { OwnAddresses, prepareNextHop } from './route-set.ts';
 import type { ServerTransaction } from './server-transaction.ts';
 import { BRANCH_MAGIC_COOKIE, createCancel, createTag, toError, type SipSender, type TransactionTimers } from './transaction-base.ts';
 import { TransactionLayer } from './transaction.ts';
-import type { Destination, MessageSource, TransportProtocol } from './transport.ts';
+import { responseHop, type Destination, type MessageSource, type TransportProtocol } from './transport.ts';
 import { parseSipUri, parseUri, uriScheme } from './uri.ts';
 import { ASSERTED_IDENTITY_HEADERS, removeHeaderPatterns } from './header-policy.ts';
 import { isLoop, requestHash } from './loop-detection.ts';
@@ -143,7 +143,8 @@ export class SipProxy {
       addresses: this.#addresses,
       signer: this.#signer,
       sources: this.#sources,
-      hasInviteFor: (cancel) => this.transactions.findInviteServerTransaction(cancel) !== null,
+      // The CANCEL must come from where its INVITE came from: knowing a branch is not enough.
+      hasInviteFor: (cancel, source) => this.transactions.findInviteServerTransaction(cancel)?.source.address === source.address,
       answer: (response, source) => {
         this.#localResponses++;
         options.transport.sendToSource(response, source).catch((error: unknown) => this.#reportError(error));
@@ -380,7 +381,7 @@ export class SipProxy {
 
   /** Sends `request` (Via added here) on a new client transaction for the context. */
   #sendBranch(context: ResponseContext, request: SipRequest, destination: Destination): void {
-    const branch = this.#signer.branch(`${BRANCH_MAGIC_COOKIE}${context.hash}.${(this.#branchCounter++).toString(36)}`);
+    const branch = this.#signer.branch(`${BRANCH_MAGIC_COOKIE}${context.hash}.${(this.#branchCounter++).toString(36)}`, responseHop(request));
     request.headers.prepend('via', `SIP/2.0/${destination.transport.toUpperCase()} ${this.#addresses.viaHostPort};branch=${branch};rport`);
     context.forwarded = request;
     try {
@@ -411,7 +412,7 @@ export class SipProxy {
     if (typeof destination === 'number') return;
     // Deterministic branch, so a retransmitted ACK gets the same one (§16.11).
     const incomingBranch = parseVia(request.headers.get('via') ?? '')?.params.get('branch') ?? '';
-    const branch = this.#signer.branch(`${BRANCH_MAGIC_COOKIE}${requestHash(request, incomingBranch)}`);
+    const branch = this.#signer.branch(`${BRANCH_MAGIC_COOKIE}${requestHash(request, incomingBranch)}`, responseHop(forwarded));
     forwarded.headers.prepend('via', `SIP/2.0/${destination.transport.toUpperCase()} ${this.#addresses.viaHostPort};branch=${branch};rport`);
     this.#requestsForwarded++;
     this.#options.transport.send(forwarded, destination).catch((error: unknown) => this.#reportError(error));
@@ -482,6 +483,9 @@ export class SipProxy {
       context.clearTimer();
     }
     response.headers.removeFirst('via');
+    // Back to where the request came from, whatever the next hop wrote below our Via.
+    const upstreamVia = context.request.headers.get('via');
+    if (upstreamVia !== undefined && response.headers.has('via')) response.headers.replaceFirst('via', upstreamVia);
     this.#removeUntrustedHeaders(response, context.client?.destination.host ?? null);
     if (context.restoreUpstream) restoreUpstream(response, context.request);
     // With no Via left (a broken next hop dropped the caller's) there is nobody to relay to.
@@ -532,11 +536,16 @@ export class SipProxy {
   #onStrayResponse(response: SipResponse, source: MessageSource): void {
     const via = parseVia(response.headers.get('via') ?? '');
     const branch = via?.params.get('branch');
-    if (via === null || typeof branch !== 'string' || !this.#addresses.isUs(via.host, via.port) || !this.#signer.isOwnBranch(branch)) {
+    if (via === null || typeof branch !== 'string' || !this.#addresses.isUs(via.host, via.port)) {
       this.#rejected('forged_response', source);
       return;
     }
     response.headers.removeFirst('via');
+    // The branch's MAC covers where the response goes next: a rewritten second Via fails it.
+    if (!this.#signer.isOwnBranch(branch, responseHop(response))) {
+      this.#rejected('forged_response', source);
+      return;
+    }
     if (!response.headers.has('via')) return;
     this.#removeUntrustedHeaders(response, source.address);
     this.#sendStateless(response);

@@ -150,13 +150,14 @@ function connectionKey(host: string, port: number): string {
 /**
  * RFC 3261 §18.2.1 and RFC 3581 §4: record the packet source in the top Via
  * when it differs from sent-by, and always when the client asked for rport.
+ * A `received` the sender wrote itself is replaced: it would aim our responses elsewhere.
  */
 function stampReceived(request: SipRequest, address: string, port: number): void {
   const value = request.headers.get('via');
   const via = value === undefined ? null : parseVia(value);
   if (via === null) return;
   const wantsRport = via.params.has('rport');
-  if (!wantsRport && hostKind(via.host) !== 'hostname' && sameAddress(via.host, address)) return;
+  if (!wantsRport && !via.params.has('received') && hostKind(via.host) !== 'hostname' && sameAddress(via.host, address)) return;
   via.params.set('received', address);
   if (wantsRport) via.params.set('rport', String(port));
   request.headers.replaceFirst('via', formatVia(via));
@@ -172,6 +173,14 @@ function responseDestination(via: Via): Destination {
   }
   if (via.transport === 'TCP') return { transport: 'tcp', host, port: via.port ?? DEFAULT_SIP_PORT };
   throw new Error(`unsupported Via transport: ${via.transport}`);
+}
+
+/** Where a response to `message` goes by its top Via (§18.2.2), as a comparable key; '' without a usable Via. */
+export function responseHop(message: SipMessage): string {
+  const via = topVia(message);
+  if (via === null || (via.transport !== 'UDP' && via.transport !== 'TCP')) return '';
+  const { transport, host, port } = responseDestination(via);
+  return `${transport}|${stripBrackets(host).toLowerCase()}|${port}`;
 }
 
 function newTag(): string {
@@ -529,13 +538,17 @@ export class SipTransportLayer {
   }
 
   #onStreamData(connection: TcpConnection, chunk: Buffer): void {
+    let ponged = false;
     for (const event of connection.framer.push(chunk)) {
       if (this.#closed || !connection.open) return;
       if (event.type === 'message') {
         this.#clearDeadline(connection);
         this.#receive(event.data, { transport: 'tcp', address: connection.remoteAddress, port: connection.remotePort, connection });
       } else if (event.type === 'ping') {
-        connection.socket.write(PONG);
+        // One pong per read, however many pings it held, and under the write cap: a flood of
+        // pings costs the edge little and cannot queue unbounded answers.
+        if (!ponged) connection.write(PONG).catch(() => undefined);
+        ponged = true;
       } else {
         this.#stats.framingErrors++;
         this.#reportError(new Error(`closing TCP connection from ${connection.remoteAddress}:${connection.remotePort}: ${event.error}`));
@@ -588,7 +601,7 @@ export class SipTransportLayer {
     this.#stats.rejectedRequests++;
     const { request, status } = reply;
     stampReceived(request, source.address, source.port);
-    const response = buildResponse(request, status, { toTag: newTag() });
+    const response = buildResponse(request, status, { toTag: newTag(), compactVias: true });
     // To the sender itself: a malformed request's Via is no address to trust.
     this.sendToSource(response, source).catch((error: Error) => this.#reportError(error));
   }

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import net from 'node:net';
-import { AddressSet, TargetPolicy } from '../../src/common/addresses.ts';
+import { AddressSet, sourceOwner, TargetPolicy } from '../../src/common/addresses.ts';
 
 const set = AddressSet.of(['192.0.2.0/24', '192.0.2.7', '10.0.0.0/8', '2001:db8::/32', '2001:db8::1', '::ffff:198.51.100.0/120']);
 
@@ -10,6 +10,8 @@ const longest: Array<[address: string, prefix: number]> = [
   ['192.0.2.7', 32],
   ['192.0.2.8', 24],
   ['::ffff:192.0.2.7', 32],
+  ['::ffff:c000:207', 32],
+  ['0:0:0:0:0:ffff:c000:208', 24],
   ['10.255.255.255', 8],
   ['11.0.0.0', -1],
   ['198.51.100.9', 24],
@@ -64,6 +66,10 @@ const targets: Array<[address: string, allow: string | null, deny: string | null
   ['::1', null, 'private'],
   ['fd12::1', null, 'private'],
   ['::ffff:127.0.0.1', null, 'private'],
+  ['::ffff:7f00:1', null, 'private'],
+  ['::ffff:a9fe:a9fe', 'a link-local address', 'a link-local address'],
+  ['fe80::1%eth0', 'a scoped IPv6 address (with a zone ID)', 'a scoped IPv6 address (with a zone ID)'],
+  ['::%x', 'a scoped IPv6 address (with a zone ID)', 'a scoped IPv6 address (with a zone ID)'],
   ['sip.example.com', null, null],
 ];
 for (const [address, allow, deny] of targets) {
@@ -83,4 +89,11 @@ test('TargetPolicy: a list allows the private blocks it names, and no more', () 
   assert.match(policy.refusal('10.2.0.1') ?? '', /private/);
   assert.match(policy.refusal('127.0.0.1') ?? '', /private/);
   assert.equal(policy.refusal('169.254.169.254'), 'a link-local address', 'never, whatever the list says');
+});
+
+test('sourceOwner: an IPv4 address is its own, an IPv6 address belongs to its /64', () => {
+  assert.equal(sourceOwner('192.0.2.7'), '192.0.2.7');
+  assert.equal(sourceOwner('::ffff:192.0.2.7'), '192.0.2.7');
+  assert.equal(sourceOwner('2001:db8:1:2::1'), sourceOwner('2001:db8:1:2:ffff:ffff:ffff:ffff'));
+  assert.notEqual(sourceOwner('2001:db8:1:2::1'), sourceOwner('2001:db8:1:3::1'));
 });

@@ -92,7 +92,7 @@ describe('SIP edge security', () => {
   }
 
   /** Carrier → edge → agent: INVITE, 200, ACK. */
-  async function legitCall(extra: string[] = []): Promise<{ call: Call; invite: SipRequest; agentTag: string; ok: SipResponse }> {
+  async function legitCall(extra: string[] = []): Promise<{ call: Call; invite: SipRequest; agentTag: string; ok: SipResponse; ack: SipRequest }> {
     const call = newCall(edgeAddress, NUMBER);
     carrier.send(inviteText(call, carrier, extra));
     const invite = await agent.next(request('INVITE'), 'INVITE at the agent');
@@ -100,8 +100,8 @@ describe('SIP edge security', () => {
     agent.send(replyText(invite, 200, 'OK', agentTag, [`Contact: <sip:agent@${agent.hostPort}>`]));
     const ok = await carrier.next(response(200), '200 at the carrier');
     carrier.send(inDialogText('ACK', 1, call, carrier, ok));
-    await agent.next(request('ACK'), 'ACK at the agent');
-    return { call, invite, agentTag, ok };
+    const ack = await agent.next(request('ACK'), 'ACK at the agent');
+    return { call, invite, agentTag, ok, ack };
   }
 
   before(async () => {
@@ -259,6 +259,121 @@ describe('SIP edge security', () => {
     await delay(QUIET_MS);
     assert.equal(victim.received.length, 0);
     assert.equal(await rejected('forged_response'), before + 2);
+  });
+
+  test('a response on one of the edge’s real branches goes only where that branch’s request came from', async () => {
+    const { invite, agentTag, ack } = await legitCall();
+    carrier.received.length = 0;
+    const [inviteVia, carrierVia] = invite.headers.getAll('via');
+    const from = await attacker();
+    const response200 = (ourVia: string, secondVia: string) =>
+      sip([
+        'SIP/2.0 200 OK',
+        `Via: ${ourVia}`,
+        `Via: ${secondVia}`,
+        `From: ${invite.headers.get('from')}`,
+        `To: ${invite.headers.get('to')};tag=${agentTag}`,
+        `Call-ID: ${invite.headers.get('call-id')}`,
+        `CSeq: ${invite.headers.get('cseq')}`,
+        `Contact: <sip:agent@${agent.hostPort}>`,
+      ]);
+    const aimedElsewhere = [
+      `SIP/2.0/UDP ${victim.hostPort};branch=z9hG4bK-victim`,
+      `SIP/2.0/TCP 127.0.0.9:${victimTcp.port};branch=z9hG4bK-victim`,
+      carrierVia.replace(/received=[^;]+/, 'received=127.0.0.9'),
+    ];
+    // The INVITE's branch still has its transaction: its 2xx go to the caller, whatever they say.
+    for (const second of aimedElsewhere) from.send(response200(inviteVia, second));
+    for (let i = 0; i < aimedElsewhere.length; i++) await carrier.next(response(200), 'a 2xx of the INVITE at the carrier');
+    // The ACK's branch has none (a stray response): with the caller's Via it is relayed, with any other refused.
+    const [ackVia] = ack.headers.getAll('via');
+    agent.send(response200(ackVia, carrierVia));
+    await carrier.next(response(200), 'the stray 2xx at the carrier');
+    const before = await rejected('forged_response');
+    for (const second of aimedElsewhere) from.send(response200(ackVia, second));
+    await delay(QUIET_MS);
+    assert.equal(victim.received.length, 0);
+    assert.equal(victimTcp.accepted, 0, 'no TCP connection to the target');
+    assert.equal(
+      carrier.received.length,
+      0,
+      carrier.received.map((m) => (m.kind === 'response' ? `${m.status} ${m.headers.get('via')}` : m.method)).join(' | '),
+    );
+    assert.equal(await rejected('forged_response'), before + aimedElsewhere.length);
+  });
+
+  test('a received parameter the sender wrote itself is replaced: answers go to the packet’s source', async () => {
+    const call = newCall(edgeAddress, '+15559999999');
+    const text = inviteText(call, carrier).replace(';rport\r\n', ';received=127.0.0.9\r\n');
+    assert.match(text, /received=127\.0\.0\.9/);
+    carrier.send(text);
+    const final = await carrier.next(response(404), 'the 404 at the carrier');
+    carrier.send(
+      sip([
+        `ACK ${call.requestUri} SIP/2.0`,
+        `Via: ${final.headers.get('via')}`,
+        'Max-Forwards: 70',
+        `From: ${final.headers.get('from')}`,
+        `To: ${final.headers.get('to')}`,
+        `Call-ID: ${call.callId}`,
+        'CSeq: 1 ACK',
+      ]),
+    );
+    await delay(QUIET_MS);
+    assert.equal(victim.received.length, 0);
+  });
+
+  test('a stateless answer is no larger than its request, however many Via values the request packs on one line', async () => {
+    const from = await attacker();
+    const call = newCall(edgeAddress, NUMBER);
+    const text = inviteText(call, from).replace(/^Via: (.*)$/m, (_line, via: string) => `v: ${via}${',a'.repeat(2000)}`);
+    from.send(text);
+    await from.next(response(403), 'the 403');
+    assert.ok(from.sizes.at(-1)! <= Buffer.byteLength(text), `${from.sizes.at(-1)} octets answered to ${Buffer.byteLength(text)}`);
+  });
+
+  test('a CANCEL is taken only from where its INVITE came from', async () => {
+    const call = newCall(edgeAddress, NUMBER);
+    carrier.send(inviteText(call, carrier));
+    const invite = await agent.next(request('INVITE'), 'INVITE at the agent');
+    agent.send(replyText(invite, 180, 'Ringing', unique('agent')));
+    await carrier.next(response(180), '180 Ringing');
+    const cancel = (via: string) =>
+      sip([
+        `CANCEL ${call.requestUri} SIP/2.0`,
+        `Via: ${via}`,
+        'Max-Forwards: 70',
+        `From: "Alice" <sip:alice@${carrier.hostPort}>;tag=${call.fromTag}`,
+        `To: <${call.requestUri}>`,
+        `Call-ID: ${call.callId}`,
+        'CSeq: 1 CANCEL',
+      ]);
+    const carrierVia = `SIP/2.0/UDP ${carrier.hostPort};branch=${call.inviteBranch};rport`;
+    const from = await attacker();
+    from.send(cancel(carrierVia));
+    await from.next(response(403, 'CANCEL'), '403 for the CANCEL from elsewhere');
+    await delay(QUIET_MS);
+    assert.equal(agent.received.filter((message) => message.kind === 'request' && message.method === 'CANCEL').length, 0, 'no CANCEL at the agent');
+    carrier.send(cancel(carrierVia));
+    await carrier.next(response(200, 'CANCEL'), '200 for the carrier’s CANCEL');
+    const forwarded = await agent.next(request('CANCEL'), 'CANCEL at the agent');
+    agent.send(replyText(forwarded, 200, 'OK', null));
+    agent.send(replyText(invite, 487, 'Request Terminated', unique('agent')));
+    const terminated = await carrier.next(response(487), '487 at the carrier');
+    carrier.send(
+      sip([
+        `ACK ${call.requestUri} SIP/2.0`,
+        `Via: ${carrierVia}`,
+        'Max-Forwards: 70',
+        `From: "Alice" <sip:alice@${carrier.hostPort}>;tag=${call.fromTag}`,
+        `To: ${terminated.headers.get('to')}`,
+        `Call-ID: ${call.callId}`,
+        'CSeq: 1 ACK',
+      ]),
+    );
+    await delay(QUIET_MS);
+    agent.received.length = 0;
+    carrier.received.length = 0;
   });
 
   test('X-Dialplane-* never crosses the edge except as the edge writes it; P-Asserted-Identity only from trusted sources', async () => {

@@ -85,12 +85,16 @@ test('unsigned, malformed or truncated Routes do not verify', () => {
   }
 });
 
-test('branches carry a MAC: ours are recognised, anything else is not', () => {
+test('branches carry a MAC over the previous hop: ours are recognised, anything else is not', () => {
   const signer = new DialogSigner(KEY);
-  const branch = signer.branch('z9hG4bKabcdef.1');
-  assert.ok(signer.isOwnBranch(branch));
-  assert.ok(!new DialogSigner(Buffer.alloc(32, 1)).isOwnBranch(branch));
-  for (const forged of ['z9hG4bKabcdef.1', 'z9hG4bKabcdef.2' + branch.slice(branch.lastIndexOf('.')), branch.slice(0, -1), 'z9hG4bK', '.']) {
-    assert.ok(!signer.isOwnBranch(forged), forged);
+  const hop = 'udp|198.51.100.7|5060';
+  const branch = signer.branch('z9hG4bKabcdef.1', hop);
+  assert.ok(signer.isOwnBranch(branch, hop));
+  assert.ok(!new DialogSigner(Buffer.alloc(32, 1)).isOwnBranch(branch, hop));
+  assert.ok(!signer.isOwnBranch(branch, 'tcp|127.0.0.1|6379'), 'a response aimed elsewhere');
+  const mac = branch.slice(branch.lastIndexOf('.') + 1);
+  const nonAscii = `z9hG4bKabcdef.1.${'é'.repeat(mac.length)}`;
+  for (const forged of ['z9hG4bKabcdef.1', `z9hG4bKabcdef.2.${mac}`, branch.slice(0, -1), 'z9hG4bK', '.', nonAscii]) {
+    assert.ok(!signer.isOwnBranch(forged, hop), forged);
   }
 });

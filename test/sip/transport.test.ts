@@ -559,6 +559,30 @@ test('TCP: a peer that does not read is cut off once a bounded amount is queued 
   }
 });
 
+test('TCP: a flood of keep-alive pings gets one pong per read, not one per ping', async () => {
+  const server = await Endpoint.start('127.0.0.1');
+  const socket = net.connect(server.port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  let pongBytes = 0;
+  socket.on('data', (chunk: Buffer) => {
+    pongBytes += chunk.length;
+  });
+  try {
+    await once(socket, 'connect');
+    socket.write('\r\n\r\n');
+    await waitFor(() => pongBytes === 2, 'the pong for one ping');
+    const pings = Buffer.alloc(4 * 1024 * 1024, '\r\n\r\n');
+    await new Promise((resolve) => socket.write(pings, resolve));
+    await delay(300);
+    // One pong per ping would be 2 MiB.
+    assert.ok(pongBytes < 64 * 1024, `${pongBytes} octets of pongs for a million pings`);
+    assert.equal(socket.destroyed, false, 'pings are no reason to close');
+  } finally {
+    socket.destroy();
+    await server.layer.close();
+  }
+});
+
 test('outbound TCP: connections are capped per host and in all', async () => {
   const server = await Endpoint.start('127.0.0.1', { maxOutboundTcpConnectionsPerHost: 2, maxOutboundTcpConnections: 3 });
   const listeners: net.Server[] = [];
