@@ -33,8 +33,9 @@ const HELP: Record<string, string> = {
 Runs the HTTP API (DIALPLANE_HTTP_HOST:DIALPLANE_HTTP_PORT, default 127.0.0.1:8080) and the SIP edge
 (DIALPLANE_SIP_HOST:DIALPLANE_SIP_PORT, default 0.0.0.0:5060) against DIALPLANE_DB, migrating it first.
 On the first start against an empty database, once it is serving, it creates the organization
-"default" and prints its API key once. SIGTERM or SIGINT stops it gracefully. One server per
-SQLite file: a second one exits at once.`,
+"default" and prints its API key once. SIGTERM or SIGINT stops it gracefully; SIGHUP rereads the
+TLS certificate, key and CA files (DIALPLANE_SIP_TLS_*). One server per SQLite file: a second one
+exits at once.`,
   migrate: 'dialplane migrate\n\nApplies pending migrations to DIALPLANE_DB and exits; prints {"migrated":true,"applied":[…]}.',
   org: `dialplane org create NAME
   creates an organization and its first API key; prints {"orgId","name","apiKey"}. The key is shown only here.
@@ -71,7 +72,14 @@ async function serve(config: Config): Promise<void> {
     );
   }
   // One line that says everything is up (scripts wait for it; the key above is printed first).
-  server.log.info({ http: `http://${config.http.host}:${server.httpPort}`, sip: `${config.sip.host}:${server.sipPort}` }, 'dialplane ready');
+  server.log.info(
+    {
+      http: `http://${config.http.host}:${server.httpPort}`,
+      sip: `${config.sip.host}:${server.sipPort}`,
+      sipTls: server.sipTlsPort === null ? null : `${config.sip.host}:${server.sipTlsPort}`,
+    },
+    'dialplane ready',
+  );
   server.log.flush();
   const stop = (signal: string) => {
     server.log.info({ signal }, 'shutting down');
@@ -85,6 +93,8 @@ async function serve(config: Config): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
+  // Certificate renewals: new TLS connections get the new files, open ones and calls go on.
+  process.on('SIGHUP', () => server.reloadTls());
 }
 
 /** A name given on the command line: not empty, not only spaces. */

@@ -32,6 +32,13 @@ export interface Config {
       maxOutboundPerHost: number;
       messageTimeoutMs: number;
     };
+    /** SIP over TLS (docs/sip-edge.md, "TLS"): the listener runs only with a certificate. */
+    tls: {
+      port: number;
+      certPath: string | null;
+      keyPath: string | null;
+      caPath: string | null;
+    };
   };
   /** Where tenants may aim the edge (agent sipUri, trunk server) and how broad a trunk's sources may be. */
   targets: {
@@ -188,6 +195,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         maxOutbound: positiveInteger(env, 'DIALPLANE_SIP_TCP_MAX_OUTBOUND', 1_000),
         maxOutboundPerHost: positiveInteger(env, 'DIALPLANE_SIP_TCP_MAX_OUTBOUND_PER_HOST', 16),
         messageTimeoutMs: positiveInteger(env, 'DIALPLANE_SIP_TCP_MESSAGE_TIMEOUT_MS', 10_000),
+      },
+      tls: {
+        port: port(env, 'DIALPLANE_SIP_TLS_PORT', 5061),
+        certPath: env.DIALPLANE_SIP_TLS_CERT || null,
+        keyPath: env.DIALPLANE_SIP_TLS_KEY || null,
+        caPath: env.DIALPLANE_SIP_TLS_CA || null,
       },
     },
     targets: {

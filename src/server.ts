@@ -14,6 +14,7 @@ import { migrateToLatest } from './db/migrations.ts';
 import { PostgresChangeFeed } from './db/postgres-changes.ts';
 import { lockForServer } from './db/server-lock.ts';
 import { SipEdge } from './edge/sip-edge.ts';
+import { TlsCredentials } from './tls/tls-credentials.ts';
 import { buildApp } from './http/app.ts';
 import { Metrics } from './metrics.ts';
 import { NumberRowCache } from './numbers/number-cache.ts';
@@ -33,6 +34,10 @@ export interface RunningServer {
   httpPort: number;
   /** The SIP edge's port (UDP and TCP). */
   sipPort: number;
+  /** The SIP edge's TLS port; null without a certificate (no listener). */
+  sipTlsPort: number | null;
+  /** Reads the TLS certificate, key and CA files again (SIGHUP); new connections use them. */
+  reloadTls(): void;
   edge: SipEdge;
   /** Keeps numbers with `registration: true` registered (docs/registration.md). */
   registrations: RegistrationManager;
@@ -138,8 +143,10 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     );
     retention.start();
     started.push(() => retention.stop());
+    const tls = new TlsCredentials(config.sip.tls);
     const sipEdge = new SipEdge({
       sip: config.sip,
+      tls,
       // Derived from the secret every instance shares: any instance verifies what another signed.
       signingKey: deriveSigningKey(secretKey.key),
       targets,
@@ -152,6 +159,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       log: logger,
     });
     const sipPorts = await sipEdge.start().catch((error: unknown) => {
+      const tlsPortTaken = tls.canServe && (error as { port?: number }).port === config.sip.tls.port && config.sip.tls.port !== config.sip.port;
+      if (tlsPortTaken) throw bindError('DIALPLANE_SIP_TLS_PORT', `${config.sip.host}:${config.sip.tls.port}`, error);
       throw bindError('DIALPLANE_SIP_PORT', `${config.sip.host}:${config.sip.port}`, error);
     });
     started.push(() => sipEdge.stop());
@@ -159,7 +168,8 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       ctx,
       edge: {
         transactions: () => sipEdge.transactions,
-        address: () => (sipEdge.ports ? { host: sipEdge.publicHost, port: sipEdge.ports.udpPort } : null),
+        address: (transport) =>
+          sipEdge.ports ? { host: sipEdge.publicHost, port: transport === 'tls' ? sipEdge.tlsPort : sipEdge.ports.udpPort } : null,
       },
       observer: metrics,
       leaseMs: config.registration.leaseSeconds * 1000,
@@ -202,6 +212,15 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       defaultOrg,
       httpPort,
       sipPort: sipPorts.udpPort,
+      sipTlsPort: sipPorts.tlsPort,
+      reloadTls: () => {
+        try {
+          tls.reload();
+          logger.info({ certificateExpires: tls.certificateExpires?.toISOString() ?? null }, 'TLS files reloaded');
+        } catch (error) {
+          logger.error({ err: error }, 'TLS files not reloaded; the previous ones stay in use');
+        }
+      },
       edge: sipEdge,
       registrations: registrationManager,
       close: () =>

@@ -78,6 +78,8 @@ const GROUND_FLOORS: Array<[folder: string, mayImport: string[]]> = [
   ['sip', ['sip']],
   // Shared helpers depend on nothing of the application.
   ['common', ['common']],
+  // TLS credentials meet the SIP stack through its TlsSockets interface, and nothing else.
+  ['tls', ['tls', 'sip', 'common']],
 ];
 
 for (const [folder, mayImport] of GROUND_FLOORS) {

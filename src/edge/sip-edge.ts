@@ -12,7 +12,7 @@ import { DialogSigner } from '../sip/dialog-signer.ts';
 import type { SourcePolicy } from '../sip/admission.ts';
 import { SipProxy } from '../sip/proxy.ts';
 import type { TransactionLayer } from '../sip/transaction.ts';
-import { SipTransportLayer, type TransportStats } from '../sip/transport.ts';
+import { SipTransportLayer, type ListeningPorts, type TlsSockets, type TransportStats } from '../sip/transport.ts';
 
 export interface SipEdgeOptions {
   sip: Config['sip'];
@@ -20,6 +20,8 @@ export interface SipEdgeOptions {
   signingKey: Buffer;
   /** Where requests may be sent (tenant-chosen targets, names once resolved). */
   targets: TargetPolicy;
+  /** The TLS side of connections (src/tls/): with a certificate the edge listens on the TLS port too. */
+  tls: TlsSockets;
   agentRuntimeUri: string | null;
   index: RoutingIndex;
   recorder: CallRecorder;
@@ -68,7 +70,7 @@ export class SipEdge {
   #transport: SipTransportLayer | null = null;
   #proxy: SipProxy | null = null;
   readonly #sources: SourcePolicy;
-  ports: { udpPort: number; tcpPort: number } | null = null;
+  ports: ListeningPorts | null = null;
 
   readonly #options: SipEdgeOptions;
 
@@ -132,11 +134,17 @@ export class SipEdge {
     return this.#options.sip.publicHost;
   }
 
-  async start(): Promise<{ udpPort: number; tcpPort: number }> {
+  /** Where the edge takes TLS: its listener's port, or (without a certificate) the configured one. */
+  get tlsPort(): number {
+    return this.ports?.tlsPort ?? this.#options.sip.tls.port;
+  }
+
+  async start(): Promise<ListeningPorts> {
     const { sip, targets } = this.#options;
     const transport = new SipTransportLayer({
       host: sip.host,
       port: sip.port,
+      tls: { sockets: this.#options.tls, listenPort: this.#options.tls.canServe ? sip.tls.port : null },
       maxTcpConnections: sip.tcp.maxConnections,
       maxTcpConnectionsPerSource: sip.tcp.maxConnectionsPerSource,
       maxOutboundTcpConnections: sip.tcp.maxOutbound,
@@ -154,6 +162,7 @@ export class SipEdge {
       transport,
       host: sip.publicHost,
       port: ports.udpPort,
+      tlsPort: ports.tlsPort ?? sip.tls.port,
       aliases: [sip.host, ...sip.aliases],
       signer: new DialogSigner(this.#options.signingKey, { maxDialogSeconds: sip.dialogMaxSeconds }),
       sources: this.#sources,

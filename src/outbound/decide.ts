@@ -66,7 +66,6 @@ export function decideOutbound(row: OutboundRow | undefined, dialledUser: string
   const transport = (row.transport ?? 'udp') as SipTransportName;
   const server = parseServerAddress(row.server, transport);
   if (server === null) return { outcome: 'failed', status: 503, reason: 'Service Unavailable', row };
-  // TLS is not spoken by the edge: the proxy answers 503 for such a target (README).
   const transportParam = transport === 'udp' ? '' : `;transport=${transport}`;
   const target = `sip:${dialledUser}@${formatHost(server.host)}:${server.port}${transportParam}`;
   // A domain that cannot stand in a SIP URI (the API accepts any text) falls back to the server host.

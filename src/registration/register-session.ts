@@ -12,7 +12,7 @@ import { parseExpires } from '../sip/parse-header.ts';
 import { DigestClient, type DigestHeader } from '../sip/digest-client.ts';
 import { type TransactionLayer } from '../sip/transaction.ts';
 import { BRANCH_MAGIC_COOKIE, createTag } from '../sip/transaction-base.ts';
-import type { Destination } from '../sip/transport.ts';
+import type { Destination, TransportProtocol } from '../sip/transport.ts';
 import { formatHost, formatUri, parseSipUri } from '../sip/uri.ts';
 import { grantedExpiresSeconds } from './schedule.ts';
 import type { RegistrationTarget } from './target.ts';
@@ -33,8 +33,8 @@ export type RegisterOutcome =
 /** What the session needs from the edge. */
 export interface EdgeAccess {
   transactions(): TransactionLayer | null;
-  /** Public host and port written into Via and Contact. */
-  address(): { host: string; port: number } | null;
+  /** Public host and port written into Via and Contact for a request over `transport` (TLS has a port of its own). */
+  address(transport: TransportProtocol): { host: string; port: number } | null;
 }
 
 type TransactionResult = { response: SipResponse } | { timeout: true } | { error: Error };
@@ -73,7 +73,7 @@ export class RegisterSession {
     this.#edge = edge;
     this.#digest = password === null ? null : new DigestClient({ username: target.username, password });
     this.requestedSeconds = expiresSeconds;
-    const host = edge.address()?.host ?? 'dialplane.invalid';
+    const host = edge.address('udp')?.host ?? 'dialplane.invalid';
     this.callId = `${randomToken(12)}@${host}`;
   }
 
@@ -102,7 +102,7 @@ export class RegisterSession {
     let redirects = 0;
     for (;;) {
       const layer = this.#edge.transactions();
-      const address = this.#edge.address();
+      const address = this.#edge.address(destination.transport);
       if (layer === null || address === null) {
         return {
           kind: 'failed',
@@ -131,7 +131,7 @@ export class RegisterSession {
         return {
           kind: 'failed',
           sipResponseMessage: '503 Service Unavailable',
-          errorDescription: `Could not send REGISTER to ${formatHost(destination.host)}:${destination.port} over ${destination.transport}: ${result.error.message}`,
+          errorDescription: transportFailure(destination, result.error),
           code: 'transport',
           retryAfterSeconds: null,
         };
@@ -234,7 +234,7 @@ export class RegisterSession {
       password: null,
       host: address.host,
       port: address.port,
-      params: new Map(destination.transport === 'tcp' ? [['transport', 'tcp']] : []),
+      params: new Map(destination.transport === 'udp' ? [] : [['transport', destination.transport]]),
       headers: [],
     });
     const headers = new SipHeaders();
@@ -251,6 +251,16 @@ export class RegisterSession {
   }
 }
 
+/** Why a REGISTER could not be sent; a TLS handshake that failed (a certificate not trusted, a name not matching) says so. */
+function transportFailure(destination: Destination, error: Error): string {
+  const where = `${formatHost(destination.host)}:${destination.port}`;
+  const code = (error as NodeJS.ErrnoException).code ?? '';
+  if (destination.transport === 'tls' && /CERT|TLS|SSL|ALTNAME|HANDSHAKE/i.test(`${code} ${error.message}`)) {
+    return `TLS handshake with the registrar at ${where} failed (certificate or handshake): ${error.message}`;
+  }
+  return `Could not send REGISTER to ${where} over ${destination.transport}: ${error.message}`;
+}
+
 /** The first SIP Contact of a 3xx, as the next place to REGISTER. */
 function redirectTarget(response: SipResponse, transport: 'udp' | 'tcp' | 'tls'): { destination: Destination; requestUri: string } | null {
   for (const value of response.headers.getAll('contact')) {
@@ -258,9 +268,9 @@ function redirectTarget(response: SipResponse, transport: 'udp' | 'tcp' | 'tls')
     const uri = address === null ? null : parseSipUri(address.uri);
     if (uri === null || uri.scheme !== 'sip') continue;
     const param = uri.params.get('transport')?.toLowerCase();
-    const next = param === 'tcp' || param === 'udp' ? param : transport === 'tcp' ? 'tcp' : 'udp';
+    const next = param === 'tcp' || param === 'udp' || param === 'tls' ? param : transport;
     const requestUri = formatUri({ ...uri, user: null, password: null, params: new Map(), headers: [] });
-    return { destination: { transport: next, host: uri.host, port: uri.port ?? 5060 }, requestUri };
+    return { destination: { transport: next, host: uri.host, port: uri.port ?? (next === 'tls' ? 5061 : 5060) }, requestUri };
   }
   return null;
 }

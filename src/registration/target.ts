@@ -65,7 +65,6 @@ export function registrationTarget(source: RegistrationSource): RegistrationTarg
   let destination: Destination | null = null;
   let problem: string | null = null;
   if (server === null) problem = `the credentials' server "${source.server}" is not host or host:port`;
-  else if (transport === 'tls') problem = 'TLS is not supported by the SIP edge yet; use udp or tcp for registration';
   else destination = { transport, host: server.host, port: server.port };
   const hostPort = server === null ? source.server.toLowerCase() : `${server.host.toLowerCase()}:${server.port}`;
   return {

@@ -36,7 +36,7 @@ export abstract class ClientTransaction extends Transaction {
     destination: Destination,
     handler: ClientTransactionHandler,
   ) {
-    super(services, key, destination.transport === 'tcp');
+    super(services, key, destination.transport !== 'udp');
     this.branch = branch;
     this.request = request;
     this.destination = destination;

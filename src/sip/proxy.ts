@@ -63,6 +63,8 @@ export interface SipProxyOptions {
   host: string;
   /** Public port written in Via and Record-Route. */
   port: number;
+  /** Public port for TLS legs (default 5061). */
+  tlsPort?: number;
   /** Other addresses that also mean this proxy: `host` (with `port`) or `host:port` (e.g. other instances behind one name). */
   aliases?: readonly string[];
   /** Signs our Record-Route entries and branches; default: a random key, valid for this process only. */
@@ -134,7 +136,7 @@ export class SipProxy {
 
   constructor(options: SipProxyOptions) {
     this.#options = options;
-    this.#addresses = new OwnAddresses(options.host, options.port, options.aliases);
+    this.#addresses = new OwnAddresses(options.host, options.port, options.aliases, options.tlsPort);
     this.#signer = options.signer ?? new DialogSigner();
     this.#sources = options.sources ?? TRUST_EVERYONE;
     this.#privateHeaders = options.privateHeaders ?? [];
@@ -382,7 +384,10 @@ export class SipProxy {
   /** Sends `request` (Via added here) on a new client transaction for the context. */
   #sendBranch(context: ResponseContext, request: SipRequest, destination: Destination): void {
     const branch = this.#signer.branch(`${BRANCH_MAGIC_COOKIE}${context.hash}.${(this.#branchCounter++).toString(36)}`, responseHop(request));
-    request.headers.prepend('via', `SIP/2.0/${destination.transport.toUpperCase()} ${this.#addresses.viaHostPort};branch=${branch};rport`);
+    request.headers.prepend(
+      'via',
+      `SIP/2.0/${destination.transport.toUpperCase()} ${this.#addresses.hostPort(destination.transport)};branch=${branch};rport`,
+    );
     context.forwarded = request;
     try {
       context.client = this.transactions.sendRequest(request, destination, {
@@ -413,7 +418,10 @@ export class SipProxy {
     // Deterministic branch, so a retransmitted ACK gets the same one (§16.11).
     const incomingBranch = parseVia(request.headers.get('via') ?? '')?.params.get('branch') ?? '';
     const branch = this.#signer.branch(`${BRANCH_MAGIC_COOKIE}${requestHash(request, incomingBranch)}`, responseHop(forwarded));
-    forwarded.headers.prepend('via', `SIP/2.0/${destination.transport.toUpperCase()} ${this.#addresses.viaHostPort};branch=${branch};rport`);
+    forwarded.headers.prepend(
+      'via',
+      `SIP/2.0/${destination.transport.toUpperCase()} ${this.#addresses.hostPort(destination.transport)};branch=${branch};rport`,
+    );
     this.#requestsForwarded++;
     this.#options.transport.send(forwarded, destination).catch((error: unknown) => this.#reportError(error));
   }

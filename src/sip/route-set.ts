@@ -37,6 +37,11 @@ function hostPortKey(host: string, port: number): string {
   return `${normalizeHost(host)}|${port}`;
 }
 
+/** The port a URI without one means: 5061 for `sips:` and `;transport=tls`, else 5060 (RFC 3263 §4.2). */
+function defaultPortOf(uri: SipUri): number {
+  return uri.scheme === 'sips' || uri.params.get('transport')?.toLowerCase() === 'tls' ? DEFAULT_SIPS_PORT : DEFAULT_SIP_PORT;
+}
+
 /** `host`, `host:port`, `[v6]` or `[v6]:port` (a bare IPv6 address has no port). */
 function parseHostPort(text: string, defaultPort: number): { host: string; port: number } {
   const bracketed = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
@@ -48,21 +53,32 @@ function parseHostPort(text: string, defaultPort: number): { host: string; port:
 
 /** Which addresses mean this proxy, and the Via and Record-Route values it writes. */
 export class OwnAddresses {
-  /** `host:port` as written in our Via and Record-Route. */
+  /** `host:port` as written in our Via and Record-Route for UDP and TCP. */
   readonly viaHostPort: string;
+  /** The same for TLS, which has a port of its own. */
+  readonly #tlsHostPort: string;
   /** `host|port` keys of every address that means us. */
   readonly #keys: Set<string>;
 
-  /** `aliases`: `host` (with `port`) or `host:port`, e.g. other instances behind one name. */
-  constructor(host: string, port: number, aliases: readonly string[] = []) {
+  /**
+   * `aliases`: `host` (with `port`, and `tlsPort`) or `host:port`, e.g. other instances behind
+   * one name. `tlsPort`: where TLS is listened on (or would be), named in Via and Record-Route
+   * of TLS legs.
+   */
+  constructor(host: string, port: number, aliases: readonly string[] = [], tlsPort: number = DEFAULT_SIPS_PORT) {
     this.viaHostPort = `${formatHost(host)}:${port}`;
-    this.#keys = new Set([
-      hostPortKey(host, port),
-      ...aliases.map((alias) => {
-        const parsed = parseHostPort(alias, port);
-        return hostPortKey(parsed.host, parsed.port);
-      }),
-    ]);
+    this.#tlsHostPort = `${formatHost(host)}:${tlsPort}`;
+    this.#keys = new Set([hostPortKey(host, port), hostPortKey(host, tlsPort)]);
+    for (const alias of aliases) {
+      const parsed = parseHostPort(alias, port);
+      this.#keys.add(hostPortKey(parsed.host, parsed.port));
+      if (parseHostPort(alias, tlsPort).port === tlsPort) this.#keys.add(hostPortKey(parsed.host, tlsPort));
+    }
+  }
+
+  /** `host:port` as written in our Via and Record-Route for a leg of `transport`. */
+  hostPort(transport: TransportProtocol): string {
+    return transport === 'tls' ? this.#tlsHostPort : this.viaHostPort;
   }
 
   isUs(host: string, port: number | null, defaultPort = DEFAULT_SIP_PORT): boolean {
@@ -70,7 +86,7 @@ export class OwnAddresses {
   }
 
   isUriUs(uri: SipUri): boolean {
-    return this.isUs(uri.host, uri.port, uri.scheme === 'sips' ? DEFAULT_SIPS_PORT : DEFAULT_SIP_PORT);
+    return this.isUs(uri.host, uri.port, defaultPortOf(uri));
   }
 
   /** A URI with no user part at one of our addresses: the proxy itself, or a Route entry of ours. */
@@ -78,9 +94,13 @@ export class OwnAddresses {
     return uri !== null && uri.user === null && this.isUriUs(uri);
   }
 
-  /** Our Record-Route value for a leg of `transport`, with `params` (`;dpr=…;dps=…`) after `lr`. */
+  /**
+   * Our Record-Route value for a leg of `transport`, with `params` (`;dpr=…;dps=…`) after `lr`.
+   * A TLS leg is `sip:…;transport=tls` (RFC 5630 §3.1.3: `sips:` would promise TLS end to end).
+   */
   recordRoute(transport: TransportProtocol, params = ''): string {
-    return transport === 'tcp' ? `<sip:${this.viaHostPort};transport=tcp;lr${params}>` : `<sip:${this.viaHostPort};lr${params}>`;
+    if (transport === 'udp') return `<sip:${this.viaHostPort};lr${params}>`;
+    return `<sip:${this.hostPort(transport)};transport=${transport};lr${params}>`;
   }
 
   /** Our URI that routed `request` here, without changing it: a strict-routed Request-URI, else the top Route if it names us. */
@@ -149,8 +169,7 @@ export function prepareNextHop(request: SipRequest): Destination | 400 | 416 | 5
     nextHop = parseSipUri(request.uri);
     if (nextHop === null) return 416;
   }
-  const transport = nextHop.params.get('transport')?.toLowerCase() ?? (nextHop.scheme === 'sips' ? 'tls' : 'udp');
-  if (transport !== 'udp' && transport !== 'tcp') return 503;
-  const defaultPort = nextHop.scheme === 'sips' ? DEFAULT_SIPS_PORT : DEFAULT_SIP_PORT;
-  return { transport, host: nextHop.host, port: nextHop.port ?? defaultPort };
+  const transport = nextHop.scheme === 'sips' ? 'tls' : (nextHop.params.get('transport')?.toLowerCase() ?? 'udp');
+  if (transport !== 'udp' && transport !== 'tcp' && transport !== 'tls') return 503;
+  return { transport, host: nextHop.host, port: nextHop.port ?? defaultPortOf(nextHop) };
 }

@@ -10,7 +10,7 @@ export abstract class ServerTransaction extends Transaction {
   #lastResponse: SipResponse | null = null;
 
   constructor(services: LayerServices, key: string, request: SipRequest, source: MessageSource) {
-    super(services, key, source.transport === 'tcp');
+    super(services, key, source.transport !== 'udp');
     this.request = request;
     this.source = source;
   }

@@ -1,5 +1,5 @@
 /**
- * SIP transport layer (RFC 3261 §18) over UDP and TCP, IPv4 and IPv6.
+ * SIP transport layer (RFC 3261 §18) over UDP, TCP and TLS (RFC 5630), IPv4 and IPv6.
  *
  * Messages in, messages out: inbound requests get their top Via stamped
  * with `received`/`rport` (§18.2.1, RFC 3581) and are handed to `onMessage`
@@ -8,33 +8,40 @@
  * large requests, and the §18.1.2 check that a response's top Via is ours
  * belong to the layers above.
  *
- * Both transports listen on one address and one port. Binding to `::` gives
- * a dual-stack listener; IPv4-mapped peer addresses (`::ffff:a.b.c.d`) are
- * reported as plain IPv4 and mapped back when sending.
+ * UDP and TCP listen on one address and one port, TLS (when given a listening
+ * port) on a port of its own. Binding to `::` gives a dual-stack listener;
+ * IPv4-mapped peer addresses (`::ffff:a.b.c.d`) are reported as plain IPv4
+ * and mapped back when sending. Certificates and trust are not this layer's:
+ * it asks `TlsSockets` (src/tls/) for the TLS side of a connection.
  */
 import { randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { SipStreamFramer } from './framing.ts';
+import type tls from 'node:tls';
 import { guardedLookup, RefusedDestinationError } from './guarded-lookup.ts';
 import { buildResponse, type SipMessage, type SipRequest, type SipResponse } from './message.ts';
 import { formatVia, parseVia, topVia, type Via } from './parse-via.ts';
-import { MAX_MESSAGE_SIZE, parseMessage } from './parser.ts';
+import { parseMessage } from './parser.ts';
 import { serializeMessage } from './serializer.ts';
+import { StreamConnection, type SipConnection, type StreamTransport } from './stream-connection.ts';
 import { hostKind } from './uri.ts';
 
 const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
-export type TransportProtocol = 'udp' | 'tcp';
+export type { SipConnection } from './stream-connection.ts';
+export type TransportProtocol = 'udp' | StreamTransport;
 
-/** A TCP connection carrying SIP, as exposed to upper layers. */
-export interface SipConnection {
-  /** Unique within one transport layer. */
-  readonly id: number;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  /** Whether messages can still be written to it. */
-  readonly open: boolean;
+/**
+ * The TLS side of connections, with the certificates and the trust that go with it (src/tls/).
+ * Each call uses what is current, so a reloaded certificate serves the next connection.
+ */
+export interface TlsSockets {
+  /** Whether `server` may be called: the edge has a certificate to present. */
+  readonly canServe: boolean;
+  /** The server side of TLS over an accepted TCP connection. */
+  server(socket: net.Socket): tls.TLSSocket;
+  /** A client connection whose server certificate is verified for `servername` (or the IP address `host`). */
+  client(options: { host: string; port: number; servername: string | undefined; lookup: net.LookupFunction | undefined }): tls.TLSSocket;
 }
 
 /** Where an inbound message came from. */
@@ -42,7 +49,7 @@ export interface MessageSource {
   readonly transport: TransportProtocol;
   readonly address: string;
   readonly port: number;
-  /** The TCP connection it arrived on; null for UDP. */
+  /** The TCP or TLS connection it arrived on; null for UDP. */
   readonly connection: SipConnection | null;
 }
 
@@ -58,6 +65,8 @@ export interface SipTransportOptions {
   host: string;
   /** Port for both UDP and TCP; 0 picks a free port (the same for both). */
   port: number;
+  /** TLS: the sockets, and the port to listen on (0 picks a free one; null: no listener, sending only). */
+  tls?: { sockets: TlsSockets; listenPort: number | null };
   /** Called for every parsed inbound message. Exceptions are caught and passed to onError. */
   onMessage: (message: SipMessage, source: MessageSource) => void;
   /** Socket errors and handler exceptions; defaults to process.emitWarning. */
@@ -108,14 +117,19 @@ export interface TransportStats {
   overflowedConnections: number;
   /** Requests not sent: the destination was refused, or the outbound connection caps were reached. */
   refusedDestinations: number;
+  /** Inbound TLS connections that closed before their handshake completed. */
+  failedTlsHandshakes: number;
 }
 
 export interface ListeningPorts {
   udpPort: number;
   tcpPort: number;
+  /** Null when TLS is not listened on. */
+  tlsPort: number | null;
 }
 
 const DEFAULT_SIP_PORT = 5060;
+const DEFAULT_SIPS_PORT = 5061;
 const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 const DEFAULT_MAX_TCP_CONNECTIONS = 10_000;
@@ -143,8 +157,8 @@ function sameAddress(a: string, b: string): boolean {
   return new net.SocketAddress({ address: a, family: 'ipv6' }).address === new net.SocketAddress({ address: b, family: 'ipv6' }).address;
 }
 
-function connectionKey(host: string, port: number): string {
-  return `${host.toLowerCase()}|${port}`;
+function connectionKey(transport: StreamTransport, host: string, port: number): string {
+  return `${transport}|${host.toLowerCase()}|${port}`;
 }
 
 /**
@@ -172,13 +186,14 @@ function responseDestination(via: Via): Destination {
     return { transport: 'udp', host, port };
   }
   if (via.transport === 'TCP') return { transport: 'tcp', host, port: via.port ?? DEFAULT_SIP_PORT };
+  if (via.transport === 'TLS') return { transport: 'tls', host, port: via.port ?? DEFAULT_SIPS_PORT };
   throw new Error(`unsupported Via transport: ${via.transport}`);
 }
 
 /** Where a response to `message` goes by its top Via (§18.2.2), as a comparable key; '' without a usable Via. */
 export function responseHop(message: SipMessage): string {
   const via = topVia(message);
-  if (via === null || (via.transport !== 'UDP' && via.transport !== 'TCP')) return '';
+  if (via === null || (via.transport !== 'UDP' && via.transport !== 'TCP' && via.transport !== 'TLS')) return '';
   const { transport, host, port } = responseDestination(via);
   return `${transport}|${stripBrackets(host).toLowerCase()}|${port}`;
 }
@@ -187,63 +202,22 @@ function newTag(): string {
   return randomBytes(8).toString('hex');
 }
 
-class TcpConnection implements SipConnection {
-  readonly id: number;
-  readonly socket: net.Socket;
-  readonly key: string;
-  readonly framer = new SipStreamFramer({ maxMessageSize: MAX_MESSAGE_SIZE });
-  remoteAddress: string;
-  remotePort: number;
-  /** Settles when the connection is usable (immediately for accepted ones). */
-  ready: Promise<void> = Promise.resolve();
-  /** False while an outbound connect is pending; its failure goes to the senders, not onError. */
-  connected: boolean;
-  /** Set while a message is due: from acceptance until the first one, and from a message's first octet until its last. */
-  deadline: NodeJS.Timeout | null = null;
-  /** Octets queued for the peer past which the connection closes. */
-  maxWriteBuffer = Infinity;
-  /** Closed because the peer did not read. */
-  overflowed = false;
-
-  constructor(id: number, socket: net.Socket, key: string, remoteAddress: string, remotePort: number, connected: boolean) {
-    this.id = id;
-    this.connected = connected;
-    this.socket = socket;
-    this.key = key;
-    this.remoteAddress = remoteAddress;
-    this.remotePort = remotePort;
-  }
-
-  get open(): boolean {
-    return !this.socket.destroyed;
-  }
-
-  write(data: Buffer): Promise<void> {
-    if (!this.open) return Promise.reject(new Error(`TCP connection to ${this.remoteAddress}:${this.remotePort} is closed`));
-    return new Promise((resolve, reject) => {
-      this.socket.write(data, (error) => (error ? reject(error) : resolve()));
-      if (this.socket.writableLength > this.maxWriteBuffer) {
-        this.overflowed = true;
-        this.socket.destroy();
-      }
-    });
-  }
-}
-
 function decrement(counts: Map<string, number>, key: string): void {
   const left = (counts.get(key) ?? 1) - 1;
   if (left > 0) counts.set(key, left);
   else counts.delete(key);
 }
 
-/** UDP + TCP SIP transport bound to one address and port. */
+/** UDP + TCP SIP transport bound to one address and port, and TLS on a port of its own. */
 export class SipTransportLayer {
-  readonly #options: Required<SipTransportOptions>;
+  readonly #options: Required<Omit<SipTransportOptions, 'tls'>>;
+  readonly #tls: SipTransportOptions['tls'] | null;
   #udp: dgram.Socket | null = null;
   #server: net.Server | null = null;
-  /** Connections by `host|port`: the peer address for accepted ones, the dialled host for outbound. */
-  readonly #connections = new Map<string, TcpConnection>();
-  readonly #allConnections = new Set<TcpConnection>();
+  #tlsServer: net.Server | null = null;
+  /** Connections by `transport|host|port`: the peer address for accepted ones, the dialled host for outbound. */
+  readonly #connections = new Map<string, StreamConnection>();
+  readonly #allConnections = new Set<StreamConnection>();
   /** Inbound connections per source address, outbound ones per host: for the caps. */
   readonly #inboundBySource = new Map<string, number>();
   readonly #outboundByHost = new Map<string, number>();
@@ -261,6 +235,7 @@ export class SipTransportLayer {
     timedOutConnections: 0,
     overflowedConnections: 0,
     refusedDestinations: 0,
+    failedTlsHandshakes: 0,
   };
 
   constructor(options: SipTransportOptions) {
@@ -282,18 +257,20 @@ export class SipTransportLayer {
       destinationRefusal: options.destinationRefusal ?? (() => null),
     };
     this.#lookup = options.destinationRefusal === undefined ? undefined : guardedLookup(options.destinationRefusal);
+    this.#tls = options.tls ?? null;
+    if (this.#tls?.listenPort != null && !this.#tls.sockets.canServe) throw new TypeError('a TLS listener needs a certificate');
   }
 
   get stats(): TransportStats {
     return { ...this.#stats };
   }
 
-  /** Open TCP connections, inbound and outbound. */
+  /** Open TCP and TLS connections, inbound and outbound. */
   get connectionCount(): number {
     return this.#allConnections.size;
   }
 
-  /** Binds UDP and TCP on the configured host and port and resolves with the ports in use. */
+  /** Binds UDP and TCP on the configured host and port, and TLS on its own, and resolves with the ports in use. */
   async listen(): Promise<ListeningPorts> {
     if (this.#closed) throw new Error('transport layer is closed');
     if (this.#started) throw new Error('transport layer already started');
@@ -304,7 +281,7 @@ export class SipTransportLayer {
       const udpPort = udp.address().port;
       let server: net.Server;
       try {
-        server = await this.#listenTcp(host, udpPort);
+        server = await this.#listenStream(host, udpPort, 'tcp');
       } catch (error) {
         await new Promise<void>((resolve) => udp.close(() => resolve()));
         const inUse = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
@@ -321,12 +298,25 @@ export class SipTransportLayer {
       }
       this.#udp = udp;
       this.#server = server;
-      return { udpPort, tcpPort: udpPort };
+      const tlsPort = await this.#listenTls(host);
+      return { udpPort, tcpPort: udpPort, tlsPort };
     }
   }
 
+  async #listenTls(host: string): Promise<number | null> {
+    const listenPort = this.#tls?.listenPort;
+    if (listenPort == null) return null;
+    const server = await this.#listenStream(host, listenPort, 'tls');
+    if (this.#closed) {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      throw new Error('transport layer was closed while starting');
+    }
+    this.#tlsServer = server;
+    return (server.address() as net.AddressInfo).port;
+  }
+
   /**
-   * Sends a message to a destination, reusing an open TCP connection to
+   * Sends a message to a destination, reusing an open TCP or TLS connection to
    * that host and port or opening one. Resolves once handed to the kernel.
    */
   async send(message: SipMessage, destination: Destination): Promise<void> {
@@ -341,33 +331,34 @@ export class SipTransportLayer {
     }
     const wire = serializeMessage(message);
     if (destination.transport === 'udp') return this.#sendDatagram(wire, host, destination.port);
-    const existing = this.#connections.get(connectionKey(host, destination.port));
-    const connection = existing !== undefined && existing.open ? existing : this.#connect(host, destination.port);
+    const { transport, port } = destination;
+    const existing = this.#connections.get(connectionKey(transport, host, port));
+    const connection = existing !== undefined && existing.open ? existing : this.#connect(transport, host, port);
     await connection.ready;
     return connection.write(wire);
   }
 
   /**
    * Sends a message back to where `source` came from and nowhere else: the packet's address and
-   * port (UDP) or its connection while open (TCP; dropped once closed). For answers to senders
+   * port (UDP) or its connection while open (TCP, TLS; dropped once closed). For answers to senders
    * not yet trusted, whose Via may name somebody else.
    */
   async sendToSource(message: SipMessage, source: MessageSource): Promise<void> {
     if (this.#closed) throw new Error('transport layer is closed');
     if (source.transport === 'udp') return this.#sendDatagram(serializeMessage(message), source.address, source.port);
     const connection = source.connection;
-    if (connection instanceof TcpConnection && connection.open) return connection.write(serializeMessage(message));
+    if (connection instanceof StreamConnection && connection.open) return connection.write(serializeMessage(message));
   }
 
   /**
-   * Sends a response per RFC 3261 §18.2.2: over the request's TCP connection
+   * Sends a response per RFC 3261 §18.2.2: over the request's TCP or TLS connection
    * while it is open, otherwise to the top Via's `received` address (or
    * sent-by host) and its `rport` (UDP) or sent-by port. Without a usable Via,
    * a UDP response goes back to the request's source.
    */
   async sendResponse(response: SipResponse, requestSource?: MessageSource): Promise<void> {
     const connection = requestSource?.connection;
-    if (connection instanceof TcpConnection && connection.open) {
+    if (connection instanceof StreamConnection && connection.open) {
       if (this.#closed) throw new Error('transport layer is closed');
       return connection.write(serializeMessage(response));
     }
@@ -379,7 +370,7 @@ export class SipTransportLayer {
     throw new Error('response has no usable Via header');
   }
 
-  /** Closes the sockets and every TCP connection; resolves when all are closed. */
+  /** Closes the sockets and every TCP and TLS connection; resolves when all are closed. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
@@ -390,13 +381,14 @@ export class SipTransportLayer {
       return closed;
     });
     const udp = this.#udp;
-    const server = this.#server;
+    const servers = [this.#server, this.#tlsServer];
     this.#udp = null;
     this.#server = null;
+    this.#tlsServer = null;
     await Promise.all([
       ...connectionsClosed,
       udp === null ? undefined : new Promise<void>((resolve) => udp.close(() => resolve())),
-      server === null ? undefined : new Promise<void>((resolve) => server.close(() => resolve())),
+      ...servers.map((server) => (server === null ? undefined : new Promise<void>((resolve) => server.close(() => resolve())))),
     ]);
   }
 
@@ -421,9 +413,9 @@ export class SipTransportLayer {
     });
   }
 
-  #listenTcp(host: string, port: number): Promise<net.Server> {
+  #listenStream(host: string, port: number, transport: StreamTransport): Promise<net.Server> {
     return new Promise((resolve, reject) => {
-      const server = net.createServer((socket) => this.#accept(socket));
+      const server = net.createServer((socket) => this.#accept(socket, transport));
       server.maxConnections = this.#options.maxTcpConnections;
       server.once('error', reject);
       server.listen(port, host, () => {
@@ -457,7 +449,7 @@ export class SipTransportLayer {
     this.#receive(data, { transport: 'udp', address: normalizeAddress(remote.address), port: remote.port, connection: null });
   }
 
-  #accept(socket: net.Socket): void {
+  #accept(socket: net.Socket, transport: StreamTransport): void {
     const address = socket.remoteAddress;
     const port = socket.remotePort;
     if (this.#closed || address === undefined || port === undefined) {
@@ -472,38 +464,69 @@ export class SipTransportLayer {
       return;
     }
     this.#inboundBySource.set(remoteAddress, fromSource + 1);
-    socket.once('close', () => decrement(this.#inboundBySource, remoteAddress));
-    const connection = new TcpConnection(this.#nextConnectionId++, socket, connectionKey(remoteAddress, port), remoteAddress, port, true);
+    const remote = { address: remoteAddress, port };
+    const key = connectionKey(transport, remoteAddress, port);
+    let connection: StreamConnection;
+    if (transport === 'tcp') {
+      connection = new StreamConnection(this.#nextConnectionId++, 'tcp', socket, key, remote, true);
+    } else {
+      // The TLS socket reports the connection's errors; the plain one beneath it must not throw.
+      socket.on('error', () => undefined);
+      const secure = this.#tls!.sockets.server(socket);
+      connection = new StreamConnection(this.#nextConnectionId++, 'tls', secure, key, remote, false);
+      // The handshake runs under the first message's deadline: a peer that never finishes it is
+      // closed like one that never sends, and its failure is counted, not reported.
+      secure.once('secure', () => {
+        connection.connected = true;
+      });
+      secure.once('close', () => {
+        if (!connection.connected) this.#stats.failedTlsHandshakes++;
+      });
+    }
+    connection.socket.once('close', () => decrement(this.#inboundBySource, remoteAddress));
     this.#track(connection);
     this.#armDeadline(connection);
   }
 
-  #connect(host: string, port: number): TcpConnection {
+  #connect(transport: StreamTransport, host: string, port: number): StreamConnection {
+    const name = transport.toUpperCase();
     const hostKey = host.toLowerCase();
     const toHost = this.#outboundByHost.get(hostKey) ?? 0;
     if (this.#outboundCount >= this.#options.maxOutboundTcpConnections || toHost >= this.#options.maxOutboundTcpConnectionsPerHost) {
       this.#stats.refusedDestinations++;
-      throw new RefusedDestinationError(`too many outbound TCP connections (to ${host}: ${toHost}, in all: ${this.#outboundCount})`);
+      throw new RefusedDestinationError(`too many outbound TCP/TLS connections (to ${host}: ${toHost}, in all: ${this.#outboundCount})`);
     }
+    const lookup = this.#lookup as unknown as net.LookupFunction | undefined;
+    let socket: net.Socket;
+    if (transport === 'tcp') socket = net.connect({ host, port, ...(lookup === undefined ? {} : { lookup }) });
+    else if (this.#tls == null) throw new RefusedDestinationError(`cannot send to ${host}:${port} over TLS: TLS is not configured`);
+    else socket = this.#tls.sockets.client({ host, port, servername: net.isIP(host) === 0 ? host : undefined, lookup });
     this.#outboundCount++;
     this.#outboundByHost.set(hostKey, toHost + 1);
-    const socket = net.connect({ host, port, ...(this.#lookup === undefined ? {} : { lookup: this.#lookup as unknown as net.LookupFunction }) });
     socket.once('close', () => {
       this.#outboundCount--;
       decrement(this.#outboundByHost, hostKey);
     });
-    const connection = new TcpConnection(this.#nextConnectionId++, socket, connectionKey(host, port), host, port, false);
+    const connection = new StreamConnection(
+      this.#nextConnectionId++,
+      transport,
+      socket,
+      connectionKey(transport, host, port),
+      { address: host, port },
+      false,
+    );
     connection.ready = new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
-        socket.destroy(new Error(`TCP connect to ${host}:${port} timed out`));
+        socket.destroy(new Error(`${name} connect to ${host}:${port} timed out`));
       }, this.#options.tcpConnectTimeoutMs);
       const onFailure = (error?: Error): void => {
         clearTimeout(timer);
-        reject(error ?? new Error(`TCP connection to ${host}:${port} closed`));
+        reject(error ?? new Error(`${name} connection to ${host}:${port} closed`));
       };
       socket.once('error', onFailure);
       socket.once('close', () => onFailure());
-      socket.once('connect', () => {
+      // For TLS, usable once the handshake has verified the server's certificate.
+      socket.once(transport === 'tcp' ? 'connect' : 'secureConnect', () => {
         clearTimeout(timer);
         socket.off('error', onFailure);
         connection.connected = true;
@@ -517,7 +540,7 @@ export class SipTransportLayer {
     return connection;
   }
 
-  #track(connection: TcpConnection): void {
+  #track(connection: StreamConnection): void {
     const { socket } = connection;
     this.#connections.set(connection.key, connection);
     this.#allConnections.add(connection);
@@ -537,13 +560,13 @@ export class SipTransportLayer {
     });
   }
 
-  #onStreamData(connection: TcpConnection, chunk: Buffer): void {
+  #onStreamData(connection: StreamConnection, chunk: Buffer): void {
     let ponged = false;
     for (const event of connection.framer.push(chunk)) {
       if (this.#closed || !connection.open) return;
       if (event.type === 'message') {
         this.#clearDeadline(connection);
-        this.#receive(event.data, { transport: 'tcp', address: connection.remoteAddress, port: connection.remotePort, connection });
+        this.#receive(event.data, { transport: connection.transport, address: connection.remoteAddress, port: connection.remotePort, connection });
       } else if (event.type === 'ping') {
         // One pong per read, however many pings it held, and under the write cap: a flood of
         // pings costs the edge little and cannot queue unbounded answers.
@@ -551,7 +574,11 @@ export class SipTransportLayer {
         ponged = true;
       } else {
         this.#stats.framingErrors++;
-        this.#reportError(new Error(`closing TCP connection from ${connection.remoteAddress}:${connection.remotePort}: ${event.error}`));
+        this.#reportError(
+          new Error(
+            `closing ${connection.transport.toUpperCase()} connection from ${connection.remoteAddress}:${connection.remotePort}: ${event.error}`,
+          ),
+        );
         connection.socket.destroy();
       }
     }
@@ -559,7 +586,7 @@ export class SipTransportLayer {
     if (connection.framer.bufferedLength > 0) this.#armDeadline(connection);
   }
 
-  #armDeadline(connection: TcpConnection): void {
+  #armDeadline(connection: StreamConnection): void {
     if (connection.deadline !== null) return;
     connection.deadline = setTimeout(() => {
       connection.deadline = null;
@@ -569,7 +596,7 @@ export class SipTransportLayer {
     connection.deadline.unref();
   }
 
-  #clearDeadline(connection: TcpConnection): void {
+  #clearDeadline(connection: StreamConnection): void {
     if (connection.deadline === null) return;
     clearTimeout(connection.deadline);
     connection.deadline = null;

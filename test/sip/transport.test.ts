@@ -10,6 +10,8 @@ import { parseVia, topVia } from '../../src/sip/parse-via.ts';
 import { parseMessage } from '../../src/sip/parser.ts';
 import { serializeMessage } from '../../src/sip/serializer.ts';
 import { SipTransportLayer, type MessageSource, type SipTransportOptions } from '../../src/sip/transport.ts';
+import { TlsCredentials } from '../../src/tls/tls-credentials.ts';
+import { makeTestPki } from '../support/tls-certs.ts';
 
 interface Received {
   message: SipMessage;
@@ -220,6 +222,7 @@ for (const { family, host, udpType } of [
         timedOutConnections: 0,
         overflowedConnections: 0,
         refusedDestinations: 0,
+        failedTlsHandshakes: 0,
       });
 
       // Still healthy: a valid request is delivered.
@@ -600,9 +603,9 @@ test('outbound TCP: connections are capped per host and in all', async () => {
     await to('127.0.0.1', ports[0]);
     await to('127.0.0.1', ports[1]);
     await to('127.0.0.1', ports[0]);
-    await assert.rejects(to('127.0.0.1', ports[2]), /too many outbound TCP connections/, 'a third to the same host');
+    await assert.rejects(to('127.0.0.1', ports[2]), /too many outbound TCP\/TLS connections/, 'a third to the same host');
     await to('127.0.0.2', await listen('127.0.0.2'));
-    await assert.rejects(to('127.0.0.3', await listen('127.0.0.3')), /too many outbound TCP connections/, 'a fourth in all');
+    await assert.rejects(to('127.0.0.3', await listen('127.0.0.3')), /too many outbound TCP\/TLS connections/, 'a fourth in all');
     assert.equal(server.layer.stats.refusedDestinations, 2);
   } finally {
     await server.layer.close();
@@ -641,5 +644,74 @@ test('refused destinations: no request goes to a refused address or to a name th
     client.close();
     await new Promise((resolve) => listener.close(resolve));
     await server.layer.close();
+  }
+});
+
+test('TLS: a message arrives over TLS with its source; a failed handshake is counted, not reported; TLS is capped with TCP per source', async () => {
+  const pki = makeTestPki();
+  const credentials = new TlsCredentials({ certPath: pki.cert, keyPath: pki.key, caPath: pki.caCert });
+  const server = new Endpoint('127.0.0.1', { tls: { sockets: credentials, listenPort: 0 }, maxTcpConnectionsPerSource: 2 });
+  const ports = await server.layer.listen();
+  assert.ok(ports.tlsPort !== null && ports.tlsPort !== ports.udpPort);
+  const client = new Endpoint('127.0.0.1', { tls: { sockets: credentials, listenPort: null } });
+  await client.layer.listen();
+  try {
+    const options = request('OPTIONS', `SIP/2.0/TLS 127.0.0.1:${ports.udpPort};branch=z9hG4bKtls`);
+    await client.layer.send(options, { transport: 'tls', host: '127.0.0.1', port: ports.tlsPort });
+    const { message, source } = await server.next();
+    assert.equal(message.kind === 'request' && message.method, 'OPTIONS');
+    assert.equal(source.transport, 'tls');
+    assert.equal(source.connection?.transport, 'tls');
+
+    const plain = net.connect(ports.tlsPort, '127.0.0.1');
+    plain.on('error', () => undefined);
+    plain.write(serializeMessage(options));
+    await once(plain, 'close');
+    await waitFor(() => server.layer.stats.failedTlsHandshakes === 1, 'the failed handshake counted');
+    assert.deepEqual(server.errors, [], 'not reported as an error');
+
+    // The TLS connection above and one plain TCP one fill the per-source cap of 2.
+    const tcp = net.connect(ports.udpPort, '127.0.0.1');
+    await once(tcp, 'connect');
+    const third = net.connect(ports.tlsPort, '127.0.0.1');
+    third.on('error', () => undefined);
+    await once(third, 'close');
+    assert.equal(server.layer.stats.refusedConnections, 1);
+    tcp.destroy();
+  } finally {
+    await client.layer.close();
+    await server.layer.close();
+    pki.remove();
+  }
+});
+
+test('TLS: a server whose certificate is not trusted is not sent to; a trusted one is, by address or by name', async () => {
+  const pki = makeTestPki();
+  const credentials = new TlsCredentials({ certPath: null, keyPath: null, caPath: pki.caCert });
+  const impostor = new Endpoint('127.0.0.1', {
+    tls: { sockets: new TlsCredentials({ certPath: pki.untrustedCert, keyPath: pki.untrustedKey, caPath: null }), listenPort: 0 },
+  });
+  const trusted = new Endpoint('127.0.0.1', {
+    tls: { sockets: new TlsCredentials({ certPath: pki.cert, keyPath: pki.key, caPath: null }), listenPort: 0 },
+  });
+  const [impostorPorts, trustedPorts] = [await impostor.layer.listen(), await trusted.layer.listen()];
+  const client = new Endpoint('127.0.0.1', { tls: { sockets: credentials, listenPort: null } });
+  await client.layer.listen();
+  try {
+    const options = request('OPTIONS', 'SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bKtls');
+    await assert.rejects(
+      client.layer.send(options, { transport: 'tls', host: '127.0.0.1', port: impostorPorts.tlsPort! }),
+      /self-signed|certificate/i,
+    );
+    // The certificate names 127.0.0.1 and localhost: verified for the IP address and for the name (SNI).
+    await client.layer.send(options, { transport: 'tls', host: '127.0.0.1', port: trustedPorts.tlsPort! });
+    assert.equal((await trusted.next()).source.transport, 'tls');
+    await client.layer.send(options, { transport: 'tls', host: 'localhost', port: trustedPorts.tlsPort! });
+    assert.equal((await trusted.next()).source.transport, 'tls');
+  } finally {
+    await client.layer.close();
+    await impostor.layer.close();
+    await trusted.layer.close();
+    pki.remove();
   }
 });

@@ -55,8 +55,8 @@ async function answering(port: number, deadline: number): Promise<void> {
   }
 }
 
-/** Runs Kamailio in the foreground with a configuration of test/interop/kamailio, on UDP and TCP `port`. */
-export async function startKamailio(config: string, port: number, defines: Record<string, string> = {}): Promise<Kamailio> {
+/** Runs Kamailio in the foreground with a configuration of test/interop/kamailio, on UDP and TCP `port` (and TLS `tlsPort`). */
+export async function startKamailio(config: string, port: number, defines: Record<string, string> = {}, tlsPort?: number): Promise<Kamailio> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dialplane-kamailio-'));
   const args = [
     '-f',
@@ -72,6 +72,7 @@ export async function startKamailio(config: string, port: number, defines: Recor
     '-Y',
     dir,
   ];
+  if (tlsPort !== undefined) args.push('-l', `tls:127.0.0.1:${tlsPort}`);
   for (const [name, value] of Object.entries(defines)) args.push('-A', `${name}=${value}`);
   const child = spawn('kamailio', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
   let output = '';
