@@ -1,3 +1,4 @@
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { parseAddressOrCidr, type PrivateTargets } from './common/addresses.ts';
@@ -32,6 +33,10 @@ export interface Config {
       maxOutboundPerHost: number;
       messageTimeoutMs: number;
     };
+    /** DNS servers (`ip` or `ip:port`) for locating trunks (RFC 3263); the system's when empty. */
+    dnsServers: string[];
+    /** How long a trunk address that failed is tried only after the others. */
+    failedTargetSkipSeconds: number;
     /** SIP over TLS (docs/sip-edge.md, "TLS"): the listener runs only with a certificate. */
     tls: {
       port: number;
@@ -153,6 +158,20 @@ function logLevel(raw: string | undefined): string {
   return value;
 }
 
+/** DIALPLANE_DNS_SERVERS: `ip` or `ip:port` (IPv6 as `[ip]:port`), comma-separated. */
+function dnsServers(raw: string | undefined): string[] {
+  const servers = list(raw);
+  for (const server of servers) {
+    const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(server);
+    const [address, portText] = bracketed ? [bracketed[1], bracketed[2]] : server.includes('.') ? server.split(':') : [server, undefined];
+    const portOk = portText === undefined || (Number(portText) >= 1 && Number(portText) <= 65535);
+    if (net.isIP(address ?? '') === 0 || !portOk) {
+      throw new ConfigError(`DIALPLANE_DNS_SERVERS must list IP addresses, each with an optional port (ip, ip:port, [ipv6]:port), got "${server}"`);
+    }
+  }
+  return servers;
+}
+
 function list(raw: string | undefined): string[] {
   return (raw ?? '')
     .split(',')
@@ -196,6 +215,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         maxOutboundPerHost: positiveInteger(env, 'DIALPLANE_SIP_TCP_MAX_OUTBOUND_PER_HOST', 16),
         messageTimeoutMs: positiveInteger(env, 'DIALPLANE_SIP_TCP_MESSAGE_TIMEOUT_MS', 10_000),
       },
+      dnsServers: dnsServers(env.DIALPLANE_DNS_SERVERS),
+      failedTargetSkipSeconds: positiveInteger(env, 'DIALPLANE_SIP_FAILED_TARGET_SKIP_SECONDS', 30),
       tls: {
         port: port(env, 'DIALPLANE_SIP_TLS_PORT', 5061),
         certPath: env.DIALPLANE_SIP_TLS_CERT || null,

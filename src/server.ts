@@ -15,6 +15,9 @@ import { PostgresChangeFeed } from './db/postgres-changes.ts';
 import { lockForServer } from './db/server-lock.ts';
 import { SipEdge } from './edge/sip-edge.ts';
 import { TlsCredentials } from './tls/tls-credentials.ts';
+import { FailedTargets } from './dns/failed-targets.ts';
+import { SipResolver } from './dns/sip-resolver.ts';
+import type { TransportProtocol } from './sip/transport.ts';
 import { buildApp } from './http/app.ts';
 import { Metrics } from './metrics.ts';
 import { NumberRowCache } from './numbers/number-cache.ts';
@@ -144,6 +147,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     retention.start();
     started.push(() => retention.stop());
     const tls = new TlsCredentials(config.sip.tls);
+    const sipResolver = new SipResolver({ servers: config.sip.dnsServers });
+    const failedTargets = new FailedTargets(config.sip.failedTargetSkipSeconds);
+    // A trunk's name located (RFC 3263), its addresses that failed lately tried last.
+    const locate = async (host: string, port: number | null, transport: TransportProtocol) =>
+      failedTargets.order(
+        (await sipResolver.resolve(host, port, transport)).map((target) => ({
+          transport: target.transport,
+          host: target.address,
+          port: target.port,
+          serverName: target.host,
+        })),
+      );
     const sipEdge = new SipEdge({
       sip: config.sip,
       tls,
@@ -154,7 +169,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       index,
       recorder,
       observer: metrics,
-      outbound: { ctx, runtimeAddresses: config.runtimeAddresses },
+      outbound: {
+        ctx,
+        runtimeAddresses: config.runtimeAddresses,
+        locate: { destinations: locate, failed: failedTargets },
+      },
       onError: (error) => logger.warn({ err: error }, 'SIP edge'),
       log: logger,
     });
@@ -168,6 +187,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       ctx,
       edge: {
         transactions: () => sipEdge.transactions,
+        locate: (host, transport) => locate(host, null, transport),
         address: (transport) =>
           sipEdge.ports ? { host: sipEdge.publicHost, port: transport === 'tls' ? sipEdge.tlsPort : sipEdge.ports.udpPort } : null,
       },

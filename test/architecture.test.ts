@@ -80,6 +80,8 @@ const GROUND_FLOORS: Array<[folder: string, mayImport: string[]]> = [
   ['common', ['common']],
   // TLS credentials meet the SIP stack through its TlsSockets interface, and nothing else.
   ['tls', ['tls', 'sip', 'common']],
+  // Locating trunks in DNS needs the SIP stack's types, nothing of the application.
+  ['dns', ['dns', 'sip']],
 ];
 
 for (const [folder, mayImport] of GROUND_FLOORS) {

@@ -5,6 +5,8 @@ export type SipTransportName = 'udp' | 'tcp' | 'tls';
 export interface ServerAddress {
   host: string;
   port: number;
+  /** Whether `server` named the port; without one a name is located by NAPTR and SRV (RFC 3263). */
+  portGiven: boolean;
 }
 
 const HOSTNAME = /^(?=.{1,253}$)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*\.?$/;
@@ -31,8 +33,8 @@ export function parseServerAddress(server: string, transport: SipTransportName):
     portText = colon === -1 ? undefined : server.slice(colon + 1);
     if (!net.isIPv4(host) && !HOSTNAME.test(host)) return null;
   }
-  if (portText === undefined) return { host, port: defaultPort };
+  if (portText === undefined) return { host, port: defaultPort, portGiven: false };
   if (!/^[0-9]{1,5}$/.test(portText)) return null;
   const port = Number(portText);
-  return port >= 1 && port <= 65535 ? { host, port } : null;
+  return port >= 1 && port <= 65535 ? { host, port, portGiven: true } : null;
 }

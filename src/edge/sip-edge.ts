@@ -5,7 +5,7 @@ import { sourceOwner, type TargetPolicy } from '../common/addresses.ts';
 import { TokenBuckets } from '../common/token-buckets.ts';
 import type { Context } from '../context.ts';
 import { DIALPLANE_HEADERS } from '../common/dialplane-headers.ts';
-import { OutboundRouter } from '../outbound/outbound-router.ts';
+import { OutboundRouter, type OutboundLocator } from '../outbound/outbound-router.ts';
 import { InboundRouter } from '../inbound/inbound-router.ts';
 import type { RoutingIndex } from '../inbound/routing-index.ts';
 import { DialogSigner } from '../sip/dialog-signer.ts';
@@ -27,7 +27,7 @@ export interface SipEdgeOptions {
   recorder: CallRecorder;
   observer: EdgeObserver;
   /** Outbound calls from agent runtimes (docs/outbound.md); without it, every INVITE is routed as inbound. */
-  outbound?: { ctx: Context; runtimeAddresses: readonly string[] };
+  outbound?: { ctx: Context; runtimeAddresses: readonly string[]; locate: OutboundLocator };
   onError(error: unknown): void;
   /** One info line per call attempt; warnings an operator must see (a refused number capture). */
   log: EdgeLog;
@@ -105,7 +105,9 @@ export class SipEdge {
         );
       },
     });
-    this.outbound = options.outbound ? new OutboundRouter(options.outbound.ctx, options.outbound.runtimeAddresses, { finished }) : null;
+    this.outbound = options.outbound
+      ? new OutboundRouter(options.outbound.ctx, options.outbound.runtimeAddresses, { finished }, options.outbound.locate)
+      : null;
     const unknown = new TokenBuckets(options.sip.unknownSources);
     this.#sources = {
       isTrusted: (address) => options.index.isTrunkAddress(address) || this.outbound?.isRuntime(address) === true,

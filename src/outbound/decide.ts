@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { parseServerAddress, type SipTransportName } from '../credentials/server-address.ts';
 import { formatHost, parseSipUri } from '../sip/uri.ts';
 
@@ -29,6 +30,8 @@ export interface OutboundRoute {
   row: OutboundRow & { numberId: string; phoneNumber: string; credentialsId: string };
   /** Request-URI at the credentials' server and transport. */
   target: string;
+  /** Where the target is located (RFC 3263): the server's host, its port when given, the transport. */
+  server: { host: string; port: number | null; transport: SipTransportName };
   /** The caller ID: the number at the credentials' domain (else the server host). */
   callerUri: string;
   displayName: string | null;
@@ -67,7 +70,9 @@ export function decideOutbound(row: OutboundRow | undefined, dialledUser: string
   const server = parseServerAddress(row.server, transport);
   if (server === null) return { outcome: 'failed', status: 503, reason: 'Service Unavailable', row };
   const transportParam = transport === 'udp' ? '' : `;transport=${transport}`;
-  const target = `sip:${dialledUser}@${formatHost(server.host)}:${server.port}${transportParam}`;
+  // A name without a port is left for NAPTR and SRV to locate, so the URI names no port (RFC 3263 §4.2).
+  const located = !server.portGiven && net.isIP(server.host) === 0;
+  const target = `sip:${dialledUser}@${formatHost(server.host)}${located ? '' : `:${server.port}`}${transportParam}`;
   // A domain that cannot stand in a SIP URI (the API accepts any text) falls back to the server host.
   let callerUri = `sip:${row.phoneNumber}@${row.domain ?? formatHost(server.host)}`;
   if (parseSipUri(callerUri) === null) callerUri = `sip:${row.phoneNumber}@${formatHost(server.host)}`;
@@ -75,6 +80,7 @@ export function decideOutbound(row: OutboundRow | undefined, dialledUser: string
     outcome: 'route',
     row: row as OutboundRoute['row'],
     target,
+    server: { host: server.host, port: located ? null : server.port, transport },
     callerUri,
     displayName: row.displayName,
     authUser: row.authUser ?? row.phoneNumber.replace(/^\+/, ''),

@@ -7,7 +7,9 @@ import { AGENT_ID_HEADER } from '../common/dialplane-headers.ts';
 import { type SipRequest } from '../sip/message.ts';
 import { formatNameAddr } from '../sip/parse-address.ts';
 import type { InitialRequestRecord, RouteDecision } from '../sip/router.ts';
-import type { MessageSource } from '../sip/transport.ts';
+import type { Destination, MessageSource, TransportProtocol } from '../sip/transport.ts';
+import type { FailedTargets } from '../dns/failed-targets.ts';
+import { ResolutionError } from '../dns/sip-resolver.ts';
 import { dialledNumber } from '../sip/uri.ts';
 import { CpsLimiter } from './cps-limiter.ts';
 import { decideOutbound, NOT_A_RUNTIME, UNKNOWN_AGENT, type OutboundDecision, type OutboundRow } from './decide.ts';
@@ -20,6 +22,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export interface OutboundObserver {
   /** One outbound call attempt ended: the edge records, counts and logs it. */
   finished(attempt: CallAttempt): void;
+}
+
+/** Where a trunk is: its addresses best first (RFC 3263), and where to report one that failed. */
+export interface OutboundLocator {
+  destinations(host: string, port: number | null, transport: TransportProtocol): Promise<Destination[]>;
+  failed: FailedTargets;
 }
 
 /** Remembered from the decision to the final response, for the call record. */
@@ -67,9 +75,11 @@ export class OutboundRouter {
 
   readonly #ctx: Context;
   readonly #observer: OutboundObserver;
+  readonly #locate: OutboundLocator;
 
-  constructor(ctx: Context, runtimeAddresses: readonly string[], observer: OutboundObserver, limiter?: CpsLimiter) {
+  constructor(ctx: Context, runtimeAddresses: readonly string[], observer: OutboundObserver, locate: OutboundLocator, limiter?: CpsLimiter) {
     this.#ctx = ctx;
+    this.#locate = locate;
     this.#observer = observer;
     this.#runtimes = AddressSet.of(runtimeAddresses);
     this.#limiter = limiter ?? new CpsLimiter(ctx.db);
@@ -119,11 +129,21 @@ export class OutboundRouter {
         };
       }
     }
+    const { server } = decision;
+    let destinations: Destination[];
+    try {
+      destinations = await this.#locate.destinations(server.host, server.port, server.transport);
+    } catch (error) {
+      if (!(error instanceof ResolutionError)) throw error;
+      return { action: 'reject', status: 503, reason: 'Service Unavailable: trunk not found in DNS', context: new OutboundContext(decision, false) };
+    }
     const password = revealPassword(this.#ctx, { id: row.credentialsId, auth_password_enc: row.authPasswordEnc });
     const identity = formatNameAddr({ displayName: decision.displayName, uri: decision.callerUri, params: new Map() });
     return {
       action: 'forward',
       target: decision.target,
+      destinations,
+      destinationFailed: (destination) => this.#locate.failed.failed(destination),
       from: { uri: decision.callerUri, displayName: decision.displayName },
       removeHeaders: IDENTITY_HEADERS,
       addHeaders: [['P-Asserted-Identity', identity]],

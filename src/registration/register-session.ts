@@ -35,6 +35,8 @@ export interface EdgeAccess {
   transactions(): TransactionLayer | null;
   /** Public host and port written into Via and Contact for a request over `transport` (TLS has a port of its own). */
   address(transport: TransportProtocol): { host: string; port: number } | null;
+  /** Where a registrar's name is (RFC 3263: NAPTR, SRV, addresses), best first; rejects when it does not resolve. Without it, the name goes to the transport as is. */
+  locate?(host: string, transport: TransportProtocol): Promise<Destination[]>;
 }
 
 type TransactionResult = { response: SipResponse } | { timeout: true } | { error: Error };
@@ -96,6 +98,21 @@ export class RegisterSession {
     }
     let destination = this.#redirect?.destination ?? target.destination;
     let requestUri = this.#redirect?.requestUri ?? target.requestUri;
+    // The registrar's other addresses, tried in turn on a transport error, a timeout or a 503 (RFC 3263 §4.3).
+    let untried: Destination[] = [];
+    if (this.#redirect === null && target.located && this.#edge.locate !== undefined) {
+      try {
+        [destination, ...untried] = await this.#edge.locate(destination.host, destination.transport);
+      } catch (error) {
+        return {
+          kind: 'failed',
+          sipResponseMessage: '503 Service Unavailable',
+          errorDescription: `The registrar's name ${destination.host} could not be resolved: ${(error as Error).message}`,
+          code: 'dns',
+          retryAfterSeconds: null,
+        };
+      }
+    }
     let pendingAuth: DigestHeader[] | null = null;
     let challenges = 0;
     let intervalRetries = 0;
@@ -118,6 +135,11 @@ export class RegisterSession {
       pendingAuth = null;
       for (const header of auth) request.headers.append(header.name, header.value);
       const result = await transact(layer, request, destination);
+      const failedOver = ('timeout' in result || 'error' in result || result.response.status === 503) && untried.length > 0;
+      if (failedOver) {
+        destination = untried.shift()!;
+        continue;
+      }
       if ('timeout' in result) {
         return {
           kind: 'failed',

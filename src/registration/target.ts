@@ -1,3 +1,4 @@
+import net from 'node:net';
 /**
  * What a number registers, where, and as whom (docs/registration.md): the AOR
  * `sip:<authUser or the number's digits>@<domain>` (domain: the credentials' domain, else the
@@ -33,6 +34,8 @@ export interface RegistrationTarget {
   transport: SipTransportName;
   /** Where REGISTER goes; null with `problem` when the edge cannot send there. */
   destination: Destination | null;
+  /** The server is a name without a port: NAPTR and SRV say where it is (RFC 3263). */
+  located: boolean;
   problem: string | null;
   credentialsId: string;
   /** Digest username: authUser, else the AOR user. */
@@ -68,6 +71,7 @@ export function registrationTarget(source: RegistrationSource): RegistrationTarg
   else destination = { transport, host: server.host, port: server.port };
   const hostPort = server === null ? source.server.toLowerCase() : `${server.host.toLowerCase()}:${server.port}`;
   return {
+    located: server !== null && !server.portGiven && net.isIP(server.host) === 0,
     key: `${transport}|${hostPort}|${aor}`,
     aor,
     user,

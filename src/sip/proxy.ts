@@ -340,6 +340,7 @@ export class SipProxy {
       this.#finalUpstream(context, 500);
       return;
     }
+    context.untried = [...(decision.destinations ?? [])];
     this.#forward(context, forwarded, DIALOG_CREATING_METHODS.has(forwarded.method));
   }
 
@@ -351,11 +352,12 @@ export class SipProxy {
 
   /** §16.6: forward the prepared copy through a new client transaction. */
   #forward(context: ResponseContext, request: SipRequest, recordRoute: boolean): void {
-    const destination = prepareNextHop(request);
-    if (typeof destination === 'number') {
-      this.#finalUpstream(context, destination);
+    const nextHop = prepareNextHop(request);
+    if (typeof nextHop === 'number') {
+      this.#finalUpstream(context, nextHop);
       return;
     }
+    const destination = context.untried.shift() ?? nextHop;
     if (recordRoute) this.#addRecordRoute(context, request, destination.transport);
     this.#sendBranch(context, request, destination);
   }
@@ -482,12 +484,14 @@ export class SipProxy {
     const { status } = response;
     if (status < 200) {
       context.provisionalReceived = true;
+      if (status > 100) context.ringing = true;
       if (context.cancelled) this.#cancelBranch(context);
       if (status === 100) return;
       // Timer C restarts on every provisional but 100 (§16.7 step 2), until a CANCEL is under way.
       if (!context.cancelSent) context.timer?.refresh();
     } else {
       if ((status === 401 || status === 407) && this.#answerChallenge(context, response)) return;
+      if (status === 503 && this.#failOver(context)) return;
       context.clearTimer();
     }
     response.headers.removeFirst('via');
@@ -506,6 +510,28 @@ export class SipProxy {
       }
     }
     if (status >= 200) this.#finish(context, status);
+  }
+
+  /**
+   * RFC 3263 §4.3: the branch's destination failed (transport error, timeout, 503) before anyone
+   * rang: the same request goes to the router's next destination on a new branch. False when
+   * there is none, or the caller cancelled, or a callee already rang (never ring twice).
+   */
+  #failOver(context: ResponseContext): boolean {
+    const { forwarded, client } = context;
+    if (context.untried.length === 0 || forwarded === null || client === null || context.cancelled || context.ringing) return false;
+    if (context.decision?.action === 'forward') context.decision.destinationFailed?.(client.destination);
+    const next = context.untried.shift()!;
+    const retry = cloneMessage(forwarded);
+    retry.headers.removeFirst('via');
+    if (context.recordRouted > 0) {
+      for (let i = 0; i < context.recordRouted; i++) retry.headers.removeFirst('record-route');
+      this.#addRecordRoute(context, retry, next.transport);
+    }
+    context.clearTimer();
+    context.provisionalReceived = false;
+    this.#sendBranch(context, retry, next);
+    return true;
   }
 
   /**
@@ -536,6 +562,7 @@ export class SipProxy {
 
   /** The branch failed without a final response: timeout (408) or unreachable (503); 487 once cancelled. */
   #onBranchFailure(context: ResponseContext, status: number): void {
+    if (this.#failOver(context)) return;
     context.clearTimer();
     this.#finalUpstream(context, context.cancelled ? 487 : status);
   }

@@ -4,7 +4,7 @@ import type { RewrittenRequest } from './dialog-rewrite.ts';
 import type { SipRequest } from './message.ts';
 import type { RouteDecision } from './router.ts';
 import type { ServerTransaction } from './server-transaction.ts';
-import type { MessageSource } from './transport.ts';
+import type { Destination, MessageSource } from './transport.ts';
 
 /** State of one proxied request: its server transaction and the single branch it was forwarded on (§16's response context). */
 export class ResponseContext {
@@ -33,6 +33,10 @@ export class ResponseContext {
   rewrite: RewrittenRequest | null = null;
   /** How many Record-Route values we put on top of the forwarded request. */
   recordRouted = 0;
+  /** Destinations not tried yet (the router's, RFC 3263 failover). */
+  untried: Destination[] = [];
+  /** A provisional response other than 100 came: from then on a failure is final, never another target. */
+  ringing = false;
 
   constructor(request: SipRequest, source: MessageSource, server: ServerTransaction, hash: string, startedAt: Date | null) {
     this.request = request;

@@ -5,7 +5,7 @@
  */
 import type { Rewrite } from './dialog-rewrite.ts';
 import type { SipRequest } from './message.ts';
-import type { MessageSource } from './transport.ts';
+import type { Destination, MessageSource } from './transport.ts';
 
 export type RouteDecision =
   | {
@@ -20,8 +20,15 @@ export type RouteDecision =
     }
   | ({
       action: 'forward';
-      /** SIP URI: becomes the Request-URI; its host, port and transport parameter say where to send. */
+      /** SIP URI: becomes the Request-URI; its host, port and transport parameter say where to send, unless `destinations` do. */
       target: string;
+      /**
+       * Where to send, best first (RFC 3263 §4.3): the next is tried, on a new branch, when one
+       * fails with a transport error, a timeout or a 503 before anything but 100 came back.
+       */
+      destinations?: readonly Destination[];
+      /** Told of each destination that failed so (to skip it for a while). */
+      destinationFailed?: (destination: Destination) => void;
       addHeaders?: Array<[name: string, value: string]>;
       /** Removed before addHeaders are applied, so a header can be replaced. A trailing `*` matches a prefix. */
       removeHeaders?: string[];

@@ -58,6 +58,8 @@ export interface Destination {
   /** IP address or hostname; IPv6 may be bracketed. */
   host: string;
   port: number;
+  /** TLS: the name the server's certificate must carry (and SNI), when `host` is an address found for it. */
+  serverName?: string;
 }
 
 export interface SipTransportOptions {
@@ -333,7 +335,7 @@ export class SipTransportLayer {
     if (destination.transport === 'udp') return this.#sendDatagram(wire, host, destination.port);
     const { transport, port } = destination;
     const existing = this.#connections.get(connectionKey(transport, host, port));
-    const connection = existing !== undefined && existing.open ? existing : this.#connect(transport, host, port);
+    const connection = existing !== undefined && existing.open ? existing : this.#connect(transport, host, port, destination.serverName);
     await connection.ready;
     return connection.write(wire);
   }
@@ -488,7 +490,7 @@ export class SipTransportLayer {
     this.#armDeadline(connection);
   }
 
-  #connect(transport: StreamTransport, host: string, port: number): StreamConnection {
+  #connect(transport: StreamTransport, host: string, port: number, serverName: string | undefined): StreamConnection {
     const name = transport.toUpperCase();
     const hostKey = host.toLowerCase();
     const toHost = this.#outboundByHost.get(hostKey) ?? 0;
@@ -500,7 +502,7 @@ export class SipTransportLayer {
     let socket: net.Socket;
     if (transport === 'tcp') socket = net.connect({ host, port, ...(lookup === undefined ? {} : { lookup }) });
     else if (this.#tls == null) throw new RefusedDestinationError(`cannot send to ${host}:${port} over TLS: TLS is not configured`);
-    else socket = this.#tls.sockets.client({ host, port, servername: net.isIP(host) === 0 ? host : undefined, lookup });
+    else socket = this.#tls.sockets.client({ host, port, servername: serverName ?? (net.isIP(host) === 0 ? host : undefined), lookup });
     this.#outboundCount++;
     this.#outboundByHost.set(hostKey, toHost + 1);
     socket.once('close', () => {

@@ -61,7 +61,7 @@ describe('decideOutbound (pure)', () => {
       row: ROW,
       user: '15557770001',
       expect: {
-        target: 'sip:15557770001@sip.carrier.example:5060',
+        target: 'sip:15557770001@sip.carrier.example',
         callerUri: 'sip:+15550100000@sip.carrier.example',
         authUser: '15550100000',
         displayName: 'Acme',
@@ -104,7 +104,7 @@ for (const backend of await testBackends()) {
 
     async function credentials(extra: Record<string, unknown> = {}): Promise<string> {
       const res = await api('POST', '/api/v1/sip-credentials', {
-        server: 'sip.carrier.example:5080',
+        server: '192.0.2.80:5080',
         domain: 'carrier.example',
         authUser: 'trunk',
         authPassword: 'pw',
@@ -150,7 +150,7 @@ for (const backend of await testBackends()) {
           agent: linked,
           expect: {
             outcome: 'route',
-            target: 'sip:15557770001@sip.carrier.example:5080',
+            target: 'sip:15557770001@192.0.2.80:5080',
             callerUri: 'sip:+15550103001@carrier.example',
             displayName: 'Acme Support',
             authUser: 'trunk',
