@@ -1,10 +1,10 @@
-import net from 'node:net';
 /**
  * What a number registers, where, and as whom (docs/registration.md): the AOR
  * `sip:<authUser or the number's digits>@<domain>` (domain: the credentials' domain, else the
  * server's host), sent to the credentials' server over their transport. Numbers whose target has
  * the same key share one registration.
  */
+import net from 'node:net';
 import { parseServerAddress, type SipTransportName } from '../credentials/server-address.ts';
 import type { Destination } from '../sip/transport.ts';
 import { formatUri } from '../sip/uri.ts';

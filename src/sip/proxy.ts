@@ -521,17 +521,21 @@ export class SipProxy {
     const { forwarded, client } = context;
     if (context.untried.length === 0 || forwarded === null || client === null || context.cancelled || context.ringing) return false;
     if (context.decision?.action === 'forward') context.decision.destinationFailed?.(client.destination);
-    const next = context.untried.shift()!;
     const retry = cloneMessage(forwarded);
     retry.headers.removeFirst('via');
+    this.#resend(context, retry, context.untried.shift()!);
+    return true;
+  }
+
+  /** Sends a new version of the forwarded request on a new branch: our Record-Route written again for its transport. */
+  #resend(context: ResponseContext, retry: SipRequest, destination: Destination): void {
     if (context.recordRouted > 0) {
       for (let i = 0; i < context.recordRouted; i++) retry.headers.removeFirst('record-route');
-      this.#addRecordRoute(context, retry, next.transport);
+      this.#addRecordRoute(context, retry, destination.transport);
     }
     context.clearTimer();
     context.provisionalReceived = false;
-    this.#sendBranch(context, retry, next);
-    return true;
+    this.#sendBranch(context, retry, destination);
   }
 
   /**
@@ -550,13 +554,7 @@ export class SipProxy {
       return false;
     }
     if (retry === null) return false;
-    if (context.recordRouted > 0) {
-      for (let i = 0; i < context.recordRouted; i++) retry.headers.removeFirst('record-route');
-      this.#addRecordRoute(context, retry, client.destination.transport);
-    }
-    context.clearTimer();
-    context.provisionalReceived = false;
-    this.#sendBranch(context, retry, client.destination);
+    this.#resend(context, retry, client.destination);
     return true;
   }
 
