@@ -1,5 +1,6 @@
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 
 /**
  * Child processes of the benches (proxies, sipp): tracked so that no exit path leaves one
@@ -75,4 +76,35 @@ export function processTree(pid: number): number[] {
     }
   }
   return pids;
+}
+
+/** One worker per core: the usual sizing for a CPU-bound proxy, and the most it can use here. */
+export const KAMAILIO_WORKERS = os.cpus().length;
+
+/**
+ * Starts Kamailio with `config` (its DB_URL a text database in `dbDir`) on UDP `port`, in the
+ * foreground, logging to stderr, its runtime files in `dir`; resolves once its workers run.
+ * 256 MB of shared memory: tm keeps every transaction there until its wait timer, and the
+ * 64 MB default ran out near 1,000 calls/s.
+ */
+export async function startKamailioWorkers(
+  config: string,
+  dbDir: string,
+  dir: string,
+  port: number,
+): Promise<{ pids: () => number[]; stop: () => Promise<void> }> {
+  const args = ['-f', config, '-A', `DB_URL="text://${dbDir}"`, '-l', `udp:127.0.0.1:${port}`, '-n', String(KAMAILIO_WORKERS), '-m', '256'];
+  const child = spawn('kamailio', [...args, '-DD', '-E', '-w', dir, '-Y', dir], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+  const exited = track(child);
+  let output = '';
+  child.stderr?.on('data', (chunk) => (output += chunk));
+  // Kamailio prints its listening sockets before forking the workers; wait for those too.
+  const deadline = Date.now() + 10_000;
+  while (processTree(child.pid!).length < 1 + KAMAILIO_WORKERS) {
+    if (child.exitCode !== null) throw new Error(`kamailio exited with ${child.exitCode}:\n${output}`);
+    if (Date.now() > deadline) throw new Error(`kamailio did not start its workers:\n${output}`);
+    await sleep(50);
+  }
+  await sleep(200);
+  return { pids: () => processTree(child.pid!), stop: () => stopChild(child, exited) };
 }

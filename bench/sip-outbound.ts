@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../test/support/sipp.ts';
 import { api, firstStartKey, startDialplane } from './dialplane-process.ts';
-import { killTree, processTree, running, sleep, stopChild, track } from './processes.ts';
+import { killTree, running, sleep, startKamailioWorkers, stopChild, track } from './processes.ts';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -175,40 +175,12 @@ function kamailioProxy(agentId: string, carrierPort: number, dir: string, port: 
     path.join(dbDir, 'agents'),
     `id(int,auto) key_name(string) key_type(int) value_type(int) key_value(string) expires(int)\n1:${escape(agentId)}:0:0:${escape(value)}:0\n`,
   );
-  const args = [
-    '-f',
-    KAMAILIO_CONFIG,
-    '-A',
-    `DB_URL="text://${dbDir}"`,
-    '-l',
-    `udp:127.0.0.1:${port}`,
-    '-n',
-    String(CORES),
-    '-m',
-    '256',
-    '-DD',
-    '-E',
-    '-w',
-    dir,
-    '-Y',
-    dir,
-  ];
   return {
     name: 'Kamailio',
     shape: `${CORES} UDP workers, uac_auth`,
     async start() {
-      const child = spawn('kamailio', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-      const exited = track(child);
-      let output = '';
-      child.stderr.on('data', (chunk) => (output += chunk));
-      const deadline = Date.now() + 10_000;
-      while (processTree(child.pid!).length < 1 + CORES) {
-        if (child.exitCode !== null) throw new Error(`kamailio exited with ${child.exitCode}:\n${output}`);
-        if (Date.now() > deadline) throw new Error(`kamailio did not start its workers:\n${output}`);
-        await sleep(50);
-      }
-      await sleep(200);
-      return { port, stop: () => stopChild(child, exited) };
+      const kamailio = await startKamailioWorkers(KAMAILIO_CONFIG, dbDir, dir, port);
+      return { port, stop: kamailio.stop };
     },
   };
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { benchRoutingIndex } from './routing-index.ts';
 import { freePort } from '../test/support/sipp.ts';
 import { api, firstStartKey, startDialplane } from './dialplane-process.ts';
-import { cpuSeconds, killTree, processTree, running, sleep, stopChild, track } from './processes.ts';
+import { cpuSeconds, killTree, running, sleep, startKamailioWorkers, stopChild, track } from './processes.ts';
 import { benchOutbound } from './sip-outbound.ts';
 import { benchSigning } from './signing.ts';
 
@@ -197,8 +197,7 @@ function dbTextTable(rows: [string, string][]): string {
 /**
  * Kamailio with as many UDP workers as there are cores: the usual sizing for a CPU-bound proxy,
  * and the most it can use here, while dialplane is one Node process (one core for its event
- * loop). 256 MB of shared memory: tm keeps every transaction there until its wait timer, and
- * the 64 MB default ran out near 1,000 calls/s.
+ * loop).
  */
 function kamailioProxy(table: Table, dir: string, port: number): Proxy {
   const dbDir = path.join(dir, 'kamailio-db');
@@ -208,46 +207,12 @@ function kamailioProxy(table: Table, dir: string, port: number): Proxy {
     dbTextTable(table.dialled.map((digits, i) => [`+${digits}`, `${table.numberIds[i]}|${table.agentId}`])),
   );
   fs.writeFileSync(path.join(dbDir, 'agents'), dbTextTable([[table.agentId, `${table.orgId}|${table.agentUri}`]]));
-  const args = [
-    '-f',
-    KAMAILIO_CONFIG,
-    '-A',
-    `DB_URL="text://${dbDir}"`,
-    '-l',
-    `udp:127.0.0.1:${port}`,
-    '-n',
-    String(CORES),
-    '-m',
-    '256',
-    // In the foreground, logging to stderr, with its runtime files in the temp dir.
-    '-DD',
-    '-E',
-    '-w',
-    dir,
-    '-Y',
-    dir,
-  ];
   return {
     name: 'Kamailio',
     shape: `${CORES} UDP workers (-n ${CORES})`,
     async start() {
-      const child = spawn('kamailio', args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-      const exited = track(child);
-      let output = '';
-      child.stderr.on('data', (chunk) => (output += chunk));
-      // Kamailio prints its listening sockets before forking the workers; wait for those too.
-      const deadline = Date.now() + 10_000;
-      while (processTree(child.pid!).length < 1 + CORES) {
-        if (child.exitCode !== null) throw new Error(`kamailio exited with ${child.exitCode}:\n${output}`);
-        if (Date.now() > deadline) throw new Error(`kamailio did not start its workers:\n${output}`);
-        await sleep(50);
-      }
-      await sleep(200);
-      return {
-        port,
-        pids: () => processTree(child.pid!),
-        stop: () => stopChild(child, exited),
-      };
+      const kamailio = await startKamailioWorkers(KAMAILIO_CONFIG, dbDir, dir, port);
+      return { port, ...kamailio };
     },
   };
 }
