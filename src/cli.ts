@@ -71,16 +71,6 @@ async function serve(config: Config): Promise<void> {
       `\nCreated organization "default" (${server.defaultOrg.orgId}).\n` + `Its API key, shown only this once:\n\n  ${server.defaultOrg.apiKey}\n\n`,
     );
   }
-  // One line that says everything is up (scripts wait for it; the key above is printed first).
-  server.log.info(
-    {
-      http: `http://${config.http.host}:${server.httpPort}`,
-      sip: `${config.sip.host}:${server.sipPort}`,
-      sipTls: server.sipTlsPort === null ? null : `${config.sip.host}:${server.sipTlsPort}`,
-    },
-    'dialplane ready',
-  );
-  server.log.flush();
   const stop = (signal: string) => {
     server.log.info({ signal }, 'shutting down');
     server.close().then(
@@ -91,10 +81,22 @@ async function serve(config: Config): Promise<void> {
       },
     );
   };
+  // Before the ready line: the log is written off the main thread, so whoever waits for that
+  // line may signal at once, and a signal without a handler would kill the process.
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   // Certificate renewals: new TLS connections get the new files, open ones and calls go on.
   process.on('SIGHUP', () => server.reloadTls());
+  // One line that says everything is up (scripts wait for it; the key above is printed first).
+  server.log.info(
+    {
+      http: `http://${config.http.host}:${server.httpPort}`,
+      sip: `${config.sip.host}:${server.sipPort}`,
+      sipTls: server.sipTlsPort === null ? null : `${config.sip.host}:${server.sipTlsPort}`,
+    },
+    'dialplane ready',
+  );
+  server.log.flush();
 }
 
 /** A name given on the command line: not empty, not only spaces. */
