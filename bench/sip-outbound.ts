@@ -1,10 +1,10 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort } from '../test/support/sipp.ts';
 import { api, firstStartKey, startDialplane } from './dialplane-process.ts';
-import { killTree, running, sleep, startKamailioWorkers, stopChild, track } from './processes.ts';
+import { runSipp, type SippStats } from './sipp-run.ts';
+import { killTree, running, sleep, startKamailioWorkers, stopChild } from './processes.ts';
 import { fileURLToPath } from 'node:url';
 
 /**
@@ -44,70 +44,7 @@ const DOMAIN = 'carrier.example';
 const AUTH_USER = 'benchtrunk';
 const PASSWORD = 'bench-secret';
 
-// --- sipp ----------------------------------------------------------------------------------
-
-interface SippStats {
-  code: number | null;
-  successful: number;
-  failed: number;
-  retransmissions: number;
-  rate: number;
-}
-
-interface SippRun {
-  scenario: string;
-  port: number;
-  calls: number;
-  dir: string;
-  name: string;
-  remote?: string;
-  rate?: number;
-  timeoutSeconds: number;
-}
-
-async function sipp(options: SippRun): Promise<SippStats> {
-  const statsFile = path.join(options.dir, `${options.name}.csv`);
-  fs.rmSync(statsFile, { force: true });
-  const args = [
-    '-sf',
-    options.scenario,
-    '-i',
-    '127.0.0.1',
-    '-p',
-    String(options.port),
-    '-t',
-    'u1',
-    '-m',
-    String(options.calls),
-    '-nostdin',
-    '-timeout',
-    `${options.timeoutSeconds}s`,
-    '-timeout_error',
-    '-trace_stat',
-    '-stf',
-    statsFile,
-    '-fd',
-    '3600',
-  ];
-  if (options.rate !== undefined) args.push('-r', String(options.rate), '-l', String(options.rate * 2), '-s', '15557770000');
-  if (options.remote) args.push(options.remote);
-  const child = spawn('sipp', args, { cwd: options.dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  let stderr = '';
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  const code = await track(child);
-  const lines = fs.existsSync(statsFile) ? fs.readFileSync(statsFile, 'utf8').trim().split('\n') : [];
-  if (lines.length < 2) throw new Error(`sipp ${options.name} wrote no statistics (exit ${code}): ${stderr}`);
-  const columns = lines[0].split(';');
-  const last = lines.at(-1)!.split(';');
-  const column = (name: string) => Number(last[columns.indexOf(name)]);
-  return {
-    code,
-    successful: column('SuccessfulCall(C)'),
-    failed: column('FailedCall(C)'),
-    retransmissions: column('Retransmissions(C)'),
-    rate: column('CallRate(C)'),
-  };
-}
+// --- sipp scenarios -------------------------------------------------------------------------
 
 /** A scenario with its {{placeholders}} filled, written into the run's folder. */
 function filled(dir: string, scenario: string, values: Record<string, string>): string {
@@ -206,7 +143,7 @@ async function step(proxy: Proxy, setup: Setup, rate: number): Promise<{ clean: 
   const calls = rate * STEP_SECONDS;
   const instance = await proxy.start();
   try {
-    const carrier = sipp({
+    const carrier = runSipp({
       scenario: setup.carrierScenario,
       port: setup.carrierPort,
       calls: WARMUP_CALLS + calls,
@@ -216,11 +153,12 @@ async function step(proxy: Proxy, setup: Setup, rate: number): Promise<{ clean: 
     });
     await sleep(300);
     const runtime = async (name: string, count: number, callRate: number) =>
-      sipp({
+      runSipp({
         scenario: setup.runtimeScenario,
         port: await freePort(),
         calls: count,
         rate: callRate,
+        service: '15557770000',
         dir: setup.dir,
         name,
         remote: `127.0.0.1:${instance.port}`,

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -6,7 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { benchRoutingIndex } from './routing-index.ts';
 import { freePort } from '../test/support/sipp.ts';
 import { api, firstStartKey, startDialplane } from './dialplane-process.ts';
-import { cpuSeconds, killTree, running, sleep, startKamailioWorkers, stopChild, track } from './processes.ts';
+import { runSipp, type SippStats } from './sipp-run.ts';
+import { cpuSeconds, killTree, running, sleep, startKamailioWorkers, stopChild } from './processes.ts';
 import { benchOutbound } from './sip-outbound.ts';
 import { benchSigning } from './signing.ts';
 
@@ -42,79 +42,6 @@ const CORES = os.cpus().length;
 const CALLER_SCENARIO = path.join(ROOT, 'bench/sipp/caller.xml');
 const AGENT_SCENARIO = path.join(ROOT, 'test/interop/scenarios/agent-answer.xml');
 const KAMAILIO_CONFIG = path.join(ROOT, 'bench/kamailio/kamailio.cfg');
-
-// --- sipp ----------------------------------------------------------------------------------
-
-interface SippStats {
-  code: number | null;
-  successful: number;
-  failed: number;
-  retransmissions: number;
-  /** Calls per second over the whole run, as sipp measured it. */
-  rate: number;
-}
-
-interface SippRunOptions {
-  scenario: string;
-  port: number;
-  calls: number;
-  dir: string;
-  name: string;
-  /** host:port to call; absent for the agent runtime (UAS). */
-  remote?: string;
-  rate?: number;
-  numbersFile?: string;
-  timeoutSeconds: number;
-}
-
-/** Runs sipp to completion (it stops by itself after `calls` calls or its timeout) and reads its final statistics. */
-async function sipp(options: SippRunOptions): Promise<SippStats> {
-  const statsFile = path.join(options.dir, `${options.name}.csv`);
-  fs.rmSync(statsFile, { force: true });
-  const args = [
-    '-sf',
-    options.scenario,
-    '-i',
-    '127.0.0.1',
-    '-p',
-    String(options.port),
-    '-t',
-    'u1',
-    '-m',
-    String(options.calls),
-    '-nostdin',
-    '-timeout',
-    `${options.timeoutSeconds}s`,
-    '-timeout_error',
-    // Statistics at the end only: a periodic dump would be sipp work during the run.
-    '-trace_stat',
-    '-stf',
-    statsFile,
-    '-fd',
-    '3600',
-  ];
-  if (options.numbersFile) args.push('-inf', options.numbersFile);
-  // The concurrent-call cap only guards sipp against a proxy that stopped answering.
-  if (options.rate !== undefined) args.push('-r', String(options.rate), '-l', String(options.rate * 2));
-  if (options.remote) args.push(options.remote);
-  // sipp redraws its screen on stdout all along; nothing in it is needed beyond the stats file.
-  const child = spawn('sipp', args, { cwd: options.dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
-  let stderr = '';
-  child.stderr.on('data', (chunk) => (stderr += chunk));
-  const code = await track(child);
-  const lines = fs.existsSync(statsFile) ? fs.readFileSync(statsFile, 'utf8').trim().split('\n') : [];
-  if (lines.length < 2) throw new Error(`sipp ${options.name} wrote no statistics (exit ${code}): ${stderr}`);
-  const columns = lines[0].split(';');
-  const last = lines.at(-1)!.split(';');
-  const column = (name: string) => Number(last[columns.indexOf(name)]);
-  return {
-    code,
-    successful: column('SuccessfulCall(C)'),
-    failed: column('FailedCall(C)'),
-    retransmissions: column('Retransmissions(C)'),
-    rate: column('CallRate(C)'),
-  };
-}
 
 // --- the proxies ---------------------------------------------------------------------------
 
@@ -244,7 +171,7 @@ async function step(proxy: Proxy, setup: Setup, rate: number): Promise<Step> {
   const calls = rate * STEP_SECONDS;
   const instance = await proxy.start();
   try {
-    const agent = sipp({
+    const agent = runSipp({
       scenario: AGENT_SCENARIO,
       port: setup.agentPort,
       calls: WARMUP_CALLS + calls,
@@ -255,7 +182,7 @@ async function step(proxy: Proxy, setup: Setup, rate: number): Promise<Step> {
     // sipp prints nothing once its socket is bound; a short pause is what works.
     await sleep(300);
     const caller = async (name: string, count: number, callRate: number) =>
-      sipp({
+      runSipp({
         scenario: CALLER_SCENARIO,
         port: await freePort(),
         calls: count,
@@ -319,9 +246,9 @@ async function sippCeiling(setup: Setup, rate: number): Promise<string | null> {
   const scenario = path.join(setup.dir, 'agent-unchecked.xml');
   fs.writeFileSync(scenario, fs.readFileSync(AGENT_SCENARIO, 'utf8').replaceAll('check_it="true"', 'check_it="false"'));
   const calls = rate * STEP_SECONDS;
-  const agent = sipp({ scenario, port: setup.agentPort, calls, dir: setup.dir, name: 'agent', timeoutSeconds: STEP_SECONDS + 2 * DRAIN_SECONDS });
+  const agent = runSipp({ scenario, port: setup.agentPort, calls, dir: setup.dir, name: 'agent', timeoutSeconds: STEP_SECONDS + 2 * DRAIN_SECONDS });
   await sleep(300);
-  const caller = await sipp({
+  const caller = await runSipp({
     scenario: CALLER_SCENARIO,
     port: await freePort(),
     calls,

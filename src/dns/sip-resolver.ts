@@ -26,6 +26,7 @@ const NAPTR_SERVICE: Record<SipTransportName, string> = { udp: 'SIP+D2U', tcp: '
 const SRV_PREFIX: Record<SipTransportName, string> = { udp: '_sip._udp.', tcp: '_sip._tcp.', tls: '_sips._tcp.' };
 const DEFAULT_PORT: Record<SipTransportName, number> = { udp: 5060, tcp: 5060, tls: 5061 };
 const MAX_CACHE_SECONDS = 300;
+const MAX_CACHED_NAMES = 10_000;
 /** Answers that say "no such record" rather than "the DNS failed". */
 const NO_RECORDS = new Set<string>([dns.NODATA, dns.NOTFOUND]);
 
@@ -91,7 +92,10 @@ export class SipResolver {
     if (cached !== undefined && cached.expiresAt > this.#now()) return cached.targets;
     const { targets, ttl } = await this.#lookUp(bare, port, transport);
     if (targets.length === 0) throw new ResolutionError(`${bare} does not resolve to any address for SIP over ${transport}`);
+    this.#cache.delete(key);
     this.#cache.set(key, { targets, expiresAt: this.#now() + Math.min(ttl, MAX_CACHE_SECONDS) * 1000 });
+    // Names are tenants' choice: the oldest answers go first past the bound.
+    if (this.#cache.size > MAX_CACHED_NAMES) this.#cache.delete(this.#cache.keys().next().value!);
     return targets;
   }
 
