@@ -70,6 +70,14 @@ export interface Config {
     retryCapMs: number;
     /** Expiry asked of registrars (they may grant less, or demand more with 423). */
     expiresSeconds: number;
+    /** Keep-alive period of registrations' TCP and TLS connections. */
+    keepAliveMs: number;
+  };
+  /** OPTIONS probes of credentials with healthCheck (docs/sip-edge.md, "Trunk health", src/health/). */
+  trunkHealth: {
+    intervalMs: number;
+    /** A probe without a final response by then counts its target down. */
+    timeoutMs: number;
   };
 }
 
@@ -243,6 +251,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       retryBaseMs: positiveInteger(env, 'DIALPLANE_REGISTRATION_RETRY_BASE_MS', 30_000),
       retryCapMs: positiveInteger(env, 'DIALPLANE_REGISTRATION_RETRY_CAP_MS', 30 * 60_000),
       expiresSeconds: positiveInteger(env, 'DIALPLANE_REGISTRATION_EXPIRES', 3600),
+      keepAliveMs: positiveNumber(env, 'DIALPLANE_REGISTRATION_KEEPALIVE_SECONDS', 60) * 1000,
+    },
+    trunkHealth: {
+      intervalMs: positiveNumber(env, 'DIALPLANE_TRUNK_HEALTH_INTERVAL_SECONDS', 30) * 1000,
+      timeoutMs: positiveNumber(env, 'DIALPLANE_TRUNK_HEALTH_TIMEOUT_SECONDS', 5) * 1000,
     },
   };
 }

@@ -1,6 +1,8 @@
 import client from 'prom-client';
 import type { CallDirection, CallOutcome } from './calls/schemas.ts';
 import type { EdgeObserver, EdgeStats } from './edge/sip-edge.ts';
+import type { TrunkHealthObserver } from './health/prober.ts';
+import type { TrunkHealth } from './health/schemas.ts';
 import type { RegistrationObserver, RegistrationStats } from './registration/manager.ts';
 
 /** Where the gauges read the running parts' state at scrape time. */
@@ -15,13 +17,15 @@ export interface StatsSources {
  * gauges read the parts' stats when Prometheus scrapes. One registry per process (tests build
  * several servers in one process, so not prom-client's global one).
  */
-export class Metrics implements EdgeObserver, RegistrationObserver {
+export class Metrics implements EdgeObserver, RegistrationObserver, TrunkHealthObserver {
   readonly registry = new client.Registry();
   readonly #httpDuration: client.Histogram<'method' | 'route' | 'status'>;
   readonly #invites: client.Counter<'direction' | 'outcome'>;
   readonly #decisions: client.Histogram;
   readonly #rejected: client.Counter<'reason'>;
   readonly #registrationFailures: client.Counter<'code'>;
+  readonly #trunkUp: client.Gauge<'credentials_id'>;
+  readonly #trunkTargetsUp: client.Gauge<'credentials_id'>;
   #sources: StatsSources | null = null;
 
   constructor() {
@@ -56,6 +60,18 @@ export class Metrics implements EdgeObserver, RegistrationObserver {
       name: 'dialplane_registration_failures_total',
       help: 'Failed REGISTER attempts by SIP response code (timeout, transport, auth when there is none).',
       labelNames: ['code'],
+      registers,
+    });
+    this.#trunkUp = new client.Gauge({
+      name: 'dialplane_trunk_up',
+      help: 'Trunk health by credentials id: 1 while any address answers OPTIONS, 0 when none does (healthCheck credentials only).',
+      labelNames: ['credentials_id'],
+      registers,
+    });
+    this.#trunkTargetsUp = new client.Gauge({
+      name: 'dialplane_trunk_targets_up',
+      help: 'Addresses of a trunk that answered the last OPTIONS probe, by credentials id.',
+      labelNames: ['credentials_id'],
       registers,
     });
     const transactions: client.Gauge<'side'> = new client.Gauge({
@@ -124,5 +140,16 @@ export class Metrics implements EdgeObserver, RegistrationObserver {
 
   registrationFailed(code: string): void {
     this.#registrationFailures.inc({ code });
+  }
+
+  trunkHealth(credentialsId: string, health: TrunkHealth | null): void {
+    const labels = { credentials_id: credentialsId };
+    if (health === null || health.state === 'unknown') {
+      this.#trunkUp.remove(labels);
+      this.#trunkTargetsUp.remove(labels);
+      return;
+    }
+    this.#trunkUp.set(labels, health.state === 'up' ? 1 : 0);
+    this.#trunkTargetsUp.set(labels, health.targets.filter((t) => t.state === 'up').length);
   }
 }

@@ -17,6 +17,8 @@ import { SipEdge } from './edge/sip-edge.ts';
 import { TlsCredentials } from './tls/tls-credentials.ts';
 import { FailedTargets } from './dns/failed-targets.ts';
 import { SipResolver } from './dns/sip-resolver.ts';
+import { TrunkProber } from './health/prober.ts';
+import { DownTargets } from './health/trunk-health.ts';
 import type { TransportProtocol } from './sip/transport.ts';
 import { buildApp } from './http/app.ts';
 import { Metrics } from './metrics.ts';
@@ -149,16 +151,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const tls = new TlsCredentials(config.sip.tls);
     const sipResolver = new SipResolver({ servers: config.sip.dnsServers });
     const failedTargets = new FailedTargets(config.sip.failedTargetSkipSeconds);
-    // A trunk's name located (RFC 3263), its addresses that failed lately tried last.
+    const downTargets = new DownTargets();
+    const resolve = async (host: string, port: number | null, transport: TransportProtocol) =>
+      (await sipResolver.resolve(host, port, transport)).map((target) => ({
+        transport: target.transport,
+        host: target.address,
+        port: target.port,
+        serverName: target.host,
+      }));
+    // A trunk's name located (RFC 3263): addresses its health probes found down left out while
+    // another is not, those that failed a call lately tried last.
     const locate = async (host: string, port: number | null, transport: TransportProtocol) =>
-      failedTargets.order(
-        (await sipResolver.resolve(host, port, transport)).map((target) => ({
-          transport: target.transport,
-          host: target.address,
-          port: target.port,
-          serverName: target.host,
-        })),
-      );
+      failedTargets.order(downTargets.skipDown(await resolve(host, port, transport)));
     const sipEdge = new SipEdge({
       sip: config.sip,
       tls,
@@ -183,14 +187,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       throw bindError('DIALPLANE_SIP_PORT', `${config.sip.host}:${config.sip.port}`, error);
     });
     started.push(() => sipEdge.stop());
+    const edgeAddress = (transport: TransportProtocol) =>
+      sipEdge.ports ? { host: sipEdge.publicHost, port: transport === 'tls' ? sipEdge.tlsPort : sipEdge.ports.udpPort } : null;
     const registrationManager = new RegistrationManager({
       ctx,
       edge: {
         transactions: () => sipEdge.transactions,
         locate: (host, transport) => locate(host, null, transport),
-        address: (transport) =>
-          sipEdge.ports ? { host: sipEdge.publicHost, port: transport === 'tls' ? sipEdge.tlsPort : sipEdge.ports.udpPort } : null,
+        address: edgeAddress,
+        keepAlive: (destination) => sipEdge.keepAlive(destination),
+        targetFailed: (destination) => failedTargets.failed(destination),
       },
+      keepAliveMs: config.registration.keepAliveMs,
       observer: metrics,
       leaseMs: config.registration.leaseSeconds * 1000,
       retry: { baseMs: config.registration.retryBaseMs, capMs: config.registration.retryCapMs, jitter: 0.2 },
@@ -200,6 +208,18 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     });
     started.push(() => registrationManager.stop());
     await registrationManager.start();
+    const prober = new TrunkProber({
+      db: ctx.db,
+      changes,
+      access: { transactions: () => sipEdge.transactions, address: edgeAddress, resolve },
+      down: downTargets,
+      intervalMs: config.trunkHealth.intervalMs,
+      timeoutMs: config.trunkHealth.timeoutMs,
+      observer: metrics,
+      onError: (error) => logger.warn({ err: error }, 'trunk health'),
+    });
+    started.push(() => prober.stop());
+    await prober.start();
     metrics.readFrom({ edge: () => sipEdge.stats, registrations: () => registrationManager.stats() });
     const app = await buildApp({
       ctx,

@@ -9,10 +9,14 @@ import { retryOnNewReference } from '../db/errors.ts';
 import { affectedAgentsOfNumbers, deleteNumbersWithLinks } from '../numbers/numbers.ts';
 import type { Credentials, CredentialsInput } from './schemas.ts';
 import { parseServerAddress } from './server-address.ts';
+import { deleteTrunkHealth, readTrunkHealth } from '../health/health-store.ts';
+import type { TrunkHealth } from '../health/schemas.ts';
+import { UNKNOWN_HEALTH } from '../health/trunk-health.ts';
 
 type CredentialsRow = Selectable<SipCredentialsTable>;
 
-export function credentialsFromRow(row: CredentialsRow): Credentials {
+/** The API's view of a row; `health` is the stored probe result (absent: not probed yet). */
+export function credentialsFromRow(row: CredentialsRow, health: TrunkHealth | undefined): Credentials {
   return {
     id: row.id,
     orgId: row.org_id,
@@ -27,6 +31,8 @@ export function credentialsFromRow(row: CredentialsRow): Credentials {
     allowedAddresses: JSON.parse(row.allowed_addresses) as string[],
     source: row.source as Credentials['source'],
     providerId: row.provider_id,
+    healthCheck: row.health_check === 1,
+    health: row.health_check === 1 ? (health ?? UNKNOWN_HEALTH) : null,
     createdTime: row.created_time,
     lastUpdateTime: row.last_update_time,
   };
@@ -67,6 +73,7 @@ function columnsFromInput(input: CredentialsInput, rules: TargetRules) {
     allowed_addresses: JSON.stringify(allowed),
     source: input.source ?? 'manual',
     provider_id: input.providerId ?? null,
+    health_check: input.healthCheck === true ? 1 : 0,
   };
 }
 
@@ -76,8 +83,13 @@ async function findRow(ctx: Context, orgId: string, id: string): Promise<Credent
   return row;
 }
 
+async function withHealth(ctx: Context, row: CredentialsRow): Promise<Credentials> {
+  const health = row.health_check === 1 ? (await readTrunkHealth(ctx.db, [row.id])).get(row.id) : undefined;
+  return credentialsFromRow(row, health);
+}
+
 export async function getCredentials(ctx: Context, orgId: string, id: string): Promise<Credentials> {
-  return credentialsFromRow(await findRow(ctx, orgId, id));
+  return withHealth(ctx, await findRow(ctx, orgId, id));
 }
 
 export async function listCredentials(ctx: Context, orgId: string, page: { skip: number; take: number }) {
@@ -97,7 +109,11 @@ export async function listCredentials(ctx: Context, orgId: string, page: { skip:
       .where('org_id', '=', orgId)
       .executeTakeFirstOrThrow(),
   ]);
-  return { items: rows.map(credentialsFromRow), totalCount: Number(count.n), skip: page.skip, take: page.take };
+  const health = await readTrunkHealth(
+    ctx.db,
+    rows.filter((row) => row.health_check === 1).map((row) => row.id),
+  );
+  return { items: rows.map((row) => credentialsFromRow(row, health.get(row.id))), totalCount: Number(count.n), skip: page.skip, take: page.take };
 }
 
 export async function createCredentials(ctx: Context, orgId: string, input: CredentialsInput, rules: TargetRules): Promise<Credentials> {
@@ -113,7 +129,7 @@ export async function createCredentials(ctx: Context, orgId: string, input: Cred
   };
   await ctx.db.insertInto('sip_credentials').values(row).execute();
   await ctx.changes.publish({ kind: 'credentials', orgId, id });
-  return credentialsFromRow(row);
+  return credentialsFromRow(row, undefined);
 }
 
 export async function replaceCredentials(ctx: Context, orgId: string, id: string, input: CredentialsInput, rules: TargetRules): Promise<Credentials> {
@@ -124,7 +140,7 @@ export async function replaceCredentials(ctx: Context, orgId: string, id: string
     (input.authPassword === null ? existing.auth_password_enc === null : revealPassword(ctx, existing) === input.authPassword);
   const changed = !passwordUnchanged || (Object.keys(columns) as (keyof typeof columns)[]).some((k) => columns[k] !== existing[k]);
   // Like numbers and agents: a PUT that changes nothing leaves lastUpdateTime alone.
-  if (!changed) return credentialsFromRow(existing);
+  if (!changed) return withHealth(ctx, existing);
   const password = passwordUnchanged ? existing.auth_password_enc : input.authPassword == null ? null : ctx.secrets.seal(input.authPassword, id);
   const updated = await ctx.db
     .updateTable('sip_credentials')
@@ -135,7 +151,7 @@ export async function replaceCredentials(ctx: Context, orgId: string, id: string
     .executeTakeFirst();
   if (!updated) throw notFound(`SIP credentials ${id} were not found`);
   await ctx.changes.publish({ kind: 'credentials', orgId, id });
-  return credentialsFromRow(updated);
+  return withHealth(ctx, updated);
 }
 
 async function numberIdsUsing(ctx: Context, orgId: string, credentialsId: string): Promise<string[]> {
@@ -158,6 +174,7 @@ export async function deleteCredentials(ctx: Context, orgId: string, id: string,
       }
       await deleteNumbersWithLinks(tx, orgId, numberIds);
       await tx.db.deleteFrom('sip_credentials').where('id', '=', id).where('org_id', '=', orgId).execute();
+      await deleteTrunkHealth(tx.db, id);
       await tx.changes.publish({ kind: 'credentials', orgId, id });
     }),
   );

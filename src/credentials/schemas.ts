@@ -1,6 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { AffectedAgent } from '../numbers/schemas.ts';
 import { Nullable, StringEnum, Page, PageQuery, Timestamp, Uuid } from '../http/schemas.ts';
+import { TrunkHealth } from '../health/schemas.ts';
 
 export const Transport = StringEnum(['udp', 'tcp', 'tls'], { description: 'SIP transport towards the server.' });
 const Source = StringEnum(['manual', 'provider']);
@@ -24,6 +25,12 @@ export const CredentialsInput = Type.Object(
     ),
     source: Type.Optional(Source),
     providerId: Type.Optional(Nullable(Uuid)),
+    healthCheck: Type.Optional(
+      Type.Boolean({
+        description:
+          'A dialplane extension: probe every resolved address of the server with OPTIONS and skip those down for outbound calls (default false).',
+      }),
+    ),
   },
   { additionalProperties: false, title: 'SipCredentialsInput' },
 );
@@ -44,6 +51,8 @@ export const Credentials = Type.Object(
     allowedAddresses: Type.Array(Type.String()),
     source: Source,
     providerId: Nullable(Type.String()),
+    healthCheck: Type.Boolean(),
+    health: Nullable(TrunkHealth),
     createdTime: Timestamp,
     lastUpdateTime: Timestamp,
   },

@@ -209,6 +209,29 @@ const migrations: Record<string, DialectMigration> = {
       .addColumn('value', 'text', (c) => c.notNull())
       .execute();
   },
+
+  /**
+   * Trunk health (docs/sip-edge.md, "Trunk health"): credentials opt in to OPTIONS probes, and
+   * the last probe round's result is kept per credentials. On PostgreSQL the opt-in is a change
+   * every instance must hear of (its prober starts or stops), so the notify trigger covers it.
+   */
+  async '0008_trunk_health'(db, dialect) {
+    await db.schema
+      .alterTable('sip_credentials')
+      .addColumn('health_check', 'integer', (c) => c.notNull().defaultTo(0))
+      .execute();
+    await db.schema
+      .createTable('trunk_health')
+      .addColumn('credentials_id', 'text', (c) => c.primaryKey())
+      .addColumn('health', 'text', (c) => c.notNull())
+      .execute();
+    if (dialect !== 'postgres') return;
+    await sql`drop trigger sip_credentials_notify on sip_credentials`.execute(db);
+    await sql`
+      create trigger sip_credentials_notify after insert or delete or update of
+        server, transport, domain, auth_user, auth_password_enc, cps_limit, cps_key, allowed_addresses, source, provider_id, health_check
+      on sip_credentials for each row execute function dialplane_notify_change('credentials')`.execute(db);
+  },
 };
 
 function provider(dialect: Dialect): MigrationProvider {

@@ -1,3 +1,5 @@
+import type { Generated } from 'kysely';
+
 /**
  * Table shapes shared by both dialects. Booleans are stored as 0/1 integers and timestamps as
  * ISO 8601 text (UTC, millisecond precision, so text order is time order) in SQLite and
@@ -32,8 +34,17 @@ export interface SipCredentialsTable {
   allowed_addresses: string;
   source: string;
   provider_id: string | null;
+  /** 1: probed with OPTIONS (src/health/). */
+  health_check: Generated<number>;
   created_time: string;
   last_update_time: string;
+}
+
+/** The last OPTIONS probe round of credentials with health_check (src/health/health-store.ts). */
+export interface TrunkHealthTable {
+  credentials_id: string;
+  /** The API's `health` object as JSON. */
+  health: string;
 }
 
 export interface AgentsTable {
@@ -118,6 +129,7 @@ export interface Database {
   orgs: OrgsTable;
   api_keys: ApiKeysTable;
   sip_credentials: SipCredentialsTable;
+  trunk_health: TrunkHealthTable;
   agents: AgentsTable;
   phone_numbers: PhoneNumbersTable;
 }

@@ -12,7 +12,7 @@ import { DialogSigner } from '../sip/dialog-signer.ts';
 import type { SourcePolicy } from '../sip/admission.ts';
 import { SipProxy } from '../sip/proxy.ts';
 import type { TransactionLayer } from '../sip/transaction.ts';
-import { SipTransportLayer, type ListeningPorts, type TlsSockets, type TransportStats } from '../sip/transport.ts';
+import { SipTransportLayer, type Destination, type ListeningPorts, type TlsSockets, type TransportStats } from '../sip/transport.ts';
 
 export interface SipEdgeOptions {
   sip: Config['sip'];
@@ -129,6 +129,11 @@ export class SipEdge {
   /** The proxy's transaction layer, shared by other transaction users (registration); null unless started. */
   get transactions(): TransactionLayer | null {
     return this.#proxy?.transactions ?? null;
+  }
+
+  /** Keeps the TCP or TLS connection to `destination` open (a keep-alive); false when none is open. */
+  keepAlive(destination: Destination): Promise<boolean> {
+    return this.#transport?.keepAlive(destination) ?? Promise.resolve(false);
   }
 
   /** The address written into Via and Contact (DIALPLANE_SIP_PUBLIC_HOST). */

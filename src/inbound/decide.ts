@@ -52,6 +52,8 @@ const NOT_FOUND: InboundDecision = { outcome: 'not_found', status: 404, reason: 
  *   than another organization's record of the same number: 403, so an organization cannot
  *   capture a number's calls with a broad allowedAddresses;
  * - no inbound agent, the agent is disabled, or it has nowhere to go: 480;
+ * - a `sips:` Request-URI (`secure`) asks for TLS on every hop, so only a `sips:` target may
+ *   take it (RFC 3261 §16.5, RFC 5630 §3.1.3): any other target leaves none, 480;
  * - otherwise: route to the agent's sipUri, else the default runtime.
  *
  * When several records share the number (other organizations or other credentials), only one
@@ -62,6 +64,7 @@ export function decideInbound(
   candidates: readonly NumberEntry[] | NumberEntry | undefined,
   source: string,
   defaultRuntimeUri: string | null,
+  secure = false,
 ): InboundDecision {
   if (candidates === undefined) return NOT_FOUND;
   const list: readonly NumberEntry[] = candidates instanceof Array ? candidates : [candidates];
@@ -92,5 +95,8 @@ export function decideInbound(
   if (!agent.isEnabled) return { outcome: 'unavailable', status: 480, reason: 'Temporarily Unavailable', number: linked, why: 'agent disabled' };
   const target = agent.sipUri ?? defaultRuntimeUri;
   if (target === null) return { outcome: 'unavailable', status: 480, reason: 'Temporarily Unavailable', number: linked, why: 'no agent runtime' };
+  if (secure && !/^sips:/i.test(target)) {
+    return { outcome: 'unavailable', status: 480, reason: 'Temporarily Unavailable', number: linked, why: 'sips: call, agent not sips:' };
+  }
   return { outcome: 'route', number: linked, agent, target };
 }

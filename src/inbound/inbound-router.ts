@@ -54,7 +54,7 @@ export class InboundRouter {
     }
     const started = performance.now();
     const { dialled, candidates } = this.#lookup(request);
-    const decision = decideInbound(candidates, source.address, this.#defaultRuntimeUri);
+    const decision = decideInbound(candidates, source.address, this.#defaultRuntimeUri, /^sips:/i.test(request.uri));
     this.#observer.decided((performance.now() - started) / 1000);
     const context: InboundContext = { dialled, decision };
     if (decision.outcome === 'forbidden' && decision.capture !== undefined) {

@@ -49,6 +49,8 @@ export interface RegistrationManagerOptions {
   maxInFlight?: number;
   /** Full re-read of what should be registered, besides the change feed (default 5 minutes). */
   resyncMs?: number;
+  /** How often the TCP and TLS connections of registrations get a keep-alive (default 60 s). */
+  keepAliveMs?: number;
   /** Longest wait for unREGISTERs on stop (default 4 s). */
   stopTimeoutMs?: number;
   /** This instance's id in the leases (default a random UUID). */
@@ -111,6 +113,7 @@ export class RegistrationManager {
   #leaseValidUntil = 0;
   #sweepTimer: NodeJS.Timeout | null = null;
   #resyncTimer: NodeJS.Timeout | null = null;
+  #keepAliveTimer: NodeJS.Timeout | null = null;
   #sweeping: Promise<void> | null = null;
   #sweeps = 0;
   #changes: Promise<void> = Promise.resolve();
@@ -158,6 +161,8 @@ export class RegistrationManager {
     this.#sweepTimer.unref();
     this.#resyncTimer = setInterval(() => this.#onChange({ kind: 'reload' }), this.#options.resyncMs ?? 5 * 60_000);
     this.#resyncTimer.unref();
+    this.#keepAliveTimer = setInterval(() => void this.#keepAlive(), this.#options.keepAliveMs ?? 60_000);
+    this.#keepAliveTimer.unref();
   }
 
   /**
@@ -171,6 +176,7 @@ export class RegistrationManager {
     this.#unsubscribe?.();
     if (this.#sweepTimer) clearInterval(this.#sweepTimer);
     if (this.#resyncTimer) clearInterval(this.#resyncTimer);
+    if (this.#keepAliveTimer) clearInterval(this.#keepAliveTimer);
     this.#timers.close();
     this.#queue.length = 0;
     this.#queued.clear();
@@ -455,6 +461,24 @@ export class RegistrationManager {
     group.status = null;
     this.#timers.cancel(group);
     this.#queued.delete(group);
+  }
+
+  /**
+   * A registration over TCP or TLS keeps its connection open: the registrar sends the calls for
+   * the number back over it (RFC 5923), which is how it reaches an edge it cannot connect to. A
+   * connection found closed is replaced at once by registering again over a new one.
+   */
+  async #keepAlive(): Promise<void> {
+    const { edge } = this.#options;
+    if (edge.keepAlive === undefined) return;
+    const kept = [...this.#groups.values()].filter(
+      (g) => g.owned && !g.busy && g.state === 'Registered' && g.session?.boundDestination != null && g.session.boundDestination.transport !== 'udp',
+    );
+    await Promise.all(
+      kept.map(async (group) => {
+        if (!(await edge.keepAlive!(group.session!.boundDestination!))) this.#enqueue(group);
+      }),
+    );
   }
 
   // -------------------------------------------------------------------------

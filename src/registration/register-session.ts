@@ -10,7 +10,8 @@ import { createRequest, SipHeaders, type SipRequest, type SipResponse } from '..
 import { parseNameAddr } from '../sip/parse-address.ts';
 import { parseExpires } from '../sip/parse-header.ts';
 import { DigestClient, type DigestHeader } from '../sip/digest-client.ts';
-import { type TransactionLayer } from '../sip/transaction.ts';
+import { transact } from '../sip/transact.ts';
+import type { TransactionLayer } from '../sip/transaction.ts';
 import { BRANCH_MAGIC_COOKIE, createTag } from '../sip/transaction-base.ts';
 import type { Destination, TransportProtocol } from '../sip/transport.ts';
 import { formatHost, formatUri, parseSipUri } from '../sip/uri.ts';
@@ -37,9 +38,11 @@ export interface EdgeAccess {
   address(transport: TransportProtocol): { host: string; port: number } | null;
   /** Where a registrar's name is (RFC 3263: NAPTR, SRV, addresses), best first; rejects when it does not resolve. Without it, the name goes to the transport as is. */
   locate?(host: string, transport: TransportProtocol): Promise<Destination[]>;
+  /** Told of a registrar address that failed (transport error, timeout, 503): calls and later REGISTERs try it last. */
+  targetFailed?(destination: Destination): void;
+  /** Keeps the TCP or TLS connection to `destination` open; false when none is open any more. */
+  keepAlive?(destination: Destination): Promise<boolean>;
 }
-
-type TransactionResult = { response: SipResponse } | { timeout: true } | { error: Error };
 
 /** Most 401/407 challenges answered within one attempt (a stale nonce or two, plus a proxy's). */
 const MAX_CHALLENGES = 4;
@@ -63,6 +66,8 @@ export class RegisterSession {
   requestedSeconds: number;
   /** The Contact URI of our last REGISTER (the one to remove on unREGISTER). */
   contactUri: string | null = null;
+  /** Where the last successful REGISTER went: over TCP or TLS, the connection the registrar sends its requests back on. */
+  boundDestination: Destination | null = null;
 
   readonly #edge: EdgeAccess;
 
@@ -135,8 +140,10 @@ export class RegisterSession {
       pendingAuth = null;
       for (const header of auth) request.headers.append(header.name, header.value);
       const result = await transact(layer, request, destination);
-      const failedOver = ('timeout' in result || 'error' in result || result.response.status === 503) && untried.length > 0;
-      if (failedOver) {
+      this.boundDestination = null;
+      const targetFailed = 'timeout' in result || 'error' in result || result.response.status === 503;
+      if (targetFailed) this.#edge.targetFailed?.(destination);
+      if (targetFailed && untried.length > 0) {
         destination = untried.shift()!;
         continue;
       }
@@ -162,6 +169,7 @@ export class RegisterSession {
       const status = response.status;
       if (status >= 200 && status < 300) {
         if (unregister) return { kind: 'unregistered' };
+        this.boundDestination = destination;
         const granted = grantedExpiresSeconds(response.headers.getAll('contact'), response.headers.get('expires'), this.contactUri!, expires);
         if (granted === 0) {
           return {
@@ -260,7 +268,12 @@ export class RegisterSession {
       headers: [],
     });
     const headers = new SipHeaders();
-    headers.set('Via', `SIP/2.0/${transport} ${formatHost(address.host)}:${address.port};branch=${BRANCH_MAGIC_COOKIE}${randomToken(10)};rport`);
+    // On a stream, `alias` (RFC 5923) asks the registrar to send its requests for us back over this connection.
+    const alias = destination.transport === 'udp' ? '' : ';alias';
+    headers.set(
+      'Via',
+      `SIP/2.0/${transport} ${formatHost(address.host)}:${address.port};branch=${BRANCH_MAGIC_COOKIE}${randomToken(10)};rport${alias}`,
+    );
     headers.set('Max-Forwards', '70');
     headers.set('From', `<${this.target.aor}>;tag=${this.fromTag}`);
     headers.set('To', `<${this.target.aor}>`);
@@ -295,31 +308,4 @@ function redirectTarget(response: SipResponse, transport: 'udp' | 'tcp' | 'tls')
     return { destination: { transport: next, host: uri.host, port: uri.port ?? (next === 'tls' ? 5061 : 5060) }, requestUri };
   }
   return null;
-}
-
-/** Runs one client transaction to its end: a final response, Timer F, or a transport error. */
-function transact(layer: TransactionLayer, request: SipRequest, destination: Destination): Promise<TransactionResult> {
-  return new Promise((resolve) => {
-    let settled = false;
-    const settle = (result: TransactionResult) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(guard);
-      resolve(result);
-    };
-    // The layer ends its transactions silently when it closes: never wait past Timer F.
-    const guard = setTimeout(() => settle({ timeout: true }), 64 * layer.timers.t1 + 1000);
-    guard.unref();
-    try {
-      layer.sendRequest(request, destination, {
-        onResponse: (response) => {
-          if (response.status >= 200) settle({ response });
-        },
-        onTimeout: () => settle({ timeout: true }),
-        onTransportError: (_transaction, error) => settle({ error }),
-      });
-    } catch (error) {
-      settle({ error: error instanceof Error ? error : new Error(String(error)) });
-    }
-  });
 }

@@ -143,6 +143,8 @@ const DEFAULT_MAX_TCP_WRITE_BUFFER_BYTES = 1024 * 1024;
 /** Attempts to find a port free for both UDP and TCP when the port is 0. */
 const EPHEMERAL_PORT_ATTEMPTS = 10;
 const PONG = Buffer.from('\r\n');
+/** RFC 5626 §3.5.1: the client's keep-alive ping on a stream. */
+const PING = Buffer.from('\r\n\r\n');
 
 /** Strips the IPv4-mapped prefix so a dual-stack socket reports IPv4 peers as IPv4. */
 function normalizeAddress(address: string): string {
@@ -338,6 +340,24 @@ export class SipTransportLayer {
     const connection = existing !== undefined && existing.open ? existing : this.#connect(transport, host, port, destination.serverName);
     await connection.ready;
     return connection.write(wire);
+  }
+
+  /**
+   * Sends a keep-alive (a double CRLF, RFC 5626 §3.5.1) over the open TCP or TLS connection to
+   * `destination`, so that it stays open for requests the far end sends back over it (RFC 5923).
+   * False when no such connection is open; never opens one. UDP has nothing to keep: true.
+   */
+  async keepAlive(destination: Destination): Promise<boolean> {
+    if (this.#closed) return false;
+    if (destination.transport === 'udp') return true;
+    const connection = this.#connections.get(connectionKey(destination.transport, stripBrackets(destination.host), destination.port));
+    if (connection === undefined || !connection.open || !connection.connected) return false;
+    try {
+      await connection.write(PING);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   /**

@@ -17,6 +17,8 @@ const FIELDS = [
   'createdTime',
   'description',
   'domain',
+  'health',
+  'healthCheck',
   'id',
   'lastUpdateTime',
   'orgId',
@@ -59,6 +61,8 @@ for (const backend of await testBackends()) {
       assert.deepEqual(c.allowedAddresses, []);
       assert.equal(c.source, 'manual');
       assert.equal(c.providerId, null);
+      assert.equal(c.healthCheck, false);
+      assert.equal(c.health, null, 'no health without healthCheck');
       assert.equal(c.createdTime, c.lastUpdateTime);
       assert.equal((await storedRow(c.id)).auth_password_enc, null);
     });
@@ -101,6 +105,16 @@ for (const backend of await testBackends()) {
       assert.equal(withoutPassword.body.lastUpdateTime, created.lastUpdateTime);
       const newPassword = await api.req('PUT', `${BASE}/${created.id}`, { body: { ...body, authPassword: 'other' } });
       assert.ok(newPassword.body.lastUpdateTime > created.lastUpdateTime, 'a new password is a change');
+    });
+
+    test('healthCheck: true asks for probes; health is unknown until the first one ends, and goes with the flag', async () => {
+      const created = await api.req('POST', BASE, { body: { server: '127.0.0.1:9', healthCheck: true } });
+      assert.equal(created.status, 201);
+      assert.equal(created.body.healthCheck, true);
+      assert.deepEqual(created.body.health, { state: 'unknown', lastCheckedTime: null, lastResponse: null, targets: [] });
+      const off = await api.req('PUT', `${BASE}/${created.body.id}`, { body: { server: '127.0.0.1:9' } });
+      assert.equal(off.body.healthCheck, false);
+      assert.equal(off.body.health, null);
     });
 
     test('GET of a missing id is 404', async () => {
@@ -340,6 +354,8 @@ for (const backend of await testBackends()) {
         [{ domain: '' }, 'domain'],
         [{ authPassword: 12345 }, 'authPassword'],
         [{ authPasswordSet: true }, 'authPasswordSet'],
+        [{ healthCheck: 'yes' }, 'healthCheck'],
+        [{ health: { state: 'up' } }, 'health'],
         [{ id: crypto.randomUUID() }, 'id'],
       ];
       for (const [extra, field] of cases) {

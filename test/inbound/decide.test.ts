@@ -21,6 +21,8 @@ const table: {
   candidates: NumberEntry | NumberEntry[] | undefined;
   source: string;
   runtime?: string | null;
+  /** A `sips:` Request-URI. */
+  secure?: boolean;
   expect: { outcome: string; status?: number; target?: string; numberId?: string; capture?: boolean };
 }[] = [
   { name: 'no such number', candidates: undefined, source: '192.0.2.1', expect: { outcome: 'not_found', status: 404 } },
@@ -50,6 +52,27 @@ const table: {
     candidates: number(fromCarrier, agent({ sipUri: null })),
     source: '192.0.2.9',
     runtime: null,
+    expect: { outcome: 'unavailable', status: 480 },
+  },
+  {
+    name: 'sips: Request-URI, agent sips:',
+    candidates: number(fromCarrier, agent({ sipUri: 'sips:agent@agents.example' })),
+    source: '192.0.2.9',
+    secure: true,
+    expect: { outcome: 'route', target: 'sips:agent@agents.example' },
+  },
+  {
+    name: 'sips: Request-URI, agent sip: (even with transport=tls): no target may take it',
+    candidates: number(fromCarrier, agent({ sipUri: 'sip:agent@agents.example;transport=tls' })),
+    source: '192.0.2.9',
+    secure: true,
+    expect: { outcome: 'unavailable', status: 480 },
+  },
+  {
+    name: 'sips: Request-URI, default runtime sip:',
+    candidates: number(fromCarrier, agent({ sipUri: null })),
+    source: '192.0.2.9',
+    secure: true,
     expect: { outcome: 'unavailable', status: 480 },
   },
   { name: 'IPv4 peer on a dual-stack socket', candidates: number(fromCarrier, agent()), source: '::ffff:192.0.2.9', expect: { outcome: 'route' } },
@@ -106,7 +129,7 @@ const table: {
 
 for (const row of table) {
   test(`decideInbound: ${row.name}`, () => {
-    const decision = decideInbound(row.candidates, row.source, row.runtime === undefined ? RUNTIME : row.runtime);
+    const decision = decideInbound(row.candidates, row.source, row.runtime === undefined ? RUNTIME : row.runtime, row.secure);
     assert.equal(decision.outcome, row.expect.outcome);
     if (row.expect.status !== undefined) assert.equal('status' in decision ? decision.status : undefined, row.expect.status);
     if (row.expect.target !== undefined) assert.equal(decision.outcome === 'route' ? decision.target : undefined, row.expect.target);

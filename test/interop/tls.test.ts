@@ -104,6 +104,14 @@ describe('SIP over TLS with Kamailio as the carrier', { skip: !hasKamailio && 'k
     await agent.next(response(200, 'BYE'), '200 for the BYE at the agent');
   });
 
+  test('a sips: call (TLS on every hop) to an agent on sip: over UDP is refused with 480, never relayed in the clear', async () => {
+    const call = newCall(`127.0.0.1:${kamailioUdp}`, INBOUND_NUMBER);
+    call.requestUri = call.requestUri.replace(/^sip:/, 'sips:');
+    caller.send(inviteText(call, caller));
+    await caller.next(response(480), '480 at the caller');
+    await agent.none((m) => m.kind === 'request' && m.method === 'INVITE', 'INVITE at the agent', 200);
+  });
+
   test('an outbound call goes to the carrier over TLS, its certificate verified, and hangs up from the runtime', async () => {
     const creds = await api('POST', '/api/v1/sip-credentials', { server: `127.0.0.1:${kamailioTls}`, transport: 'tls', domain: 'carrier.example' });
     assert.equal(creds.status, 201, JSON.stringify(creds.body));
@@ -132,6 +140,36 @@ describe('SIP over TLS with Kamailio as the carrier', { skip: !hasKamailio && 'k
     const bye = await callee.next(request('BYE'), 'BYE at the callee');
     callee.send(replyText(bye, 200, 'OK', null));
     await runtime.next(response(200, 'BYE'), '200 for the BYE');
+  });
+
+  test('trunk health over TLS: the carrier answers OPTIONS; a certificate nobody trusts is a down target that says so', async () => {
+    const healthOf = (id: string) =>
+      waitFor(async () => {
+        const health = (await api('GET', `/api/v1/sip-credentials/${id}`)).body.health;
+        return health.state === 'unknown' ? undefined : health;
+      }, 'a probe round');
+    const carrier = await api('POST', '/api/v1/sip-credentials', { server: `127.0.0.1:${kamailioTls}`, transport: 'tls', healthCheck: true });
+    const health = await healthOf(carrier.body.id);
+    assert.equal(health.state, 'up', JSON.stringify(health));
+    assert.deepEqual(
+      health.targets.map((t: any) => [t.transport, t.port, t.lastResponse]),
+      [['tls', kamailioTls, '200 OK']],
+    );
+
+    const impostor = tls.createServer({ cert: fs.readFileSync(pki.untrustedCert), key: fs.readFileSync(pki.untrustedKey) }, (socket) =>
+      socket.destroy(),
+    );
+    impostor.on('tlsClientError', () => undefined);
+    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (impostor.address() as { port: number }).port;
+      const untrusted = await api('POST', '/api/v1/sip-credentials', { server: `127.0.0.1:${port}`, transport: 'tls', healthCheck: true });
+      const down = await healthOf(untrusted.body.id);
+      assert.equal(down.state, 'down');
+      assert.match(down.lastResponse, /transport error: .*(certificate|self.signed)/i, down.lastResponse);
+    } finally {
+      await new Promise((resolve) => impostor.close(resolve));
+    }
   });
 
   test('a number registers over TLS; a registrar whose certificate is not trusted is a clear failure', async () => {
@@ -171,6 +209,25 @@ describe('SIP over TLS with Kamailio as the carrier', { skip: !hasKamailio && 'k
     } finally {
       await new Promise((resolve) => impostor.close(resolve));
     }
+  });
+
+  test('the carrier’s call for the registered number comes back over the registration’s own TLS connection (RFC 5923)', async () => {
+    const number = (await api('GET', '/api/v1/sip-phone-numbers', undefined, { skip: '0', take: '100' })).body.items.find(
+      (n: any) => n.phoneNumber === REGISTERED_NUMBER,
+    );
+    const agentRow = await api('POST', '/api/v1/agents', { name: 'registered over tls', sipUri: `sip:agent@${agent.hostPort}` });
+    await api('PUT', `/api/v1/sip-phone-numbers/${number.id}/agent-link`, undefined, { agentId: agentRow.body.agentId });
+
+    // Kamailio sends it to where the REGISTER came from: the edge's end of the connection it opened,
+    // an ephemeral port nothing listens on; only that connection can carry it.
+    const call = newCall(`127.0.0.1:${kamailioUdp}`, REGISTERED_NUMBER.slice(1));
+    caller.send(inviteText(call, caller));
+    const invite = await agent.next(request('INVITE'), 'INVITE at the agent');
+    assert.match(kamailio.output(), /to the registered 15550150003 via sip:127\.0\.0\.1:\d+;transport=tls/);
+    const port = Number(/to the registered \d+ via sip:127\.0\.0\.1:(\d+)/.exec(kamailio.output())![1]);
+    assert.notEqual(port, server.server.sipTlsPort, 'not the listener: the registration’s connection');
+    agent.send(replyText(invite, 486, 'Busy Here', unique('agent')));
+    await caller.next(response(486), '486 at the caller');
   });
 });
 
