@@ -43,6 +43,8 @@ export interface Config {
       certPath: string | null;
       keyPath: string | null;
       caPath: string | null;
+      /** TLS handshakes from one source that is neither a trunk nor a runtime: a burst, then this many a second. */
+      handshakes: { burst: number; ratePerSecond: number };
     };
   };
   /** Where tenants may aim the edge (agent sipUri, trunk server) and how broad a trunk's sources may be. */
@@ -230,6 +232,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
         certPath: env.DIALPLANE_SIP_TLS_CERT || null,
         keyPath: env.DIALPLANE_SIP_TLS_KEY || null,
         caPath: env.DIALPLANE_SIP_TLS_CA || null,
+        handshakes: {
+          burst: positiveInteger(env, 'DIALPLANE_SIP_TLS_HANDSHAKE_BURST', 20),
+          ratePerSecond: positiveNumber(env, 'DIALPLANE_SIP_TLS_HANDSHAKE_RATE', 2),
+        },
       },
     },
     targets: {

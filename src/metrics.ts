@@ -87,7 +87,7 @@ export class Metrics implements EdgeObserver, RegistrationObserver, TrunkHealthO
     });
     const tcp: client.Gauge<'reason'> = new client.Gauge({
       name: 'dialplane_sip_tcp_refusals',
-      help: 'TCP connections and sends refused since start: per_source (connection cap), message_timeout, write_overflow, destination (refused target or outbound cap).',
+      help: 'TCP and TLS connections and sends refused since start: per_source (connection cap), message_timeout, write_overflow, destination (refused target or outbound cap), tls_handshake_rate (a source over its handshake rate), tls_handshake_failed.',
       labelNames: ['reason'],
       registers,
       collect: () => {
@@ -96,6 +96,8 @@ export class Metrics implements EdgeObserver, RegistrationObserver, TrunkHealthO
         tcp.set({ reason: 'message_timeout' }, stats?.timedOutConnections ?? 0);
         tcp.set({ reason: 'write_overflow' }, stats?.overflowedConnections ?? 0);
         tcp.set({ reason: 'destination' }, stats?.refusedDestinations ?? 0);
+        tcp.set({ reason: 'tls_handshake_rate' }, stats?.refusedHandshakes ?? 0);
+        tcp.set({ reason: 'tls_handshake_failed' }, stats?.failedTlsHandshakes ?? 0);
       },
     });
     const registrations: client.Gauge<'state'> = new client.Gauge({

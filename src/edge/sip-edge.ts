@@ -148,6 +148,7 @@ export class SipEdge {
 
   async start(): Promise<ListeningPorts> {
     const { sip, targets } = this.#options;
+    const handshakes = new TokenBuckets(sip.tls.handshakes);
     const transport = new SipTransportLayer({
       host: sip.host,
       port: sip.port,
@@ -159,6 +160,7 @@ export class SipEdge {
       tcpMessageTimeoutMs: sip.tcp.messageTimeoutMs,
       // A malformed request is answered like any other unauthenticated one: within the source's bucket.
       mayAnswer: (source) => this.#sources.isTrusted(source.address) || this.#sources.mayAnswer(source.address),
+      mayHandshake: (address) => this.#sources.isTrusted(address) || handshakes.take(sourceOwner(address)),
       destinationRefusal: (address) => targets.refusal(address),
       onMessage: (message, source) => this.#proxy?.receive(message, source),
       onError: (error) => this.#options.onError(error),

@@ -96,6 +96,12 @@ export interface SipTransportOptions {
   /** Whether a malformed request from this source is answered (400/505); false drops it. Default: always. */
   mayAnswer?: (source: MessageSource) => boolean;
   /**
+   * Whether a TLS handshake from this address may start now; false closes the connection at
+   * once (counted in refusedHandshakes). A handshake costs the edge far more CPU than the sender:
+   * the caller rate-limits untrusted sources with it. Default: always.
+   */
+  mayHandshake?: (address: string) => boolean;
+  /**
    * Why no request may be sent to this IP address, or null when it may. Checked for requests to
    * IP addresses and for every address a name resolves to; responses go back to their sources.
    */
@@ -121,6 +127,8 @@ export interface TransportStats {
   refusedDestinations: number;
   /** Inbound TLS connections that closed before their handshake completed. */
   failedTlsHandshakes: number;
+  /** Inbound TLS connections closed before any handshake: their source was over its handshake rate. */
+  refusedHandshakes: number;
 }
 
 export interface ListeningPorts {
@@ -240,6 +248,7 @@ export class SipTransportLayer {
     overflowedConnections: 0,
     refusedDestinations: 0,
     failedTlsHandshakes: 0,
+    refusedHandshakes: 0,
   };
 
   constructor(options: SipTransportOptions) {
@@ -258,6 +267,7 @@ export class SipTransportLayer {
       tcpMessageTimeoutMs: options.tcpMessageTimeoutMs ?? DEFAULT_TCP_MESSAGE_TIMEOUT_MS,
       maxTcpWriteBufferBytes: options.maxTcpWriteBufferBytes ?? DEFAULT_MAX_TCP_WRITE_BUFFER_BYTES,
       mayAnswer: options.mayAnswer ?? (() => true),
+      mayHandshake: options.mayHandshake ?? (() => true),
       destinationRefusal: options.destinationRefusal ?? (() => null),
     };
     this.#lookup = options.destinationRefusal === undefined ? undefined : guardedLookup(options.destinationRefusal);
@@ -482,6 +492,11 @@ export class SipTransportLayer {
     const fromSource = this.#inboundBySource.get(remoteAddress) ?? 0;
     if (fromSource >= this.#options.maxTcpConnectionsPerSource) {
       this.#stats.refusedConnections++;
+      socket.destroy();
+      return;
+    }
+    if (transport === 'tls' && !this.#options.mayHandshake(remoteAddress)) {
+      this.#stats.refusedHandshakes++;
       socket.destroy();
       return;
     }

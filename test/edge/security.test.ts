@@ -1,11 +1,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { setTimeout as delay } from 'node:timers/promises';
 import { DialogSigner, deriveSigningKey } from '../../src/sip/dialog-signer.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/message.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
+import { makeTestPki } from '../support/tls-certs.ts';
 import {
   ackText,
   calleeRequestText,
@@ -531,4 +534,49 @@ describe('SIP edge security: where tenants may aim the edge', () => {
       await server.close();
     }
   });
+});
+
+test('TLS handshakes: a stranger gets a burst and then its rate; a trunk’s address is not limited', async () => {
+  const pki = makeTestPki();
+  const server = await startTestServer('sqlite', {
+    env: {
+      DIALPLANE_SIP_HOST: '127.0.0.1',
+      DIALPLANE_SIP_TLS_PORT: '0',
+      DIALPLANE_SIP_TLS_CERT: pki.cert,
+      DIALPLANE_SIP_TLS_KEY: pki.key,
+      DIALPLANE_SIP_TLS_HANDSHAKE_BURST: '2',
+      DIALPLANE_SIP_TLS_HANDSHAKE_RATE: '0.01',
+    },
+  });
+  try {
+    const creds = await server.request('POST', '/api/v1/sip-credentials', {
+      key: server.defaultKey,
+      body: { server: '127.0.0.2', transport: 'tls', allowedAddresses: ['127.0.0.2'] },
+    });
+    assert.equal(creds.status, 201);
+    const ca = fs.readFileSync(pki.caCert);
+    const handshake = (localAddress: string): Promise<'secure' | 'refused'> =>
+      new Promise((resolve) => {
+        const tcp = net.connect({ host: '127.0.0.1', port: server.server.sipTlsPort!, localAddress });
+        tcp.on('error', () => undefined);
+        const socket = tls.connect({ socket: tcp, host: '127.0.0.1', ca });
+        socket.once('secureConnect', () => {
+          socket.destroy();
+          resolve('secure');
+        });
+        socket.once('error', () => resolve('refused'));
+        socket.once('close', () => resolve('refused'));
+      });
+    const stranger = [];
+    for (let i = 0; i < 4; i++) stranger.push(await handshake('127.0.0.61'));
+    assert.deepEqual(stranger, ['secure', 'secure', 'refused', 'refused']);
+    const trunk = [];
+    for (let i = 0; i < 4; i++) trunk.push(await handshake('127.0.0.2'));
+    assert.deepEqual(trunk, ['secure', 'secure', 'secure', 'secure']);
+    const metrics = (await server.request('GET', '/metrics')).body as string;
+    assert.match(metrics, /dialplane_sip_tcp_refusals\{reason="tls_handshake_rate"\} 2\b/);
+  } finally {
+    await server.close();
+    pki.remove();
+  }
 });

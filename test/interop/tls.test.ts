@@ -5,7 +5,19 @@ import fs from 'node:fs';
 import { kamailioAvailable, startKamailio, type Kamailio } from '../support/kamailio.ts';
 import { startTestServer, type TestServer } from '../support/server.ts';
 import { freePort, waitFor } from '../support/sipp.ts';
-import { calleeRequestText, inDialogText, inviteText, newCall, replyText, request, response, UdpPeer, unique } from '../support/sip-peers.ts';
+import {
+  calleeRequestText,
+  inDialogText,
+  inviteText,
+  newCall,
+  replyText,
+  request,
+  response,
+  TcpServerPeer,
+  UdpPeer,
+  unique,
+  type Peer,
+} from '../support/sip-peers.ts';
 import { makeTestPki, type TestPki } from '../support/tls-certs.ts';
 
 /**
@@ -102,6 +114,58 @@ describe('SIP over TLS with Kamailio as the carrier', { skip: !hasKamailio && 'k
     const bye = await caller.next(request('BYE'), 'BYE at the caller, out over TLS');
     caller.send(replyText(bye, 200, 'OK', null));
     await agent.next(response(200, 'BYE'), '200 for the BYE at the agent');
+  });
+
+  /** An inbound call from Kamailio over TLS to `uas` (an agent at `sipUri`), answered and hung up from the caller. */
+  async function callThrough(uas: Peer, sipUri: string, phoneNumber: string, requestScheme: 'sip' | 'sips'): Promise<string[]> {
+    const creds = await api('POST', '/api/v1/sip-credentials', {
+      server: `127.0.0.1:${kamailioTls}`,
+      transport: 'tls',
+      allowedAddresses: ['127.0.0.1'],
+    });
+    const agentRow = await api('POST', '/api/v1/agents', { name: `agent at ${sipUri}`, sipUri });
+    const number = await api('POST', '/api/v1/sip-phone-numbers', { phoneNumber, credentialsId: creds.body.id });
+    await api('PUT', `/api/v1/sip-phone-numbers/${number.body.id}/agent-link`, undefined, { agentId: agentRow.body.agentId });
+    const call = newCall(`127.0.0.1:${kamailioUdp}`, phoneNumber);
+    call.requestUri = call.requestUri.replace(/^sip:/, `${requestScheme}:`);
+    caller.send(inviteText(call, caller));
+    const invite = await uas.next(request('INVITE'), `INVITE at the agent over ${uas.transport}`);
+    assert.match(invite.uri, new RegExp(`^${sipUri.split(':')[0]}:`));
+    const recordRoutes = invite.headers.getAll('record-route');
+    const agentTag = unique('agent');
+    const contact = sipUri.startsWith('sips:') ? `<sips:agent@${uas.hostPort}>` : `<sip:agent@${uas.hostPort};transport=tcp>`;
+    uas.send(replyText(invite, 200, 'OK', agentTag, [`Contact: ${contact}`]));
+    const ok = await caller.next(response(200), '200 at the caller');
+    caller.send(inDialogText('ACK', 1, call, caller, ok));
+    await uas.next(request('ACK'), 'ACK at the agent');
+    caller.send(inDialogText('BYE', 2, call, caller, ok));
+    const bye = await uas.next(request('BYE'), 'BYE at the agent');
+    uas.send(replyText(bye, 200, 'OK', null));
+    await caller.next(response(200, 'BYE'), '200 for the BYE at the caller');
+    return recordRoutes.filter((route) => route.includes(`127.0.0.1:${server.server.sipPort}`) || route.includes(`:${server.server.sipTlsPort};`));
+  }
+
+  test('TLS in, TCP out: two Record-Route entries, and the dialog flows both ways', async () => {
+    const tcpAgent = await TcpServerPeer.start('127.0.0.5');
+    try {
+      const ours = await callThrough(tcpAgent, `sip:agent@${tcpAgent.hostPort};transport=tcp`, '+15550150006', 'sip');
+      assert.equal(ours.length, 2, ours.join(' | '));
+      assert.match(ours[0], /;transport=tcp;lr;/, 'the top one faces the agent (TCP)');
+      assert.match(ours[1], new RegExp(`:${server.server.sipTlsPort};transport=tls;lr;`), 'the next one faces the carrier (TLS)');
+    } finally {
+      await tcpAgent.close();
+    }
+  });
+
+  test('sips: in over TLS, to a sips: agent over TLS: one Record-Route entry, the agent’s certificate verified', async () => {
+    const tlsAgent = await TcpServerPeer.start('127.0.0.1', { cert: fs.readFileSync(pki.cert), key: fs.readFileSync(pki.key) });
+    try {
+      const ours = await callThrough(tlsAgent, `sips:agent@${tlsAgent.hostPort}`, '+15550150007', 'sips');
+      assert.equal(ours.length, 1, `TLS on both legs: one entry (${ours.join(' | ')})`);
+      assert.match(ours[0], new RegExp(`:${server.server.sipTlsPort};transport=tls;lr;`));
+    } finally {
+      await tlsAgent.close();
+    }
   });
 
   test('a sips: call (TLS on every hop) to an agent on sip: over UDP is refused with 480, never relayed in the clear', async () => {

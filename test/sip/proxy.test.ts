@@ -97,7 +97,7 @@ function forwardTo(uas: Peer, extra: Partial<Extract<RouteDecision, { action: 'f
   return { action: 'forward', target: `sip:agent@${uas.hostPort}${transport}`, ...extra };
 }
 
-function assertOurVia(value: string | undefined, proxy: ProxyHarness, transport: 'UDP' | 'TCP'): void {
+function assertOurVia(value: string | undefined, proxy: ProxyHarness, transport: 'UDP' | 'TCP' | 'TLS'): void {
   const via = parseVia(value ?? '');
   assert.ok(via !== null, 'a Via');
   assert.equal(via.transport, transport);
@@ -140,7 +140,7 @@ async function fullCall(proxy: ProxyHarness, uac: Peer, uas: Peer): Promise<void
   assert.equal(invite.body.toString(), SDP);
   const recordRoutes = invite.headers.getAll('record-route');
   // Each entry signed for this dialog (dialog-signer.ts): its time and its signature.
-  const rr = (transport: 'UDP' | 'TCP'): RegExp =>
+  const rr = (transport: 'UDP' | 'TCP' | 'TLS'): RegExp =>
     new RegExp(`^<sip:${proxy.address.replace(/[[\].]/g, '\\$&')}${transport === 'TCP' ? ';transport=tcp' : ''};lr;dpt=[0-9a-z]+;dps=[\\w-]{16}>$`);
   const expected = uac.transport === uas.transport ? [rr(uas.transport)] : [rr(uas.transport), rr(uac.transport)];
   assert.equal(recordRoutes.length, expected.length, 'double record-route when the legs differ, downstream leg on top (RFC 5658)');

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import fs from 'node:fs';
 import net from 'node:net';
+import tls from 'node:tls';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import { buildResponse, createRequest, SipHeaders, type SipMessage, type SipRequest } from '../../src/sip/message.ts';
@@ -223,6 +225,7 @@ for (const { family, host, udpType } of [
         overflowedConnections: 0,
         refusedDestinations: 0,
         failedTlsHandshakes: 0,
+        refusedHandshakes: 0,
       });
 
       // Still healthy: a valid request is delivered.
@@ -680,6 +683,40 @@ test('TLS: a message arrives over TLS with its source; a failed handshake is cou
     tcp.destroy();
   } finally {
     await client.layer.close();
+    await server.layer.close();
+    pki.remove();
+  }
+});
+
+test('TLS: a source the caller refuses a handshake is closed before any, and counted', async () => {
+  const pki = makeTestPki();
+  const credentials = new TlsCredentials({ certPath: pki.cert, keyPath: pki.key, caPath: pki.caCert });
+  const asked: string[] = [];
+  let allowed = 1;
+  const server = new Endpoint('127.0.0.1', {
+    tls: { sockets: credentials, listenPort: 0 },
+    mayHandshake: (address) => {
+      asked.push(address);
+      return allowed-- > 0;
+    },
+  });
+  const ports = await server.layer.listen();
+  try {
+    const handshake = (): Promise<string> =>
+      new Promise((resolve) => {
+        const socket = tls.connect({ host: '127.0.0.1', port: ports.tlsPort!, ca: fs.readFileSync(pki.caCert) });
+        socket.once('secureConnect', () => {
+          socket.destroy();
+          resolve('secure');
+        });
+        socket.once('error', () => resolve('refused'));
+        socket.once('close', () => resolve('refused'));
+      });
+    assert.equal(await handshake(), 'secure');
+    assert.equal(await handshake(), 'refused');
+    assert.deepEqual(asked, ['127.0.0.1', '127.0.0.1']);
+    assert.equal(server.layer.stats.refusedHandshakes, 1);
+  } finally {
     await server.layer.close();
     pki.remove();
   }

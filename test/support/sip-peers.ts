@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import net from 'node:net';
+import tls from 'node:tls';
 import { once } from 'node:events';
 import { setTimeout as delay } from 'node:timers/promises';
 import { SipStreamFramer } from '../../src/sip/framing.ts';
@@ -24,7 +25,7 @@ export abstract class Peer {
   readonly #waiters = new Set<() => void>();
   abstract readonly host: string;
   abstract readonly port: number;
-  abstract readonly transport: 'UDP' | 'TCP';
+  abstract readonly transport: 'UDP' | 'TCP' | 'TLS';
 
   abstract send(text: string): void;
   abstract close(): Promise<void>;
@@ -157,9 +158,9 @@ export class TcpClientPeer extends Peer {
   }
 }
 
-/** A UAS listening on TCP; it answers on the connection the proxy opened. */
+/** A UAS listening on TCP, or on TLS with `tlsOptions`; it answers on the connection the proxy opened. */
 export class TcpServerPeer extends Peer {
-  readonly transport = 'TCP';
+  readonly transport: 'TCP' | 'TLS';
   readonly host: string;
   port = 0;
   readonly #server: net.Server;
@@ -168,20 +169,22 @@ export class TcpServerPeer extends Peer {
   /** Connections accepted so far. */
   accepted = 0;
 
-  constructor(host: string) {
+  constructor(host: string, tlsOptions?: tls.TlsOptions) {
     super();
     this.host = host;
-    this.#server = net.createServer((socket) => {
+    this.transport = tlsOptions ? 'TLS' : 'TCP';
+    const accept = (socket: net.Socket) => {
       this.accepted++;
       this.#connections.add(socket);
       socket.on('close', () => this.#connections.delete(socket));
       this.#last = socket;
       attachFramer(socket, (data) => this.deliver(data));
-    });
+    };
+    this.#server = tlsOptions ? tls.createServer(tlsOptions, accept) : net.createServer(accept);
   }
 
-  static async start(host: string): Promise<TcpServerPeer> {
-    const peer = new TcpServerPeer(host);
+  static async start(host: string, tlsOptions?: tls.TlsOptions): Promise<TcpServerPeer> {
+    const peer = new TcpServerPeer(host, tlsOptions);
     await new Promise<void>((resolve) => peer.#server.listen(0, host, resolve));
     peer.port = (peer.#server.address() as net.AddressInfo).port;
     return peer;
@@ -240,7 +243,7 @@ export function inviteText(call: Call, uac: Peer, extra: string[] = []): string 
       `To: <${call.requestUri}>`,
       `Call-ID: ${call.callId}`,
       'CSeq: 1 INVITE',
-      `Contact: <sip:alice@${uac.hostPort}${uac.transport === 'TCP' ? ';transport=tcp' : ''}>`,
+      `Contact: <sip:alice@${uac.hostPort}${uac.transport === 'UDP' ? '' : `;transport=${uac.transport.toLowerCase()}`}>`,
       'X-Evil: spoofed',
       ...extra,
       'Content-Type: application/sdp',
