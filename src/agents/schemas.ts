@@ -28,7 +28,11 @@ export const AgentCreate = Type.Object(
     additionalData: Type.Optional(agentFields.additionalData),
     sipUri: Type.Optional(agentFields.sipUri),
   },
-  { additionalProperties: false, title: 'AgentCreate' },
+  {
+    additionalProperties: false,
+    title: 'AgentCreate',
+    examples: [{ name: 'Front desk', sipUri: 'sip:front-desk@agents.example.com' }],
+  },
 );
 export type AgentCreate = Static<typeof AgentCreate>;
 

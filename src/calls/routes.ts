@@ -11,6 +11,9 @@ export const callRecordRoutes: FastifyPluginAsyncTypebox<{ ctx: Context }> = asy
       schema: {
         tags: ['Call records'],
         summary: 'List call attempts through the SIP edge, newest first',
+        operationId: 'listCallRecords',
+        description:
+          'Every INVITE the edge handled for the organization, inbound and outbound, with its outcome and final status; filter by direction, outcome, number and agent.',
         querystring: CallRecordListQuery,
         response: { 200: CallRecordPage, ...problemResponses },
       },

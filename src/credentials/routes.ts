@@ -22,17 +22,45 @@ export const credentialsRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; target
 ) => {
   app.get(
     '/sip-credentials',
-    { schema: { tags, summary: 'List SIP credentials', querystring: CredentialsListQuery, response: { 200: CredentialsPage, ...problemResponses } } },
+    {
+      schema: {
+        tags,
+        summary: 'List SIP credentials',
+        operationId: 'listSipCredentials',
+        description: 'The organization’s trunks, oldest first, a page at a time (skip, take).',
+        querystring: CredentialsListQuery,
+        response: { 200: CredentialsPage, ...problemResponses },
+      },
+    },
     (request) => listCredentials(ctx, request.orgId, request.query),
   );
   app.post(
     '/sip-credentials',
-    { schema: { tags, summary: 'Create SIP credentials', body: CredentialsInput, response: { 201: Credentials, ...problemResponses } } },
+    {
+      schema: {
+        tags,
+        summary: 'Create SIP credentials',
+        operationId: 'createSipCredentials',
+        description:
+          'A trunk: where outbound calls and REGISTERs go, who may send calls in, how fast calls may go out. authPassword is stored encrypted and never returned.',
+        body: CredentialsInput,
+        response: { 201: Credentials, ...problemResponses },
+      },
+    },
     async (request, reply) => reply.code(201).send(await createCredentials(ctx, request.orgId, request.body, targets)),
   );
   app.get(
     '/sip-credentials/:id',
-    { schema: { tags, summary: 'Get SIP credentials', params: IdParams, response: { 200: Credentials, ...problemResponses } } },
+    {
+      schema: {
+        tags,
+        summary: 'Get SIP credentials',
+        operationId: 'getSipCredentials',
+        description: 'One trunk, with its health when healthCheck is on.',
+        params: IdParams,
+        response: { 200: Credentials, ...problemResponses },
+      },
+    },
     (request) => getCredentials(ctx, request.orgId, request.params.id),
   );
   app.put(
@@ -41,6 +69,7 @@ export const credentialsRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; target
       schema: {
         tags,
         summary: 'Replace SIP credentials',
+        operationId: 'replaceSipCredentials',
         description: 'Full replacement; an absent authPassword keeps the stored one, null clears it.',
         params: IdParams,
         body: CredentialsInput,
@@ -55,6 +84,7 @@ export const credentialsRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; target
       schema: {
         tags,
         summary: 'Delete SIP credentials',
+        operationId: 'deleteSipCredentials',
         description: '409 while phone numbers use them, unless force=true, which deletes those numbers and their links too.',
         params: IdParams,
         querystring: ForceQuery,
@@ -72,6 +102,9 @@ export const credentialsRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; target
       schema: {
         tags,
         summary: 'Phone numbers and agents that depend on these credentials',
+        operationId: 'getSipCredentialsAffectedAgents',
+        description:
+          'What a forced delete would remove: the numbers on the trunk with the agents that use each, and the inbound calls being set up through it now.',
         params: IdParams,
         response: { 200: CredentialsAffectedAgents, ...problemResponses },
       },

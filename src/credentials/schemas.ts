@@ -32,7 +32,11 @@ export const CredentialsInput = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false, title: 'SipCredentialsInput' },
+  {
+    additionalProperties: false,
+    title: 'SipCredentialsInput',
+    examples: [{ server: 'sip.carrier.example', transport: 'tls', authUser: 'acme', authPassword: 'secret', healthCheck: true }],
+  },
 );
 export type CredentialsInput = Static<typeof CredentialsInput>;
 

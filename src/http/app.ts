@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { DOCUMENT_INFO, finishDocument } from './openapi.ts';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
@@ -103,14 +104,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: {
-        title: 'dialplane',
-        version: '0.1.0',
-        description: 'SIP phone-number control plane for voice AI agents; JSON-compatible with the BlackBox phone-number API.',
-      },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      ...DOCUMENT_INFO,
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API key (dpk_…).' } } },
       security: [{ bearer: [] }],
     },
+    transformObject: (document) => finishDocument('openapiObject' in document ? document.openapiObject : document.swaggerObject),
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
 

@@ -51,7 +51,20 @@ export const Problem = Type.Object(
     instance: Type.String(),
     errors: Type.Optional(Type.Record(Type.String(), Type.Array(Type.String()))),
   },
-  { title: 'Problem', description: 'RFC 9457 problem details.' },
+  {
+    title: 'Problem',
+    description: 'RFC 9457 problem details.',
+    examples: [
+      {
+        type: 'about:blank',
+        title: 'Conflict',
+        status: 409,
+        detail:
+          'This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.',
+        instance: '/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link',
+      },
+    ],
+  },
 );
 
 /** Error responses every authenticated route may give, for the OpenAPI document. */
@@ -59,4 +72,5 @@ export const problemResponses = {
   400: Problem,
   401: Problem,
   404: Problem,
+  429: Problem,
 };

@@ -17,6 +17,8 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; numberRows?
       schema: {
         tags,
         summary: 'List phone numbers',
+        operationId: 'listSipPhoneNumbers',
+        description: 'The organization’s numbers, a page at a time, with their registration status; filter by linked state or search by number.',
         querystring: PhoneNumberListQuery,
         response: { 200: PhoneNumberPage, ...problemResponses },
       },
@@ -25,12 +27,30 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; numberRows?
   );
   app.post(
     '/sip-phone-numbers',
-    { schema: { tags, summary: 'Create a phone number', body: PhoneNumberInput, response: { 201: PhoneNumber, 409: Problem, ...problemResponses } } },
+    {
+      schema: {
+        tags,
+        summary: 'Create a phone number',
+        operationId: 'createSipPhoneNumber',
+        description: 'A number on a trunk, normalized to E.164; registration: true keeps it registered with the trunk.',
+        body: PhoneNumberInput,
+        response: { 201: PhoneNumber, 409: Problem, ...problemResponses },
+      },
+    },
     async (request, reply) => reply.code(201).send(await createNumber(ctx, request.orgId, request.body)),
   );
   app.get(
     '/sip-phone-numbers/:id',
-    { schema: { tags, summary: 'Get a phone number', params: IdParams, response: { 200: PhoneNumber, ...problemResponses } } },
+    {
+      schema: {
+        tags,
+        summary: 'Get a phone number',
+        operationId: 'getSipPhoneNumber',
+        description: 'One number with its registration status and its inbound agent.',
+        params: IdParams,
+        response: { 200: PhoneNumber, ...problemResponses },
+      },
+    },
     (request) => getNumber(ctx, request.orgId, request.params.id, numberRows),
   );
   app.put(
@@ -39,6 +59,7 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; numberRows?
       schema: {
         tags,
         summary: 'Replace a phone number',
+        operationId: 'replaceSipPhoneNumber',
         description: 'Full replacement of the writable fields.',
         params: IdParams,
         body: PhoneNumberInput,
@@ -53,6 +74,7 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; numberRows?
       schema: {
         tags,
         summary: 'Delete a phone number',
+        operationId: 'deleteSipPhoneNumber',
         description: '409 while agents use it, unless force=true, which removes the links first.',
         params: IdParams,
         querystring: ForceQuery,
@@ -70,6 +92,8 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; numberRows?
       schema: {
         tags,
         summary: 'Agents that use this phone number',
+        operationId: 'getSipPhoneNumberAffectedAgents',
+        description: 'The agents a delete would unlink: the inbound one and those calling out with the number.',
         params: IdParams,
         response: { 200: NumberAffectedAgents, ...problemResponses },
       },
@@ -82,6 +106,7 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; numberRows?
       schema: {
         tags,
         summary: 'Link phone number to agent',
+        operationId: 'linkSipPhoneNumber',
         description:
           'mode=inbound: inbound calls to this number reach the agent, replacing any previous agent; a normalized number may have ' +
           'only one inbound agent in the whole system (409 otherwise). mode=replaceOutbound: the agent calls out with this number.',
@@ -98,6 +123,7 @@ export const numberRoutes: FastifyPluginAsyncTypebox<{ ctx: Context; numberRows?
       schema: {
         tags,
         summary: 'Unlink phone number from agent',
+        operationId: 'unlinkSipPhoneNumber',
         description: 'mode=inbound removes the inbound link; mode=replaceOutbound&agentId=… clears that agent’s outbound number if it is this one.',
         params: IdParams,
         querystring: UnlinkQuery,

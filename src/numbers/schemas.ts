@@ -49,7 +49,11 @@ export const PhoneNumberInput = Type.Object(
     description: Type.Optional(Nullable(Type.String({ maxLength: 1024 }))),
     registration: Type.Optional(Type.Boolean({ default: false })),
   },
-  { additionalProperties: false, title: 'SipPhoneNumberInput' },
+  {
+    additionalProperties: false,
+    title: 'SipPhoneNumberInput',
+    examples: [{ phoneNumber: '+15551230000', credentialsId: '0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b', registration: true }],
+  },
 );
 export type PhoneNumberInput = Static<typeof PhoneNumberInput>;
 

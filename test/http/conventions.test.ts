@@ -1,7 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import fc from 'fast-check';
 import { testBackends } from '../support/backends.ts';
+import { REPO_ROOT } from '../support/process.ts';
 import { request, startTestServer, type TestServer } from '../support/server.ts';
 import { createApiKey, revokeApiKey } from '../../src/orgs/orgs.ts';
 import { ISO_UTC, assertProblem, assertProblemShape, clientFor, eventually, missingId, type Client } from '../support/api.ts';
@@ -545,6 +550,67 @@ for (const backend of await testBackends()) {
           const method = op.split(' ')[0];
           const status = op.endsWith('agent-link') ? '200' : (success[method] ?? '200');
           assert.ok(operation(op).responses?.[status], `${op} documents ${status}`);
+        }
+      });
+
+      test('/openapi.json: named components, one operationId each, problem+json errors, described responses', async () => {
+        const doc = (await raw('GET', '/openapi.json')).body;
+        const schemas = doc.components.schemas;
+        for (const name of ['SipPhoneNumber', 'SipPhoneNumberInput', 'SipCredentials', 'SipCredentialsInput', 'Agent', 'CallRecord', 'Problem']) {
+          assert.ok(schemas[name], `components.schemas.${name}`);
+        }
+        const operations = Object.values(doc.paths as Record<string, Record<string, any>>).flatMap((item) => Object.values(item));
+        const ids = operations.map((operation) => operation.operationId);
+        assert.ok(
+          ids.every((id) => typeof id === 'string'),
+          'every operation has an operationId',
+        );
+        assert.equal(new Set(ids).size, ids.length, 'operationIds are unique');
+        for (const operation of operations) {
+          assert.ok(operation.description, `${operation.operationId} has a description`);
+          for (const [status, response] of Object.entries(operation.responses as Record<string, any>)) {
+            assert.notEqual(response.description, 'Default Response', `${operation.operationId} ${status}`);
+            if (Number(status) >= 400) {
+              assert.deepEqual(Object.keys(response.content), ['application/problem+json'], `${operation.operationId} ${status}`);
+              assert.equal(response.content['application/problem+json'].schema.$ref, '#/components/schemas/Problem');
+            }
+          }
+        }
+        assert.equal(
+          doc.paths['/api/v1/sip-phone-numbers/{id}'].get.responses['200'].content['application/json'].schema.$ref,
+          '#/components/schemas/SipPhoneNumber',
+        );
+      });
+
+      test('/openapi.json passes Redocly (recommended) and Spectral (spectral:oas) with no error and no warning', async () => {
+        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dialplane-openapi-'));
+        try {
+          const file = path.join(dir, 'openapi.json');
+          fs.writeFileSync(file, JSON.stringify((await raw('GET', '/openapi.json')).body));
+          fs.writeFileSync(path.join(dir, '.spectral.yaml'), 'extends: ["spectral:oas"]\n');
+          const bin = (name: string) => path.join(REPO_ROOT, 'node_modules', '.bin', name);
+          const redocly = spawnSync(bin('redocly'), ['lint', '--extends=recommended', '--format=json', file], { encoding: 'utf8', cwd: dir });
+          const report = JSON.parse(redocly.stdout.slice(redocly.stdout.indexOf('{')));
+          assert.deepEqual(
+            report.problems.map((p: any) => `${p.severity} ${p.ruleId}: ${p.message}`),
+            [],
+            'Redocly finds nothing',
+          );
+          const results = path.join(dir, 'spectral.json');
+          const spectral = spawnSync(
+            bin('spectral'),
+            ['lint', '-r', path.join(dir, '.spectral.yaml'), '--fail-severity=hint', '-f', 'json', '-o', results, file],
+            { encoding: 'utf8', cwd: dir },
+          );
+          const found = JSON.parse(fs.readFileSync(results, 'utf8')) as { code: string; message: string; path: string[] }[];
+          assert.deepEqual(
+            found.map((r) => `${r.code} at ${r.path.join('.')}: ${r.message}`),
+            [],
+            'Spectral finds nothing',
+          );
+          assert.equal(spectral.status, 0);
+        } finally {
+          fs.rmSync(dir, { recursive: true, force: true });
         }
       });
 
