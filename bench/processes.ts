@@ -63,6 +63,23 @@ export function cpuSeconds(pids: number[]): number {
   return ticks / CLOCK_TICKS;
 }
 
+/**
+ * Memory of these processes: the sum of their proportional set sizes (pages shared between
+ * Kamailio's processes counted once in all), in bytes.
+ */
+export function memoryBytes(pids: number[]): number {
+  let kilobytes = 0;
+  for (const pid of pids) {
+    try {
+      const match = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+      kilobytes += Number(match?.[1] ?? 0);
+    } catch {
+      // Exited in between.
+    }
+  }
+  return kilobytes * 1024;
+}
+
 /** The process and its direct children (Kamailio's main process forks its workers). */
 export function processTree(pid: number): number[] {
   const pids = [pid];
@@ -85,15 +102,19 @@ export const KAMAILIO_WORKERS = os.cpus().length;
  * Starts Kamailio with `config` (its DB_URL a text database in `dbDir`) on UDP `port`, in the
  * foreground, logging to stderr, its runtime files in `dir`; resolves once its workers run.
  * 256 MB of shared memory: tm keeps every transaction there until its wait timer, and the
- * 64 MB default ran out near 1,000 calls/s.
+ * 64 MB default ran out near 1,000 calls/s. `extraArgs` adds listeners and defines (the TLS rows).
  */
 export async function startKamailioWorkers(
   config: string,
   dbDir: string,
   dir: string,
   port: number,
+  extraArgs: string[] = [],
 ): Promise<{ pids: () => number[]; stop: () => Promise<void> }> {
-  const args = ['-f', config, '-A', `DB_URL="text://${dbDir}"`, '-l', `udp:127.0.0.1:${port}`, '-n', String(KAMAILIO_WORKERS), '-m', '256'];
+  const args = [
+    ...['-f', config, '-A', `DB_URL="text://${dbDir}"`, '-A', `CHILDREN=${KAMAILIO_WORKERS}`, '-l', `udp:127.0.0.1:${port}`],
+    ...['-n', String(KAMAILIO_WORKERS), '-m', '256', ...extraArgs],
+  ];
   const child = spawn('kamailio', [...args, '-DD', '-E', '-w', dir, '-Y', dir], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   const exited = track(child);
   let output = '';

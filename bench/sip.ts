@@ -6,7 +6,9 @@ import { benchRoutingIndex } from './routing-index.ts';
 import { freePort } from '../test/support/sipp.ts';
 import { api, firstStartKey, startDialplane } from './dialplane-process.ts';
 import { runSipp, type SippStats } from './sipp-run.ts';
-import { cpuSeconds, killTree, running, sleep, startKamailioWorkers, stopChild } from './processes.ts';
+import { cpuSeconds, killTree, memoryBytes, running, sleep, startKamailioWorkers, stopChild } from './processes.ts';
+import { openIdleConnections, runTlsCaller } from './tls-caller.ts';
+import { makeTestPki } from '../test/support/tls-certs.ts';
 import { benchOutbound } from './sip-outbound.ts';
 import { benchSigning } from './signing.ts';
 
@@ -25,6 +27,12 @@ import { benchSigning } from './signing.ts';
  * spill into the next one) and warms it with a few hundred calls first, so that Node's JIT is
  * not measured cold; Kamailio gets the same warm-up. Everything runs on UDP over 127.0.0.1,
  * on this machine's cores shared with the two sipp processes.
+ *
+ * The TLS rows search the same way with calls arriving over TLS (the carrier side is
+ * bench/tls-caller.ts, since sipp has no TLS; the agent stays sipp over UDP) through dialplane's
+ * TLS listener and Kamailio's tls module, both presenting one openssl-made certificate; then
+ * each proxy holds 1,000 idle TLS connections and its memory growth per connection is read
+ * from /proc. BENCH_SIP_ONLY=udp or tls runs one part alone.
  */
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const STEP_SECONDS = Number(process.env.BENCH_SIP_STEP_SECONDS ?? 6);
@@ -38,6 +46,11 @@ const WARMUP_RATE = 200;
 /** How long sipp waits, beyond the calls' own time, for stragglers before it gives up. */
 const DRAIN_SECONDS = 5;
 const CORES = os.cpus().length;
+/** `udp` or `tls`: only that part (its search, and for TLS the idle-connection memory); unset: everything. */
+const ONLY = process.env.BENCH_SIP_ONLY as 'udp' | 'tls' | undefined;
+/** TLS connections the TLS caller spreads its calls over (a carrier keeps a few open). */
+const TLS_CONNECTIONS = 20;
+const IDLE_TLS_CONNECTIONS = 1000;
 
 const CALLER_SCENARIO = path.join(ROOT, 'bench/sipp/caller.xml');
 const AGENT_SCENARIO = path.join(ROOT, 'test/interop/scenarios/agent-answer.xml');
@@ -47,6 +60,8 @@ const KAMAILIO_CONFIG = path.join(ROOT, 'bench/kamailio/kamailio.cfg');
 
 interface RunningProxy {
   port: number;
+  /** Where it takes SIP over TLS (the TLS rows' proxies). */
+  tlsPort: number | null;
   /** The processes doing the proxy's work, for their CPU time. */
   pids(): number[];
   stop(): Promise<void>;
@@ -99,14 +114,32 @@ async function createTable(db: string, sipPort: number, agentPort: number): Prom
   }
 }
 
-function dialplaneProxy(db: string, port: number): Proxy {
+/** The certificate both proxies present in the TLS rows (made by openssl for 127.0.0.1). */
+interface TlsFiles {
+  cert: string;
+  key: string;
+  port: number;
+}
+
+function dialplaneProxy(db: string, port: number, tls?: TlsFiles): Proxy {
+  const tlsEnv: Record<string, string> = tls
+    ? {
+        DIALPLANE_SIP_TLS_CERT: tls.cert,
+        DIALPLANE_SIP_TLS_KEY: tls.key,
+        DIALPLANE_SIP_TLS_PORT: String(tls.port),
+        // Every bench connection comes from 127.0.0.1: the per-source caps would refuse the idle ones.
+        DIALPLANE_SIP_TCP_MAX_PER_SOURCE: '20000',
+        DIALPLANE_SIP_TCP_MAX_CONNECTIONS: '20000',
+      }
+    : {};
   return {
     name: 'dialplane',
     shape: '1 Node.js process',
     async start() {
-      const server = await startDialplane({ DIALPLANE_DB: db, DIALPLANE_SIP_PORT: String(port) });
+      const server = await startDialplane({ DIALPLANE_DB: db, DIALPLANE_SIP_PORT: String(port), ...tlsEnv });
       return {
         port,
+        tlsPort: tls?.port ?? null,
         pids: () => [server.child.pid!],
         stop: () => stopChild(server.child, server.exited),
       };
@@ -126,7 +159,7 @@ function dbTextTable(rows: [string, string][]): string {
  * and the most it can use here, while dialplane is one Node process (one core for its event
  * loop).
  */
-function kamailioProxy(table: Table, dir: string, port: number): Proxy {
+function kamailioProxy(table: Table, dir: string, port: number, tls?: TlsFiles): Proxy {
   const dbDir = path.join(dir, 'kamailio-db');
   fs.mkdirSync(dbDir, { recursive: true });
   fs.writeFileSync(
@@ -136,10 +169,11 @@ function kamailioProxy(table: Table, dir: string, port: number): Proxy {
   fs.writeFileSync(path.join(dbDir, 'agents'), dbTextTable([[table.agentId, `${table.orgId}|${table.agentUri}`]]));
   return {
     name: 'Kamailio',
-    shape: `${CORES} UDP workers (-n ${CORES})`,
+    shape: tls ? `${CORES} UDP and ${CORES} TCP/TLS workers` : `${CORES} UDP workers (-n ${CORES})`,
     async start() {
-      const kamailio = await startKamailioWorkers(KAMAILIO_CONFIG, dbDir, dir, port);
-      return { port, ...kamailio };
+      const tlsArgs = tls ? ['-A', 'WITH_TLS', '-A', `TLS_CERT="${tls.cert}"`, '-A', `TLS_KEY="${tls.key}"`, '-l', `tls:127.0.0.1:${tls.port}`] : [];
+      const kamailio = await startKamailioWorkers(KAMAILIO_CONFIG, dbDir, dir, port, tlsArgs);
+      return { port, tlsPort: tls?.port ?? null, ...kamailio };
     },
   };
 }
@@ -166,8 +200,39 @@ function problem(expected: number, side: string, stats: SippStats): string | nul
   return `${side} ${stats.successful}/${expected} ok, ${stats.failed} failed, ${stats.retransmissions} retransmissions (exit ${stats.code})`;
 }
 
+/** Places `count` calls at `rate` through a running proxy: sipp over UDP, or our TLS caller. */
+type Caller = (instance: RunningProxy, name: string, count: number, rate: number) => Promise<SippStats>;
+
+function udpCaller(setup: Setup): Caller {
+  return async (instance, name, count, rate) =>
+    runSipp({
+      scenario: CALLER_SCENARIO,
+      port: await freePort(),
+      calls: count,
+      rate,
+      dir: setup.dir,
+      name,
+      remote: `127.0.0.1:${instance.port}`,
+      numbersFile: setup.numbersFile,
+      timeoutSeconds: count / rate + DRAIN_SECONDS,
+    });
+}
+
+function tlsCaller(dialled: string[], ca: Buffer): Caller {
+  return (instance, _name, count, rate) =>
+    runTlsCaller({
+      port: instance.tlsPort!,
+      ca,
+      connections: TLS_CONNECTIONS,
+      calls: count,
+      rate,
+      numbers: dialled,
+      callTimeoutMs: DRAIN_SECONDS * 1000,
+    });
+}
+
 /** One step: a fresh proxy, a warm-up, then STEP_SECONDS of calls at `rate`. */
-async function step(proxy: Proxy, setup: Setup, rate: number): Promise<Step> {
+async function step(proxy: Proxy, setup: Setup, rate: number, caller: Caller): Promise<Step> {
   const calls = rate * STEP_SECONDS;
   const instance = await proxy.start();
   try {
@@ -181,21 +246,9 @@ async function step(proxy: Proxy, setup: Setup, rate: number): Promise<Step> {
     });
     // sipp prints nothing once its socket is bound; a short pause is what works.
     await sleep(300);
-    const caller = async (name: string, count: number, callRate: number) =>
-      runSipp({
-        scenario: CALLER_SCENARIO,
-        port: await freePort(),
-        calls: count,
-        rate: callRate,
-        dir: setup.dir,
-        name,
-        remote: `127.0.0.1:${instance.port}`,
-        numbersFile: setup.numbersFile,
-        timeoutSeconds: count / callRate + DRAIN_SECONDS,
-      });
-    const warmup = await caller('warmup', WARMUP_CALLS, Math.min(rate, WARMUP_RATE));
+    const warmup = await caller(instance, 'warmup', WARMUP_CALLS, Math.min(rate, WARMUP_RATE));
     const cpuBefore = cpuSeconds(instance.pids());
-    const measured = await caller('caller', calls, rate);
+    const measured = await caller(instance, 'caller', calls, rate);
     const cpu = cpuSeconds(instance.pids()) - cpuBefore;
     const agentStats = await agent;
     const problems = [
@@ -222,13 +275,13 @@ function nextRate(best: number, failedAt: number | null, bisected: number): numb
 }
 
 /** Doubles from START_RATE until a step is not clean, then bisects BISECTIONS times. */
-async function search(proxy: Proxy, setup: Setup): Promise<{ best: Step | null; failedAt: number | null }> {
+async function search(proxy: Proxy, setup: Setup, caller: Caller): Promise<{ best: Step | null; failedAt: number | null }> {
   let best: Step | null = null;
   let failedAt: number | null = null;
   let bisected = 0;
   for (let rate: number | null = START_RATE; rate !== null;) {
     if (failedAt !== null) bisected++;
-    const result = await step(proxy, setup, rate);
+    const result = await step(proxy, setup, rate, caller);
     process.stderr.write(`  ${proxy.name} ${rate} calls/s: ${result.why}\n`);
     if (result.clean) best = result;
     else failedAt = rate;
@@ -267,38 +320,21 @@ async function sippCeiling(setup: Setup, rate: number): Promise<string | null> {
 
 // --- main ----------------------------------------------------------------------------------
 
-const started = performance.now();
-// Other work on the machine takes cores from the proxies and sipp alike: say how much there was.
-const loadBefore = os.loadavg()[0];
-const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dialplane-sip-bench-'));
-try {
-  const [edgePort, kamailioPort, agentPort] = [await freePort(), await freePort(), await freePort()];
-  const db = path.join(dir, 'bench.db');
-  process.stderr.write(`creating ${NUMBERS} numbers through the API…\n`);
-  const table = await createTable(db, edgePort, agentPort);
-  const numbersFile = path.join(dir, 'numbers.csv');
-  // SEQUENTIAL: call n dials line n (wrapping around), so consecutive calls hit different numbers.
-  fs.writeFileSync(numbersFile, ['SEQUENTIAL', ...table.dialled.map((digits) => `${digits};`)].join('\n') + '\n');
-  const setup: Setup = { dir, agentPort, numbersFile };
+type Searched = { proxy: Proxy } & Awaited<ReturnType<typeof search>>;
 
-  const proxies = [dialplaneProxy(db, edgePort), kamailioProxy(table, dir, kamailioPort)];
-  const results = [];
+/** Searches each proxy's highest clean rate with `caller`. */
+async function searchAll(proxies: Proxy[], setup: Setup, caller: Caller, what: string): Promise<Searched[]> {
+  const results: Searched[] = [];
   for (const proxy of proxies) {
-    process.stderr.write(`${proxy.name}: ${STEP_SECONDS} s steps from ${START_RATE} calls/s\n`);
-    results.push({ proxy, ...(await search(proxy, setup)) });
+    process.stderr.write(`${proxy.name} (${what}): ${STEP_SECONDS} s steps from ${START_RATE} calls/s\n`);
+    results.push({ proxy, ...(await search(proxy, setup, caller)) });
   }
-  const failures = results.map((r) => r.failedAt).filter((rate): rate is number => rate !== null);
-  const ceilingRate = failures.length > 0 ? Math.max(...failures) : MAX_RATE;
-  process.stderr.write(`sipp alone at ${ceilingRate} calls/s…\n`);
-  const ceiling = await sippCeiling(setup, ceilingRate);
+  return results;
+}
 
-  const [edge, kamailio] = results.map((r) => r.best?.rate ?? 0);
-  const ratio = kamailio > 0 ? edge / kamailio : NaN;
-  process.stdout.write(
-    `\nFull calls (INVITE/100/180/200/ACK/BYE/200) over UDP on 127.0.0.1, ${STEP_SECONDS} s per step, ` +
-      `${NUMBERS} numbers; ${CORES} cores (${os.cpus()[0]?.model ?? ''}), 1-minute load average ${loadBefore.toFixed(2)} before, ` +
-      `${os.loadavg()[0].toFixed(2)} after (above 0 means other work shared the cores)\n\n`,
-  );
+/** The rate table of one transport, and dialplane's ratio to Kamailio. */
+function printRates(results: Searched[], heading: string): void {
+  process.stdout.write(`\n${heading}\n\n`);
   process.stdout.write(
     '| proxy | runs as | highest clean rate | lowest failing rate | CPU during best run | CPU per call |\n|---|---|---:|---:|---:|---:|\n',
   );
@@ -309,41 +345,119 @@ try {
       `| ${proxy.name} | ${proxy.shape} | ${best?.rate ?? 0} calls/s | ${failedAt ?? `none up to ${MAX_RATE}`} | ${cpu} | ${perCall} |\n`,
     );
   }
+  const [edge, kamailio] = results.map((r) => r.best?.rate ?? 0);
+  const ratio = kamailio > 0 ? edge / kamailio : NaN;
   process.stdout.write(`\ndialplane / Kamailio: ${ratio.toFixed(2)} (goal ≥ 0.5: ${ratio >= 0.5 ? 'met' : 'MISSED'})\n`);
-  process.stdout.write(
-    ceiling === null
-      ? `sipp alone (caller straight to the agent) is clean at ${ceilingRate} calls/s: the proxies, not sipp, set these limits.\n`
-      : `sipp alone is NOT clean at ${ceilingRate} calls/s (${ceiling}): sipp may be the ceiling there.\n`,
-  );
+}
 
-  process.stderr.write('\noutbound calls, the carrier challenging every call…\n');
-  const outbound = await benchOutbound();
-  const outboundRatio = outbound.kamailioCps > 0 ? outbound.dialplaneCps / outbound.kamailioCps : NaN;
+/** The proxies' memory with IDLE_TLS_CONNECTIONS idle TLS connections open, per connection. */
+async function idleTlsMemory(proxies: Proxy[], ca: Buffer): Promise<void> {
   process.stdout.write(
-    `\nOutbound (runtime → edge → carrier answering 401, digest re-send, full call), ${CORES} cores\n\n` +
-      `| proxy | highest clean outbound rate |\n|---|---:|\n| dialplane | ${outbound.dialplaneCps} calls/s |\n` +
-      `| Kamailio (uac_auth) | ${outbound.kamailioCps} calls/s |\n\ndialplane / Kamailio (outbound): ${outboundRatio.toFixed(2)}\n`,
+    `\nMemory per idle TLS connection (${IDLE_TLS_CONNECTIONS} connections, each after one OPTIONS; PSS of all the proxy's processes)\n\n` +
+      '| proxy | before | with the connections | per connection |\n|---|---:|---:|---:|\n',
   );
+  for (const proxy of proxies) {
+    const instance = await proxy.start();
+    try {
+      await sleep(1000);
+      const before = memoryBytes(instance.pids());
+      const close = await openIdleConnections(instance.tlsPort!, ca, IDLE_TLS_CONNECTIONS);
+      await sleep(2000);
+      const after = memoryBytes(instance.pids());
+      close();
+      const mb = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+      process.stdout.write(`| ${proxy.name} | ${mb(before)} | ${mb(after)} | ${((after - before) / IDLE_TLS_CONNECTIONS / 1024).toFixed(1)} kB |\n`);
+    } finally {
+      await instance.stop();
+    }
+  }
+  process.stdout.write(`\nKamailio's own documentation puts OpenSSL's memory at about 61 kB per connection; the goal is below it.\n`);
+}
 
-  const signing = benchSigning();
-  const edgeBest = results[0]?.best;
-  const share = edgeBest
-    ? ` (${((signing.microsPerCall / ((edgeBest.cpuSeconds / edgeBest.calls) * 1e6)) * 100).toFixed(1)} % of dialplane's CPU per call above)`
-    : '';
-  process.stdout.write(
-    `\nDialog signatures: ${signing.microsPerCall.toFixed(1)} µs of CPU per inbound call: ${signing.macsPerCall} HMAC-SHA256 ` +
-      `(Record-Route signed, ACK and BYE verified, three branches), the Record-Route parsed once${share}\n`,
-  );
+const started = performance.now();
+// Other work on the machine takes cores from the proxies and sipp alike: say how much there was.
+const loadBefore = os.loadavg()[0];
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dialplane-sip-bench-'));
+const pki = makeTestPki();
+try {
+  const [edgePort, kamailioPort, agentPort] = [await freePort(), await freePort(), await freePort()];
+  const db = path.join(dir, 'bench.db');
+  process.stderr.write(`creating ${NUMBERS} numbers through the API…\n`);
+  const table = await createTable(db, edgePort, agentPort);
+  const numbersFile = path.join(dir, 'numbers.csv');
+  // SEQUENTIAL: call n dials line n (wrapping around), so consecutive calls hit different numbers.
+  fs.writeFileSync(numbersFile, ['SEQUENTIAL', ...table.dialled.map((digits) => `${digits};`)].join('\n') + '\n');
+  const setup: Setup = { dir, agentPort, numbersFile };
+  const machine =
+    `${CORES} cores (${os.cpus()[0]?.model ?? ''}), 1-minute load average ${loadBefore.toFixed(2)} before, ` +
+    `${os.loadavg()[0].toFixed(2)} after (above 0 means other work shared the cores)`;
 
-  process.stderr.write(`\nrouting index: ${process.env.BENCH_NUMBERS ?? '1000000'} numbers…\n`);
-  const figures = await benchRoutingIndex();
-  process.stdout.write(
-    `\n| numbers | load time | memory per number | decision p50 | decision p99 |\n|---:|---:|---:|---:|---:|\n` +
-      `| ${figures.numbers} | ${figures.loadSeconds.toFixed(2)} s | ${Math.round(figures.bytesPerNumber)} B (goal < 300) | ` +
-      `${figures.decisionP50Micros.toFixed(2)} µs | ${figures.decisionP99Micros.toFixed(2)} µs (goal < 1000) |\n`,
-  );
+  let udpBest: Step | null = null;
+  if (ONLY !== 'tls') {
+    const results = await searchAll([dialplaneProxy(db, edgePort), kamailioProxy(table, dir, kamailioPort)], setup, udpCaller(setup), 'UDP');
+    const failures = results.map((r) => r.failedAt).filter((rate): rate is number => rate !== null);
+    const ceilingRate = failures.length > 0 ? Math.max(...failures) : MAX_RATE;
+    process.stderr.write(`sipp alone at ${ceilingRate} calls/s…\n`);
+    const ceiling = await sippCeiling(setup, ceilingRate);
+    printRates(
+      results,
+      `Full calls (INVITE/100/180/200/ACK/BYE/200) over UDP on 127.0.0.1, ${STEP_SECONDS} s per step, ${NUMBERS} numbers; ${machine}`,
+    );
+    process.stdout.write(
+      ceiling === null
+        ? `sipp alone (caller straight to the agent) is clean at ${ceilingRate} calls/s: the proxies, not sipp, set these limits.\n`
+        : `sipp alone is NOT clean at ${ceilingRate} calls/s (${ceiling}): sipp may be the ceiling there.\n`,
+    );
+    udpBest = results[0]?.best ?? null;
+  }
+
+  if (ONLY === undefined || ONLY === 'tls') {
+    const tls = { cert: pki.cert, key: pki.key };
+    const ca = fs.readFileSync(pki.caCert);
+    const tlsProxies = [
+      dialplaneProxy(db, edgePort, { ...tls, port: await freePort() }),
+      kamailioProxy(table, dir, kamailioPort, { ...tls, port: await freePort() }),
+    ];
+    const results = await searchAll(tlsProxies, setup, tlsCaller(table.dialled, ca), 'TLS');
+    printRates(
+      results,
+      `Inbound calls over TLS (carrier → proxy over TLS, ${TLS_CONNECTIONS} connections; proxy → agent over UDP), our TLS caller ` +
+        `(bench/tls-caller.ts) in place of sipp, ${STEP_SECONDS} s per step; ${machine}`,
+    );
+    await idleTlsMemory(tlsProxies, ca);
+  }
+  // The rest only in a whole run (BENCH_SIP_ONLY unset).
+  if (ONLY === undefined) {
+    process.stderr.write('\noutbound calls, the carrier challenging every call…\n');
+    const outbound = await benchOutbound();
+    const outboundRatio = outbound.kamailioCps > 0 ? outbound.dialplaneCps / outbound.kamailioCps : NaN;
+    process.stdout.write(
+      `\nOutbound (runtime → edge → carrier answering 401, digest re-send, full call), ${CORES} cores\n\n` +
+        `| proxy | highest clean outbound rate |\n|---|---:|\n| dialplane | ${outbound.dialplaneCps} calls/s |\n` +
+        `| Kamailio (uac_auth) | ${outbound.kamailioCps} calls/s |\n\ndialplane / Kamailio (outbound): ${outboundRatio.toFixed(2)}\n`,
+    );
+
+    const signing = benchSigning();
+    const edgeBest = udpBest;
+    const share = edgeBest
+      ? ` (${((signing.microsPerCall / ((edgeBest.cpuSeconds / edgeBest.calls) * 1e6)) * 100).toFixed(1)} % of dialplane's CPU per call above)`
+      : '';
+    process.stdout.write(
+      `\nDialog signatures: ${signing.microsPerCall.toFixed(1)} µs of CPU per inbound call: ${signing.macsPerCall} HMAC-SHA256 ` +
+        `(Record-Route signed, ACK and BYE verified, three branches), the Record-Route parsed once${share}\n`,
+    );
+
+    process.stderr.write(`\nrouting index: ${process.env.BENCH_NUMBERS ?? '1000000'} numbers…\n`);
+    const figures = await benchRoutingIndex();
+    process.stdout.write(
+      `\n| numbers | load time | memory per number | decision p50 | decision p99 |\n|---:|---:|---:|---:|---:|\n` +
+        `| ${figures.numbers} | ${figures.loadSeconds.toFixed(2)} s | ${Math.round(figures.bytesPerNumber)} B (goal < 300) | ` +
+        `${figures.decisionP50Micros.toFixed(2)} µs | ${figures.decisionP99Micros.toFixed(2)} µs (goal < 1000) |\n`,
+    );
+  }
   process.stdout.write(`\nbench:sip took ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
 } finally {
   for (const child of running) killTree(child, 'SIGKILL');
   fs.rmSync(dir, { recursive: true, force: true });
+  pki.remove();
 }
