@@ -11,6 +11,7 @@ import type { ActiveCalls } from '../credentials/credentials.ts';
 import type { NumberRowCache } from '../numbers/number-cache.ts';
 import { agentRoutes } from '../agents/routes.ts';
 import { callRecordRoutes } from '../calls/routes.ts';
+import { CONSOLE_DIST, consoleRoutes } from '../console/routes.ts';
 import { credentialsRoutes } from '../credentials/routes.ts';
 import { numberRoutes } from '../numbers/routes.ts';
 import { requireApiKey } from './auth.ts';
@@ -121,6 +122,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     reply.type(options.metrics.registry.contentType).send(await options.metrics.registry.metrics()),
   );
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  await app.register(consoleRoutes, { dist: CONSOLE_DIST });
 
   await app.register(
     async (api) => {

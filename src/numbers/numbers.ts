@@ -1,5 +1,5 @@
 import crypto from 'node:crypto';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { withTransaction, type Context } from '../context.ts';
 import type { Database } from '../db/schema.ts';
 import { preparedQuery } from '../db/prepared.ts';
@@ -73,12 +73,27 @@ export function normalizeOrReject(field: string, value: string): string {
   return normalized;
 }
 
+/** `%` and `_` in the searched text are literal, not LIKE wildcards. */
+const likeContaining = (text: string) => `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
+/**
+ * The `search` filter: the digits typed appear in the number, or the text (any case) in its
+ * display name or description. Plain SQL LIKE with lower(), the same on SQLite and PostgreSQL.
+ */
+function matchesSearch(search: string) {
+  const digits = search.replace(/\D/g, '');
+  const text = likeContaining(search.toLowerCase());
+  const inNumber = digits === '' ? sql`` : sql`${sql.ref('n.phone_number')} like ${`%${digits}%`} or `;
+  return sql<boolean>`(${inNumber}lower(${sql.ref('n.display_name')}) like ${text} escape '\\' or lower(${sql.ref('n.description')}) like ${text} escape '\\')`;
+}
+
 export async function listNumbers(ctx: Context, orgId: string, query: PhoneNumberListQuery) {
   const phoneNumber = query.phoneNumber === undefined ? undefined : normalizeOrReject('phoneNumber', query.phoneNumber);
   const filtered = () => {
     let q = selectNumbers(ctx.db).where('n.org_id', '=', orgId);
     if (phoneNumber !== undefined) q = q.where('n.phone_number', '=', phoneNumber);
     if (query.providerId !== undefined) q = q.where('c.provider_id', '=', query.providerId);
+    if (query.search !== undefined) q = q.where(matchesSearch(query.search));
     if (query.linkedAgentId !== undefined) {
       const agentId = query.linkedAgentId;
       q = q.where((eb) =>

@@ -61,7 +61,14 @@ export const PhoneNumberPage = Page(PhoneNumber, 'SipPhoneNumberPage');
 
 export const PhoneNumberListQuery = Type.Object({
   ...PageQuery,
-  phoneNumber: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+  phoneNumber: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'Exactly this number (normalized first).' })),
+  search: Type.Optional(
+    Type.String({
+      minLength: 1,
+      maxLength: 64,
+      description: 'Numbers containing these digits, or whose display name or description contains this text (any case). A dialplane extension.',
+    }),
+  ),
   linkedAgentId: Type.Optional(Uuid),
   unlinkedOnly: Type.Optional(Type.Boolean()),
   providerId: Type.Optional(Uuid),

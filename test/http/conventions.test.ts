@@ -619,6 +619,8 @@ for (const backend of await testBackends()) {
         assert.equal(res.status, 200);
         assert.match(res.headers.get('content-type') ?? '', /text\/html/);
         assert.match(String(res.body), /<html/i);
+        // The page reads ./json, which must be the very document /openapi.json serves.
+        assert.deepEqual((await raw('GET', '/docs/json')).body, (await raw('GET', '/openapi.json')).body);
       });
 
       test('/metrics serves Prometheus text with the request-duration histogram', async () => {

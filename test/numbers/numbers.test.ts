@@ -212,6 +212,31 @@ for (const backend of await testBackends()) {
       assert.deepEqual(ids(await list({ providerId: newProvider })), [a.id]);
     });
 
+    test('search: digits in the number, text in the display name or description, any case, wildcards literal', async () => {
+      const org = await clientFor(server);
+      const creds = await org.createCredentials();
+      const sales = await org.createNumber({ phoneNumber: '+15550107001', credentialsId: creds.id, displayName: 'Sales Desk' });
+      const support = await org.createNumber({ phoneNumber: '+15550107002', credentialsId: creds.id, description: '100% support_line' });
+      const plain = await org.createNumber({ phoneNumber: '+15550108003', credentialsId: creds.id });
+      const cases: [string, string[]][] = [
+        ['555-0107', [sales.id, support.id]],
+        ['(555) 010', [sales.id, support.id, plain.id]],
+        ['8003', [plain.id]],
+        ['sales', [sales.id]],
+        ['DESK', [sales.id]],
+        ['100%', [support.id]],
+        ['%', [support.id]],
+        ['_', [support.id]],
+        ['supp_rt', []],
+        ['nothing like it', []],
+      ];
+      for (const [search, expected] of cases) {
+        assert.deepEqual(sorted(ids(await org.req('GET', BASE, { query: { search } }))), sorted(expected), search);
+      }
+      assert.deepEqual(ids(await org.req('GET', BASE, { query: { search: '0107', unlinkedOnly: true, take: 1 } })), [sales.id]);
+      assertProblem(await org.req('GET', BASE, { query: { search: '' } }), 400, ['search']);
+    });
+
     test('PUT replaces every writable field', async () => {
       const org = await clientFor(server);
       const c1 = await org.createCredentials();
