@@ -7,6 +7,25 @@ import { ConfigError } from './common/errors.ts';
 /** Where the data lives: an embedded SQLite file, or a PostgreSQL server shared by several instances. */
 export type DatabaseConfig = { kind: 'sqlite'; file: string } | { kind: 'postgres'; url: string };
 
+/** How webhooks are delivered (src/webhooks/dispatcher.ts, docs/events.md). */
+export interface WebhookDeliveryConfig {
+  /** A request without a complete response by then is a failed attempt. */
+  timeoutMs: number;
+  /** The first retry's delay; each later one doubles (with jitter) up to retryCapMs. */
+  retryBaseMs: number;
+  retryCapMs: number;
+  /** An event not delivered this long after it was written (or re-sent) is marked failed. */
+  retryForMs: number;
+  /** An endpoint whose every attempt has failed for this long is disabled. */
+  disableAfterMs: number;
+  /** How often due deliveries are looked for (besides at once after a local event). */
+  pollMs: number;
+  /** Requests in flight at once, per instance. */
+  concurrency: number;
+  /** Events (and finished deliveries) older than this are deleted; the event stream resumes within it. */
+  retentionMs: number;
+}
+
 export interface Config {
   http: {
     host: string;
@@ -80,6 +99,11 @@ export interface Config {
     intervalMs: number;
     /** A probe without a final response by then counts its target down. */
     timeoutMs: number;
+  };
+  /** Webhook deliveries and the event log (docs/events.md). */
+  webhooks: WebhookDeliveryConfig & {
+    /** How long a rotated-out secret keeps signing, unless the rotation says otherwise. */
+    secretGraceSeconds: number;
   };
 }
 
@@ -262,6 +286,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trunkHealth: {
       intervalMs: positiveNumber(env, 'DIALPLANE_TRUNK_HEALTH_INTERVAL_SECONDS', 30) * 1000,
       timeoutMs: positiveNumber(env, 'DIALPLANE_TRUNK_HEALTH_TIMEOUT_SECONDS', 5) * 1000,
+    },
+    webhooks: {
+      timeoutMs: positiveNumber(env, 'DIALPLANE_WEBHOOK_TIMEOUT_SECONDS', 10) * 1000,
+      retryBaseMs: positiveNumber(env, 'DIALPLANE_WEBHOOK_RETRY_BASE_SECONDS', 5) * 1000,
+      retryCapMs: positiveNumber(env, 'DIALPLANE_WEBHOOK_RETRY_CAP_SECONDS', 3600) * 1000,
+      retryForMs: positiveNumber(env, 'DIALPLANE_WEBHOOK_RETRY_HOURS', 24) * 3600_000,
+      disableAfterMs: positiveNumber(env, 'DIALPLANE_WEBHOOK_DISABLE_AFTER_HOURS', 120) * 3600_000,
+      pollMs: positiveNumber(env, 'DIALPLANE_WEBHOOK_POLL_SECONDS', 1) * 1000,
+      concurrency: positiveInteger(env, 'DIALPLANE_WEBHOOK_CONCURRENCY', 32),
+      retentionMs: positiveNumber(env, 'DIALPLANE_EVENT_RETENTION_HOURS', 72) * 3600_000,
+      secretGraceSeconds: Math.round(positiveNumber(env, 'DIALPLANE_WEBHOOK_SECRET_GRACE_HOURS', 24) * 3600),
     },
   };
 }

@@ -4,6 +4,8 @@ import type { EdgeObserver, EdgeStats } from './edge/sip-edge.ts';
 import type { TrunkHealthObserver } from './health/prober.ts';
 import type { TrunkHealth } from './health/schemas.ts';
 import type { RegistrationObserver, RegistrationStats } from './registration/manager.ts';
+import type { EventType } from './events/event-types.ts';
+import type { WebhookObserver } from './webhooks/dispatcher.ts';
 
 /** Where the gauges read the running parts' state at scrape time. */
 export interface StatsSources {
@@ -17,7 +19,7 @@ export interface StatsSources {
  * gauges read the parts' stats when Prometheus scrapes. One registry per process (tests build
  * several servers in one process, so not prom-client's global one).
  */
-export class Metrics implements EdgeObserver, RegistrationObserver, TrunkHealthObserver {
+export class Metrics implements EdgeObserver, RegistrationObserver, TrunkHealthObserver, WebhookObserver {
   readonly registry = new client.Registry();
   readonly #httpDuration: client.Histogram<'method' | 'route' | 'status'>;
   readonly #invites: client.Counter<'direction' | 'outcome'>;
@@ -26,6 +28,10 @@ export class Metrics implements EdgeObserver, RegistrationObserver, TrunkHealthO
   readonly #registrationFailures: client.Counter<'code'>;
   readonly #trunkUp: client.Gauge<'credentials_id'>;
   readonly #trunkTargetsUp: client.Gauge<'credentials_id'>;
+  readonly #eventsWritten: client.Counter<'type'>;
+  readonly #webhookAttempts: client.Counter<'result'>;
+  readonly #webhookLatency: client.Histogram;
+  readonly #webhookQueue: client.Gauge;
   #sources: StatsSources | null = null;
 
   constructor() {
@@ -36,6 +42,29 @@ export class Metrics implements EdgeObserver, RegistrationObserver, TrunkHealthO
       help: 'HTTP API request duration by method, route pattern and status code.',
       labelNames: ['method', 'route', 'status'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.#eventsWritten = new client.Counter({
+      name: 'dialplane_events_written_total',
+      help: 'Events committed by this instance, by type.',
+      labelNames: ['type'],
+      registers,
+    });
+    this.#webhookAttempts = new client.Counter({
+      name: 'dialplane_webhook_attempts_total',
+      help: 'Webhook delivery attempts by result: delivered, retry (failed, will be retried), failed (given up).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.#webhookLatency = new client.Histogram({
+      name: 'dialplane_webhook_delivery_latency_seconds',
+      help: 'From an event’s commit to its endpoint’s 2xx.',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5, 30, 300, 3600],
+      registers,
+    });
+    this.#webhookQueue = new client.Gauge({
+      name: 'dialplane_webhook_queue_depth',
+      help: 'Webhook deliveries pending (all instances), as last counted.',
       registers,
     });
     this.#invites = new client.Counter({
@@ -126,6 +155,19 @@ export class Metrics implements EdgeObserver, RegistrationObserver, TrunkHealthO
 
   httpRequest(method: string, route: string, status: number, seconds: number): void {
     this.#httpDuration.observe({ method, route, status }, seconds);
+  }
+
+  eventsWritten(types: readonly EventType[]): void {
+    for (const type of types) this.#eventsWritten.inc({ type });
+  }
+
+  webhookAttempt(result: 'delivered' | 'retry' | 'failed', latencySeconds: number | null): void {
+    this.#webhookAttempts.inc({ result });
+    if (latencySeconds !== null) this.#webhookLatency.observe(latencySeconds);
+  }
+
+  webhookQueueDepth(pending: number): void {
+    this.#webhookQueue.set(pending);
   }
 
   callFinished(direction: CallDirection, outcome: CallOutcome): void {

@@ -1,7 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import pino from 'pino';
+import { CallEvents } from './calls/call-events.ts';
 import { CallRecorder } from './calls/records.ts';
+import { EventNotifier } from './events/event-log.ts';
+import { EventStreamHub } from './events/event-stream.ts';
+import { WebhookDispatcher } from './webhooks/dispatcher.ts';
 import { CallRecordRetention } from './calls/retention.ts';
 import { TargetPolicy } from './common/addresses.ts';
 import { OperatorError } from './common/errors.ts';
@@ -128,21 +132,41 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const changes = await openChangeFeed(database, (error) => logger.warn({ err: error }, 'change feed connection'));
     started.push(() => changes.close());
     const targets = new TargetPolicy(config.targets.privateTargets);
+    const events = new EventNotifier();
     const ctx: Context = {
       db: database.db,
       dialect: database.dialect,
       changes,
       secrets: new SecretBox(secretKey.key),
+      events,
     };
     // On SQLite this process sees every write, so reads of a number may come from memory.
     const numberRows = database.dialect === 'sqlite' ? new NumberRowCache() : undefined;
     numberRows?.follow(changes);
     const metrics = new Metrics();
+    events.subscribe((types) => metrics.eventsWritten(types));
+    const dispatcher = new WebhookDispatcher({
+      db: ctx.db,
+      secrets: ctx.secrets,
+      policy: targets,
+      config: config.webhooks,
+      observer: metrics,
+      onError: (error) => logger.warn({ err: error }, 'webhook delivery'),
+    });
+    events.subscribe(() => dispatcher.wake());
+    dispatcher.start();
+    started.push(() => dispatcher.stop());
+    const eventStream = new EventStreamHub(ctx.db, (error) => logger.warn({ err: error }, 'event stream'));
+    events.subscribe(() => eventStream.wake());
+    await eventStream.start();
+    started.push(async () => eventStream.stop());
     const index = new RoutingIndex(ctx.db, systemResolver, (error) => logger.error({ err: error }, 'routing index update failed'));
     await index.start(changes);
     started.push(() => index.stop());
     const recorder = new CallRecorder(ctx.db, (error) => logger.error({ err: error }, 'call records not written'));
     started.push(() => recorder.flush());
+    const callEvents = new CallEvents(ctx.db, events, (error) => logger.error({ err: error }, 'call events not written'));
+    started.push(() => callEvents.flush());
     const retention = new CallRecordRetention(ctx.db, config.callRecordRetentionDays, (error) =>
       logger.error({ err: error }, 'old call records not deleted'),
     );
@@ -172,6 +196,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       agentRuntimeUri: config.agentRuntimeUri,
       index,
       recorder,
+      callEvents,
       observer: metrics,
       outbound: {
         ctx,
@@ -227,6 +252,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       targets: { policy: targets, minAllowedPrefix: config.targets.minAllowedPrefix },
       numberRows,
       activeCalls: { byCredentials: (id) => sipEdge.router.callsSettingUp(id) },
+      events: { hub: eventStream, secretGraceSeconds: config.webhooks.secretGraceSeconds, wake: () => dispatcher.wake() },
       authFailures: config.http.authFailures,
       bodyLimitBytes: config.http.bodyLimitBytes,
       logger,

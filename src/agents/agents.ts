@@ -1,6 +1,9 @@
 import crypto from 'node:crypto';
 import type { Selectable } from 'kysely';
-import { withTransaction, type Context } from '../context.ts';
+import { recordEvents, withTransaction, type Context } from '../context.ts';
+import { agentEvent, agentFromRow } from './agent-events.ts';
+import { linkEvent } from '../numbers/number-events.ts';
+import { outboundUnlinkEvents, readNumbers } from '../numbers/numbers.ts';
 import type { AgentsTable } from '../db/schema.ts';
 import type { TargetRules } from '../common/addresses.ts';
 import { invalid, notFound } from '../common/errors.ts';
@@ -11,22 +14,6 @@ import { retryOnNewReference } from '../db/errors.ts';
 import type { Agent, AgentCreate, AgentUpdate } from './schemas.ts';
 
 type AgentRow = Selectable<AgentsTable>;
-
-export function agentFromRow(row: AgentRow): Agent {
-  return {
-    agentId: row.id,
-    orgId: row.org_id,
-    name: row.name,
-    description: row.description,
-    isEnabled: row.is_enabled === 1,
-    config: JSON.parse(row.config) as Agent['config'],
-    additionalData: JSON.parse(row.additional_data) as Agent['additionalData'],
-    sipUri: row.sip_uri,
-    outboundPhoneNumberId: row.outbound_phone_number_id,
-    createdTime: row.created_time,
-    lastUpdateTime: row.last_update_time,
-  };
-}
 
 export async function findAgentRow(ctx: Context, orgId: string, agentId: string): Promise<AgentRow> {
   const row = await ctx.db.selectFrom('agents').selectAll().where('id', '=', agentId).where('org_id', '=', orgId).executeTakeFirst();
@@ -83,9 +70,13 @@ export async function createAgent(ctx: Context, orgId: string, input: AgentCreat
     created_time: time,
     last_update_time: time,
   };
-  await ctx.db.insertInto('agents').values(row).execute();
-  await ctx.changes.publish({ kind: 'agent', orgId, id: row.id });
-  return agentFromRow(row);
+  const agent = agentFromRow(row);
+  await withTransaction(ctx, async (tx) => {
+    await tx.db.insertInto('agents').values(row).execute();
+    await recordEvents(tx, [agentEvent('agent.created', agent)]);
+    await tx.changes.publish({ kind: 'agent', orgId, id: row.id });
+  });
+  return agent;
 }
 
 export async function updateAgent(ctx: Context, orgId: string, agentId: string, input: AgentUpdate, rules: TargetRules): Promise<Agent> {
@@ -101,23 +92,27 @@ export async function updateAgent(ctx: Context, orgId: string, agentId: string, 
   const changed = (Object.keys(next) as (keyof AgentRow)[]).some((k) => next[k] !== existing[k]);
   if (!changed) return agentFromRow(existing);
 
-  const updated = await ctx.db
-    .updateTable('agents')
-    .set({ ...next, last_update_time: now() })
-    .where('id', '=', agentId)
-    .where('org_id', '=', orgId)
-    .returningAll()
-    .executeTakeFirst();
-  if (!updated) throw notFound(`Agent ${agentId} was not found`);
-  await ctx.changes.publish({ kind: 'agent', orgId, id: agentId });
-  return agentFromRow(updated);
+  return withTransaction(ctx, async (tx) => {
+    const updated = await tx.db
+      .updateTable('agents')
+      .set({ ...next, last_update_time: now() })
+      .where('id', '=', agentId)
+      .where('org_id', '=', orgId)
+      .returningAll()
+      .executeTakeFirst();
+    if (!updated) throw notFound(`Agent ${agentId} was not found`);
+    const agent = agentFromRow(updated);
+    await recordEvents(tx, [agentEvent('agent.updated', agent)]);
+    await tx.changes.publish({ kind: 'agent', orgId, id: agentId });
+    return agent;
+  });
 }
 
 /** Deletes an agent after removing its inbound links (each such number's lastUpdateTime moves). */
 export async function deleteAgent(ctx: Context, orgId: string, agentId: string): Promise<void> {
   await retryOnNewReference(() =>
     withTransaction(ctx, async (tx) => {
-      await findAgentRow(tx, orgId, agentId);
+      const agent = agentFromRow(await findAgentRow(tx, orgId, agentId));
       const unlinked = await tx.db
         .updateTable('phone_numbers')
         .set({ incoming_calls_agent_id: null, last_update_time: now() })
@@ -126,6 +121,16 @@ export async function deleteAgent(ctx: Context, orgId: string, agentId: string):
         .returning('id')
         .execute();
       await tx.db.deleteFrom('agents').where('id', '=', agentId).where('org_id', '=', orgId).execute();
+      const unlinkedNumbers = await readNumbers(
+        tx,
+        orgId,
+        unlinked.map((number) => number.id),
+      );
+      await recordEvents(tx, [
+        ...unlinkedNumbers.map((phoneNumber) => linkEvent('phone_number.unlinked', phoneNumber, 'inbound', agentId, null)),
+        ...(agent.outboundPhoneNumberId === null ? [] : await outboundUnlinkEvents(tx, orgId, agent.outboundPhoneNumberId, agentId)),
+        agentEvent('agent.deleted', agent),
+      ]);
       for (const number of unlinked) await tx.changes.publish({ kind: 'number', orgId, id: number.id });
       await tx.changes.publish({ kind: 'agent', orgId, id: agentId });
     }),

@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import type { Selectable } from 'kysely';
-import { withTransaction, type Context } from '../context.ts';
+import { recordEvents, withTransaction, type Context } from '../context.ts';
+import { resourceOf, type NewEvent } from '../events/event-types.ts';
 import type { SipCredentialsTable } from '../db/schema.ts';
 import { invalid, notFound, conflict } from '../common/errors.ts';
 import { parseAddressOrCidr, type TargetRules } from '../common/addresses.ts';
@@ -14,6 +15,17 @@ import type { TrunkHealth } from '../health/schemas.ts';
 import { UNKNOWN_HEALTH } from '../health/trunk-health.ts';
 
 type CredentialsRow = Selectable<SipCredentialsTable>;
+
+/** The events of credentials (docs/events.md): the data is the credentials as the API shows them, never the password. */
+const credentialsEvent = (
+  type: 'sip_credentials.created' | 'sip_credentials.updated' | 'sip_credentials.deleted',
+  sipCredentials: Credentials,
+): NewEvent => ({
+  type,
+  orgId: sipCredentials.orgId,
+  resource: resourceOf.credentials(sipCredentials.id),
+  data: { sipCredentials },
+});
 
 /** The API's view of a row; `health` is the stored probe result (absent: not probed yet). */
 export function credentialsFromRow(row: CredentialsRow, health: TrunkHealth | undefined): Credentials {
@@ -127,9 +139,13 @@ export async function createCredentials(ctx: Context, orgId: string, input: Cred
     created_time: time,
     last_update_time: time,
   };
-  await ctx.db.insertInto('sip_credentials').values(row).execute();
-  await ctx.changes.publish({ kind: 'credentials', orgId, id });
-  return credentialsFromRow(row, undefined);
+  const created = credentialsFromRow(row, undefined);
+  await withTransaction(ctx, async (tx) => {
+    await tx.db.insertInto('sip_credentials').values(row).execute();
+    await recordEvents(tx, [credentialsEvent('sip_credentials.created', created)]);
+    await tx.changes.publish({ kind: 'credentials', orgId, id });
+  });
+  return created;
 }
 
 export async function replaceCredentials(ctx: Context, orgId: string, id: string, input: CredentialsInput, rules: TargetRules): Promise<Credentials> {
@@ -142,16 +158,20 @@ export async function replaceCredentials(ctx: Context, orgId: string, id: string
   // Like numbers and agents: a PUT that changes nothing leaves lastUpdateTime alone.
   if (!changed) return withHealth(ctx, existing);
   const password = passwordUnchanged ? existing.auth_password_enc : input.authPassword == null ? null : ctx.secrets.seal(input.authPassword, id);
-  const updated = await ctx.db
-    .updateTable('sip_credentials')
-    .set({ ...columns, auth_password_enc: password, last_update_time: now() })
-    .where('id', '=', id)
-    .where('org_id', '=', orgId)
-    .returningAll()
-    .executeTakeFirst();
-  if (!updated) throw notFound(`SIP credentials ${id} were not found`);
-  await ctx.changes.publish({ kind: 'credentials', orgId, id });
-  return withHealth(ctx, updated);
+  return withTransaction(ctx, async (tx) => {
+    const updated = await tx.db
+      .updateTable('sip_credentials')
+      .set({ ...columns, auth_password_enc: password, last_update_time: now() })
+      .where('id', '=', id)
+      .where('org_id', '=', orgId)
+      .returningAll()
+      .executeTakeFirst();
+    if (!updated) throw notFound(`SIP credentials ${id} were not found`);
+    const credentials = await withHealth(tx, updated);
+    await recordEvents(tx, [credentialsEvent('sip_credentials.updated', credentials)]);
+    await tx.changes.publish({ kind: 'credentials', orgId, id });
+    return credentials;
+  });
 }
 
 async function numberIdsUsing(ctx: Context, orgId: string, credentialsId: string): Promise<string[]> {
@@ -167,7 +187,7 @@ async function numberIdsUsing(ctx: Context, orgId: string, credentialsId: string
 export async function deleteCredentials(ctx: Context, orgId: string, id: string, force: boolean): Promise<void> {
   await retryOnNewReference(() =>
     withTransaction(ctx, async (tx) => {
-      await findRow(tx, orgId, id);
+      const credentials = await withHealth(tx, await findRow(tx, orgId, id));
       const numberIds = await numberIdsUsing(tx, orgId, id);
       if (numberIds.length > 0 && !force) {
         throw conflict(`${numberIds.length} phone number(s) use these credentials; delete them first or pass force=true`);
@@ -175,6 +195,7 @@ export async function deleteCredentials(ctx: Context, orgId: string, id: string,
       await deleteNumbersWithLinks(tx, orgId, numberIds);
       await tx.db.deleteFrom('sip_credentials').where('id', '=', id).where('org_id', '=', orgId).execute();
       await deleteTrunkHealth(tx.db, id);
+      await recordEvents(tx, [credentialsEvent('sip_credentials.deleted', credentials)]);
       await tx.changes.publish({ kind: 'credentials', orgId, id });
     }),
   );

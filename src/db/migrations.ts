@@ -232,6 +232,79 @@ const migrations: Record<string, DialectMigration> = {
         server, transport, domain, auth_user, auth_password_enc, cps_limit, cps_key, allowed_addresses, source, provider_id, health_check
       on sip_credentials for each row execute function dialplane_notify_change('credentials')`.execute(db);
   },
+
+  /**
+   * Events and webhooks (docs/events.md): the event log (`seq` orders it; the live stream and
+   * resumes read it), the organizations' webhook endpoints, and the outbox of deliveries, one
+   * row per endpoint and event, written in the transaction of the change that caused the event.
+   */
+  async '0009_events'(db, dialect) {
+    await db.schema
+      .createTable('events')
+      .addColumn('seq', dialect === 'postgres' ? 'bigserial' : 'integer', (c) => c.primaryKey())
+      .addColumn('id', 'text', (c) => c.notNull().unique())
+      .addColumn('org_id', 'text', (c) => c.notNull())
+      .addColumn('type', 'text', (c) => c.notNull())
+      .addColumn('resource', 'text', (c) => c.notNull())
+      .addColumn('time', 'text', (c) => c.notNull())
+      .addColumn('payload', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('events_org_seq').on('events').columns(['org_id', 'seq']).execute();
+    await db.schema.createIndex('events_time').on('events').column('time').execute();
+
+    await db.schema
+      .createTable('webhook_endpoints')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('org_id', 'text', (c) => c.notNull().references('orgs.id'))
+      .addColumn('url', 'text', (c) => c.notNull())
+      .addColumn('event_types', 'text', (c) => c.notNull())
+      .addColumn('enabled', 'integer', (c) => c.notNull())
+      .addColumn('description', 'text')
+      .addColumn('secret_enc', 'text', (c) => c.notNull())
+      .addColumn('previous_secret_enc', 'text')
+      .addColumn('previous_secret_until', 'text')
+      .addColumn('failing_since', 'text')
+      .addColumn('disabled_reason', 'text')
+      .addColumn('created_time', 'text', (c) => c.notNull())
+      .addColumn('last_update_time', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('webhook_endpoints_org').on('webhook_endpoints').columns(['org_id', 'created_time']).execute();
+
+    await db.schema
+      .createTable('webhook_deliveries')
+      .addColumn('endpoint_id', 'text', (c) => c.notNull())
+      .addColumn('event_seq', 'bigint', (c) => c.notNull())
+      .addColumn('org_id', 'text', (c) => c.notNull())
+      .addColumn('event_id', 'text', (c) => c.notNull())
+      .addColumn('event_type', 'text', (c) => c.notNull())
+      .addColumn('resource', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('attempts', 'integer', (c) => c.notNull())
+      .addColumn('next_attempt_time', 'text', (c) => c.notNull())
+      .addColumn('claimed_until', 'text')
+      .addColumn('retry_start_time', 'text', (c) => c.notNull())
+      .addColumn('created_time', 'text', (c) => c.notNull())
+      .addColumn('finished_time', 'text')
+      .addPrimaryKeyConstraint('webhook_deliveries_pk', ['endpoint_id', 'event_seq'])
+      .execute();
+    await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['status', 'next_attempt_time']).execute();
+    await db.schema.createIndex('webhook_deliveries_resource').on('webhook_deliveries').columns(['endpoint_id', 'resource', 'event_seq']).execute();
+
+    await db.schema
+      .createTable('webhook_attempts')
+      .addColumn('endpoint_id', 'text', (c) => c.notNull())
+      .addColumn('event_seq', 'bigint', (c) => c.notNull())
+      .addColumn('attempt', 'integer', (c) => c.notNull())
+      .addColumn('time', 'text', (c) => c.notNull())
+      .addColumn('response_status', 'integer')
+      .addColumn('duration_ms', 'integer', (c) => c.notNull())
+      .addColumn('error', 'text')
+      .addPrimaryKeyConstraint('webhook_attempts_pk', ['endpoint_id', 'event_seq', 'attempt'])
+      .execute();
+
+    // A call's end finds its record (and its answer time) by Call-ID.
+    await db.schema.createIndex('call_records_call_id').on('call_records').column('call_id').execute();
+  },
 };
 
 function provider(dialect: Dialect): MigrationProvider {

@@ -36,11 +36,12 @@ export interface PreparedQuery<V extends Values, Row> {
  * branching on a value.
  */
 export function preparedQuery<V extends Values, Row>(build: (db: Kysely<Database>, values: V) => Compilable<Row>): PreparedQuery<V, Row> {
-  // Keyed by handle: a transaction is a handle of its own, and the SQL differs per dialect.
-  const templates = new WeakMap<Kysely<Database>, Template>();
+  // Keyed by the dialect's adapter, which a database and its transactions share: the SQL differs per dialect only.
+  const templates = new WeakMap<object, Template>();
 
   function template(db: Kysely<Database>): Template {
-    let found = templates.get(db);
+    const adapter = db.getExecutor().adapter;
+    let found = templates.get(adapter);
     if (found) return found;
     const byPlaceholder = new Map<string, string>();
     const placeholders = new Proxy({} as V, {
@@ -61,7 +62,7 @@ export function preparedQuery<V extends Values, Row>(build: (db: Kysely<Database
     }
     if (!statementNames.has(compiled.sql)) statementNames.set(compiled.sql, `dialplane_${statementNames.size + 1}`);
     found = { sql: compiled.sql, slots };
-    templates.set(db, found);
+    templates.set(adapter, found);
     return found;
   }
 

@@ -121,7 +121,75 @@ export interface SettingsTable {
   value: string;
 }
 
+/** The event log (src/events/): what happened, in commit order per instance, kept for the retention window. */
+export interface EventsTable {
+  /** Ascending; PostgreSQL's bigint arrives as text. */
+  seq: Generated<number | string>;
+  id: string;
+  org_id: string;
+  type: string;
+  /** `phone_number:<id>`, `agent:<id>`…: events of one resource are delivered in order. */
+  resource: string;
+  time: string;
+  /** The event as delivered: JSON text. */
+  payload: string;
+}
+
+export interface WebhookEndpointsTable {
+  id: string;
+  org_id: string;
+  url: string;
+  /** `*`, or the types separated and surrounded by commas (`,call.ended,agent.created,`). */
+  event_types: string;
+  enabled: number;
+  description: string | null;
+  secret_enc: string;
+  /** The secret before the last rotation, valid (signing too) until previous_secret_until. */
+  previous_secret_enc: string | null;
+  previous_secret_until: string | null;
+  /** Since when every attempt has failed; null after a success. */
+  failing_since: string | null;
+  /** Why the server disabled the endpoint; null when a person did or it is enabled. */
+  disabled_reason: string | null;
+  created_time: string;
+  last_update_time: string;
+}
+
+/** The outbox: one row per endpoint and event (src/webhooks/dispatcher.ts). */
+export interface WebhookDeliveriesTable {
+  endpoint_id: string;
+  event_seq: number | string;
+  org_id: string;
+  event_id: string;
+  event_type: string;
+  resource: string;
+  /** pending, delivered or failed. */
+  status: string;
+  attempts: number;
+  next_attempt_time: string;
+  /** While an instance is sending it: until when its claim holds. */
+  claimed_until: string | null;
+  /** Retries end DIALPLANE_WEBHOOK_RETRY_HOURS after this: the event's time, or a re-send's. */
+  retry_start_time: string;
+  created_time: string;
+  finished_time: string | null;
+}
+
+export interface WebhookAttemptsTable {
+  endpoint_id: string;
+  event_seq: number | string;
+  attempt: number;
+  time: string;
+  response_status: number | null;
+  duration_ms: number;
+  error: string | null;
+}
+
 export interface Database {
+  events: EventsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
   settings: SettingsTable;
   cps_counters: CpsCountersTable;
   call_records: CallRecordsTable;

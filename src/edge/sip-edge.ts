@@ -1,4 +1,5 @@
 import type { Config } from '../config.ts';
+import type { CallEvents, StartedCall } from '../calls/call-events.ts';
 import type { CallAttempt, CallRecorder } from '../calls/records.ts';
 import type { CallDirection, CallOutcome } from '../calls/schemas.ts';
 import { sourceOwner, type TargetPolicy } from '../common/addresses.ts';
@@ -25,6 +26,8 @@ export interface SipEdgeOptions {
   agentRuntimeUri: string | null;
   index: RoutingIndex;
   recorder: CallRecorder;
+  /** call.started, call.answered and call.ended (docs/events.md). */
+  callEvents: CallEvents;
   observer: EdgeObserver;
   /** Outbound calls from agent runtimes (docs/outbound.md); without it, every INVITE is routed as inbound. */
   outbound?: { ctx: Context; runtimeAddresses: readonly string[]; locate: OutboundLocator };
@@ -80,6 +83,7 @@ export class SipEdge {
     // Every call attempt the routers decided on: a record, a count and a log line.
     const finished = (attempt: CallAttempt) => {
       options.recorder.record(attempt);
+      options.callEvents.finished(attempt);
       observer.callFinished(attempt.direction, attempt.outcome);
       options.log.info(
         {
@@ -94,9 +98,11 @@ export class SipEdge {
         'call',
       );
     };
+    const started = (call: StartedCall) => options.callEvents.started(call, new Date());
     this.router = new InboundRouter(options.index, options.agentRuntimeUri, {
       decided: (seconds) => observer.routingDecided(seconds),
       finished,
+      started,
       captureRefused: (number, linkedOrgId, closerOrgId) => {
         observer.rejected('number_capture');
         options.log.warn(
@@ -106,7 +112,7 @@ export class SipEdge {
       },
     });
     this.outbound = options.outbound
-      ? new OutboundRouter(options.outbound.ctx, options.outbound.runtimeAddresses, { finished }, options.outbound.locate)
+      ? new OutboundRouter(options.outbound.ctx, options.outbound.runtimeAddresses, { finished, started }, options.outbound.locate)
       : null;
     const unknown = new TokenBuckets(options.sip.unknownSources);
     this.#sources = {
@@ -187,6 +193,11 @@ export class SipEdge {
           : this.router.route(request, source),
       onInitialRequestDone: (record) => {
         if (this.outbound?.done(record) !== true) this.router.done(record);
+      },
+      onInDialogRequest: (request) => {
+        const callId = request.headers.get('call-id');
+        if (request.method === 'BYE' && callId !== undefined)
+          this.#options.callEvents.hungUp(callId).catch((error: unknown) => this.#options.onError(error as Error));
       },
       onError: (error) => this.#options.onError(error),
     });

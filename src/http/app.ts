@@ -14,6 +14,9 @@ import { callRecordRoutes } from '../calls/routes.ts';
 import { CONSOLE_DIST, consoleRoutes } from '../console/routes.ts';
 import { credentialsRoutes } from '../credentials/routes.ts';
 import { numberRoutes } from '../numbers/routes.ts';
+import type { EventStreamHub } from '../events/event-stream.ts';
+import { eventRoutes } from '../events/routes.ts';
+import { webhookRoutes } from '../webhooks/routes.ts';
 import { requireApiKey } from './auth.ts';
 import type { Metrics } from '../metrics.ts';
 import { frameworkError, installProblemHandlers } from './problem.ts';
@@ -33,6 +36,8 @@ export interface AppOptions {
   authFailures: { burst: number; perMinute: number };
   bodyLimitBytes: number;
   logger: FastifyBaseLogger;
+  /** The event stream and the webhooks' delivery (src/events/, src/webhooks/). */
+  events: { hub: EventStreamHub; secretGraceSeconds: number; wake: () => void };
   /** True when the database and the SIP edge can serve; /readyz reports it. */
   isReady: () => Promise<boolean>;
 }
@@ -131,6 +136,13 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       await api.register(agentRoutes, { ctx: options.ctx, targets: options.targets });
       await api.register(numberRoutes, { ctx: options.ctx, numberRows: options.numberRows });
       await api.register(callRecordRoutes, { ctx: options.ctx });
+      await api.register(webhookRoutes, {
+        ctx: options.ctx,
+        targets: options.targets,
+        secretGraceSeconds: options.events.secretGraceSeconds,
+        wake: options.events.wake,
+      });
+      await api.register(eventRoutes, { hub: options.events.hub });
     },
     { prefix: '/api/v1' },
   );

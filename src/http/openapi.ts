@@ -35,6 +35,8 @@ export const DOCUMENT_INFO = {
     { name: 'Agents', description: 'The voice agents that answer numbers and call out with them.' },
     { name: 'SIP phone numbers', description: 'Numbers on trunks, their registration, and their links to agents.' },
     { name: 'Call records', description: 'Every call attempt through the SIP edge, inbound and outbound.' },
+    { name: 'Webhooks', description: 'Endpoints that receive the organization’s events, signed (Standard Webhooks), and their deliveries.' },
+    { name: 'Events', description: 'The live event stream (Server-Sent Events) with resume.' },
   ],
 };
 

@@ -1,4 +1,5 @@
 import { callAttempt, type CallAttempt } from '../calls/records.ts';
+import type { StartedCall } from '../calls/call-events.ts';
 import { normalizePhoneNumber } from '../numbers/normalize.ts';
 import { type SipRequest } from '../sip/message.ts';
 import { parseNameAddr } from '../sip/parse-address.ts';
@@ -16,6 +17,8 @@ export interface InboundObserver {
   decided(seconds: number): void;
   /** One call attempt ended: the edge records, counts and logs it. */
   finished(attempt: CallAttempt): void;
+  /** A call is being forwarded to its agent. */
+  started?(call: StartedCall): void;
   /** A call was refused because another organization's trunk matches its source more closely than the linked one's. */
   captureRefused(dialled: string, linkedOrgId: string, closerOrgId: string): void;
 }
@@ -65,6 +68,16 @@ export class InboundRouter {
     }
     const credentialsId = decision.number.credentials.id;
     this.#settingUp.set(credentialsId, (this.#settingUp.get(credentialsId) ?? 0) + 1);
+    const from = request.headers.get('from');
+    this.#observer.started?.({
+      callId: request.headers.get('call-id') ?? '',
+      orgId: decision.number.credentials.orgId,
+      direction: 'inbound',
+      phoneNumberId: decision.number.id,
+      phoneNumber: dialled,
+      remoteParty: (from && parseNameAddr(from)?.uri) ?? '',
+      agentId: decision.agent.id,
+    });
     return {
       action: 'forward',
       target: decision.target,

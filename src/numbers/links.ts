@@ -1,32 +1,14 @@
-import type { Context } from '../context.ts';
+import { recordEvents, withTransaction, type Context } from '../context.ts';
 import { foreignKeyViolation, uniqueViolation } from '../db/errors.ts';
 import { preparedQuery } from '../db/prepared.ts';
 import { conflict, invalid, notFound } from '../common/errors.ts';
 import { now } from '../common/time.ts';
 import { findAgentRow } from '../agents/agents.ts';
-import { ALREADY_LINKED_ELSEWHERE, INBOUND_UNIQUE, findNumberRow, numberFromRow, selectNumbers } from './numbers.ts';
+import { linkEvent } from './number-events.ts';
+import { ALREADY_LINKED_ELSEWHERE, INBOUND_UNIQUE, findNumberRow, numberFromRow, outboundUnlinkEvents, selectNumbers } from './numbers.ts';
 import type { LinkMode, PhoneNumber } from './schemas.ts';
 
 // A link runs on every link request, so its queries are prepared.
-
-/**
- * The common inbound link in one statement: the number is the organization's, so is the
- * agent, and the number is not yet linked to it. Returns the updated number, or nothing when
- * one of those does not hold (the caller then reads to tell which).
- */
-const linkInboundIfNew = preparedQuery((db, v: { numberId: string; orgId: string; agentId: string; time: string }) =>
-  db
-    .updateTable('phone_numbers')
-    .set({ incoming_calls_agent_id: v.agentId, last_update_time: v.time })
-    .where('id', '=', v.numberId)
-    .where('org_id', '=', v.orgId)
-    .where('incoming_calls_agent_id', 'is distinct from', v.agentId)
-    .where((eb) => eb.exists(eb.selectFrom('agents').select('id').where('id', '=', v.agentId).where('org_id', '=', v.orgId)))
-    .returningAll()
-    .returning((eb) =>
-      eb.selectFrom('sip_credentials as c').select('c.provider_id').whereRef('c.id', '=', 'phone_numbers.credentials_id').as('provider_id'),
-    ),
-);
 
 /** The number and, if it is the organization's, the agent: one read serves both modes. */
 const numberWithAgent = preparedQuery((db, v: { numberId: string; orgId: string; agentId: string }) =>
@@ -37,12 +19,17 @@ const numberWithAgent = preparedQuery((db, v: { numberId: string; orgId: string;
     .where('n.org_id', '=', v.orgId),
 );
 
-const setInboundAgent = preparedQuery((db, v: { numberId: string; orgId: string; agentId: string; time: string }) =>
+/**
+ * Sets the inbound agent if the number still has the one read (`before`, '' for none): the
+ * event then names the agent it really replaced, however many links race (PostgreSQL).
+ */
+const setInboundAgentFrom = preparedQuery((db, v: { numberId: string; orgId: string; agentId: string; before: string; time: string }) =>
   db
     .updateTable('phone_numbers')
     .set({ incoming_calls_agent_id: v.agentId, last_update_time: v.time })
     .where('id', '=', v.numberId)
-    .where('org_id', '=', v.orgId),
+    .where('org_id', '=', v.orgId)
+    .where((eb) => eb.fn.coalesce('incoming_calls_agent_id', eb.val('')), '=', v.before),
 );
 
 const setOutboundNumber = preparedQuery((db, v: { agentId: string; orgId: string; numberId: string; time: string }) =>
@@ -53,6 +40,9 @@ const setOutboundNumber = preparedQuery((db, v: { agentId: string; orgId: string
     .where('org_id', '=', v.orgId),
 );
 
+/** A link that found its number changed between its read and its write reads again, this many times at most. */
+const MAX_LINK_RETRIES = 5;
+
 /**
  * The link rules of docs/api.md, Links, in one place.
  *
@@ -61,52 +51,48 @@ const setOutboundNumber = preparedQuery((db, v: { agentId: string; orgId: string
  * unique index decides, atomically, however many requests race, and its refusal becomes 409.
  * Linking the agent a number already has changes nothing, lastUpdateTime included.
  * `replaceOutbound` makes the number the agent's one outbound number.
+ * Each change and its events (docs/events.md) are one transaction.
  */
 export async function linkAgent(ctx: Context, orgId: string, numberId: string, agentId: string, mode: LinkMode): Promise<PhoneNumber> {
-  if (mode === 'inbound') {
-    const linked = await inboundWrite(agentId, () => linkInboundIfNew.first(ctx.db, { numberId, orgId, agentId, time: now() }));
-    if (linked) {
-      await ctx.changes.publish({ kind: 'number', orgId, id: numberId, linkOnly: true });
-      return numberFromRow(linked);
-    }
+  for (let attempt = 0; ; attempt++) {
+    const linked = await linkOnce(ctx, orgId, numberId, agentId, mode);
+    if (linked !== 'changed meanwhile') return linked;
+    if (attempt === MAX_LINK_RETRIES) throw conflict('The phone number keeps changing; try again');
   }
-
-  const found = await numberWithAgent.first(ctx.db, { numberId, orgId, agentId });
-  if (!found) throw notFound(`Phone number ${numberId} was not found`);
-  const { agent_id, agent_outbound_phone_number_id, ...number } = found;
-  if (agent_id === null) throw notFound(`Agent ${agentId} was not found`);
-
-  if (mode === 'inbound') {
-    if (number.incoming_calls_agent_id === agentId) return numberFromRow(number);
-    // Both exist and the link is new after all: a concurrent link came between. This one is the latest.
-    const time = now();
-    const updated = await inboundWrite(agentId, () => setInboundAgent.run(ctx.db, { numberId, orgId, agentId, time }));
-    if (updated.numAffectedRows === 0n) throw notFound(`Phone number ${numberId} was not found`);
-    await ctx.changes.publish({ kind: 'number', orgId, id: numberId, linkOnly: true });
-    return numberFromRow({ ...number, incoming_calls_agent_id: agentId, last_update_time: time });
-  }
-
-  if (agent_outbound_phone_number_id !== numberId) {
-    try {
-      await setOutboundNumber.run(ctx.db, { agentId, orgId, numberId, time: now() });
-    } catch (error) {
-      // The number was deleted between the read and the write.
-      if (foreignKeyViolation(error)) throw notFound(`Phone number ${numberId} was not found`);
-      throw error;
-    }
-    await ctx.changes.publish({ kind: 'agent', orgId, id: agentId });
-  }
-  return numberFromRow(number);
 }
 
-/** Runs a write of a number's inbound agent, turning the database's refusals into API errors. */
-async function inboundWrite<T>(agentId: string, write: () => Promise<T>): Promise<T> {
+async function linkOnce(ctx: Context, orgId: string, numberId: string, agentId: string, mode: LinkMode): Promise<PhoneNumber | 'changed meanwhile'> {
   try {
-    return await write();
+    return await withTransaction(ctx, async (tx) => {
+      const found = await numberWithAgent.first(tx.db, { numberId, orgId, agentId });
+      if (!found) throw notFound(`Phone number ${numberId} was not found`);
+      const { agent_id, agent_outbound_phone_number_id, ...row } = found;
+      if (agent_id === null) throw notFound(`Agent ${agentId} was not found`);
+      const time = now();
+
+      if (mode === 'inbound') {
+        const before = row.incoming_calls_agent_id;
+        if (before === agentId) return numberFromRow(row);
+        const updated = await setInboundAgentFrom.run(tx.db, { numberId, orgId, agentId, before: before ?? '', time });
+        if (updated.numAffectedRows === 0n) return 'changed meanwhile';
+        const number = numberFromRow({ ...row, incoming_calls_agent_id: agentId, last_update_time: time });
+        await recordEvents(tx, [linkEvent('phone_number.linked', number, 'inbound', before, agentId)]);
+        await tx.changes.publish({ kind: 'number', orgId, id: numberId, linkOnly: true });
+        return number;
+      }
+
+      const number = numberFromRow(row);
+      if (agent_outbound_phone_number_id === numberId) return number;
+      await setOutboundNumber.run(tx.db, { agentId, orgId, numberId, time });
+      const replaced = agent_outbound_phone_number_id === null ? [] : await outboundUnlinkEvents(tx, orgId, agent_outbound_phone_number_id, agentId);
+      await recordEvents(tx, [...replaced, linkEvent('phone_number.linked', number, 'outbound', null, agentId)]);
+      await tx.changes.publish({ kind: 'agent', orgId, id: agentId });
+      return number;
+    });
   } catch (error) {
     if (uniqueViolation(error) === INBOUND_UNIQUE) throw conflict(ALREADY_LINKED_ELSEWHERE);
-    // The agent was deleted while being linked.
-    if (foreignKeyViolation(error)) throw notFound(`Agent ${agentId} was not found`);
+    // The agent (inbound) or the number (outbound) was deleted while being linked.
+    if (foreignKeyViolation(error)) throw notFound(mode === 'inbound' ? `Agent ${agentId} was not found` : `Phone number ${numberId} was not found`);
     throw error;
   }
 }
@@ -116,31 +102,38 @@ async function inboundWrite<T>(agentId: string, write: () => Promise<T>): Promis
  * outbound number if it is this one. Unlinking what is not linked is a no-op.
  */
 export async function unlinkAgent(ctx: Context, orgId: string, numberId: string, mode: LinkMode, agentId: string | undefined): Promise<PhoneNumber> {
-  const number = await findNumberRow(ctx, orgId, numberId);
+  if (mode === 'replaceOutbound' && agentId === undefined) throw invalid('agentId', 'is required with mode=replaceOutbound');
+  return withTransaction(ctx, async (tx) => {
+    const row = await findNumberRow(tx, orgId, numberId);
 
-  if (mode === 'replaceOutbound') {
-    if (agentId === undefined) throw invalid('agentId', 'is required with mode=replaceOutbound');
-    const agent = await findAgentRow(ctx, orgId, agentId);
-    if (agent.outbound_phone_number_id === numberId) {
-      await ctx.db
+    if (mode === 'replaceOutbound') {
+      const agent = await findAgentRow(tx, orgId, agentId!);
+      const number = numberFromRow(row);
+      if (agent.outbound_phone_number_id !== numberId) return number;
+      const cleared = await tx.db
         .updateTable('agents')
         .set({ outbound_phone_number_id: null, last_update_time: now() })
-        .where('id', '=', agentId)
+        .where('id', '=', agent.id)
         .where('outbound_phone_number_id', '=', numberId)
-        .execute();
-      await ctx.changes.publish({ kind: 'agent', orgId, id: agentId });
+        .executeTakeFirst();
+      if (cleared.numUpdatedRows === 0n) return number;
+      await recordEvents(tx, [linkEvent('phone_number.unlinked', number, 'outbound', agent.id, null)]);
+      await tx.changes.publish({ kind: 'agent', orgId, id: agent.id });
+      return number;
     }
-    return numberFromRow(number);
-  }
 
-  if (number.incoming_calls_agent_id === null) return numberFromRow(number);
-  const time = now();
-  await ctx.db
-    .updateTable('phone_numbers')
-    .set({ incoming_calls_agent_id: null, last_update_time: time })
-    .where('id', '=', numberId)
-    .where('org_id', '=', orgId)
-    .execute();
-  await ctx.changes.publish({ kind: 'number', orgId, id: numberId, linkOnly: true });
-  return numberFromRow({ ...number, incoming_calls_agent_id: null, last_update_time: time });
+    const before = row.incoming_calls_agent_id;
+    if (before === null) return numberFromRow(row);
+    const time = now();
+    await tx.db
+      .updateTable('phone_numbers')
+      .set({ incoming_calls_agent_id: null, last_update_time: time })
+      .where('id', '=', numberId)
+      .where('org_id', '=', orgId)
+      .execute();
+    const number = numberFromRow({ ...row, incoming_calls_agent_id: null, last_update_time: time });
+    await recordEvents(tx, [linkEvent('phone_number.unlinked', number, 'inbound', before, null)]);
+    await tx.changes.publish({ kind: 'number', orgId, id: numberId, linkOnly: true });
+    return number;
+  });
 }

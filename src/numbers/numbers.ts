@@ -1,6 +1,9 @@
 import crypto from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
-import { withTransaction, type Context } from '../context.ts';
+import { recordEvents, withTransaction, type Context } from '../context.ts';
+import type { NewEvent } from '../events/event-types.ts';
+import { agentEvent, agentFromRow } from '../agents/agent-events.ts';
+import { linkEvent, numberEvent, registrationEvent } from './number-events.ts';
 import type { Database } from '../db/schema.ts';
 import { preparedQuery } from '../db/prepared.ts';
 import { foreignKeyViolation, retryOnNewReference, uniqueViolation } from '../db/errors.ts';
@@ -164,15 +167,19 @@ export async function createNumber(ctx: Context, orgId: string, input: PhoneNumb
     provider_id: providerId,
   };
   const { provider_id: _inherited, ...columns } = row;
+  const created = numberFromRow(row);
   try {
-    await ctx.db.insertInto('phone_numbers').values(columns).execute();
+    await withTransaction(ctx, async (tx) => {
+      await tx.db.insertInto('phone_numbers').values(columns).execute();
+      await recordEvents(tx, [numberEvent('phone_number.created', created)]);
+      await tx.changes.publish({ kind: 'number', orgId, id: row.id });
+    });
   } catch (error) {
     // The credentials were deleted between the check and the insert.
     if (foreignKeyViolation(error)) throw notFound(`SIP credentials ${input.credentialsId} were not found`);
     throw translateUniqueViolation(error);
   }
-  await ctx.changes.publish({ kind: 'number', orgId, id: row.id });
-  return numberFromRow(row);
+  return created;
 }
 
 export async function replaceNumber(ctx: Context, orgId: string, id: string, input: PhoneNumberInput): Promise<PhoneNumber> {
@@ -204,16 +211,22 @@ export async function replaceNumber(ctx: Context, orgId: string, id: string, inp
         ? { reg_state: 'Registering', reg_error_description: null, reg_sip_response_message: null, reg_expires_at: null, reg_last_updated: time }
         : {};
   try {
-    const updated = await ctx.db
-      .updateTable('phone_numbers')
-      .set({ ...next, ...registrationColumns, last_update_time: time })
-      .where('id', '=', id)
-      .where('org_id', '=', orgId)
-      .returningAll()
-      .executeTakeFirst();
-    if (!updated) throw notFound(`Phone number ${id} was not found`);
-    await ctx.changes.publish({ kind: 'number', orgId, id });
-    return numberFromRow({ ...updated, provider_id: providerId });
+    return await withTransaction(ctx, async (tx) => {
+      const updated = await tx.db
+        .updateTable('phone_numbers')
+        .set({ ...next, ...registrationColumns, last_update_time: time })
+        .where('id', '=', id)
+        .where('org_id', '=', orgId)
+        .returningAll()
+        .executeTakeFirst();
+      if (!updated) throw notFound(`Phone number ${id} was not found`);
+      const number = numberFromRow({ ...updated, provider_id: providerId });
+      const events = [numberEvent('phone_number.updated', number)];
+      if (updated.reg_state !== existing.reg_state) events.push(registrationEvent(number, existing.reg_state));
+      await recordEvents(tx, events);
+      await tx.changes.publish({ kind: 'number', orgId, id });
+      return number;
+    });
   } catch (error) {
     // The new credentials were deleted between the check and the update.
     if (foreignKeyViolation(error)) throw notFound(`SIP credentials ${input.credentialsId} were not found`);
@@ -262,17 +275,35 @@ export async function numberAffectedAgents(ctx: Context, orgId: string, id: stri
   return result;
 }
 
+/** Numbers as the API shows them, by id, in one read. */
+export async function readNumbers(ctx: Context, orgId: string, numberIds: string[]): Promise<PhoneNumber[]> {
+  if (numberIds.length === 0) return [];
+  const rows = await selectNumbers(ctx.db).where('n.org_id', '=', orgId).where('n.id', 'in', numberIds).orderBy('n.created_time').execute();
+  return rows.map(numberFromRow);
+}
+
+/** The event of an agent no longer calling out with a number (when the number still exists). */
+export async function outboundUnlinkEvents(ctx: Context, orgId: string, numberId: string, agentId: string): Promise<NewEvent[]> {
+  const [number] = await readNumbers(ctx, orgId, [numberId]);
+  return number ? [linkEvent('phone_number.unlinked', number, 'outbound', agentId, null)] : [];
+}
+
 /** Deletes numbers after clearing the agents' outbound links to them (inbound links go with the rows). */
 export async function deleteNumbersWithLinks(tx: Context, orgId: string, numberIds: string[]): Promise<void> {
   if (numberIds.length === 0) return;
+  const numbers = await readNumbers(tx, orgId, numberIds);
   const agents = await tx.db
     .updateTable('agents')
     .set({ outbound_phone_number_id: null, last_update_time: now() })
     .where('org_id', '=', orgId)
     .where('outbound_phone_number_id', 'in', numberIds)
-    .returning('id')
+    .returningAll()
     .execute();
   await tx.db.deleteFrom('phone_numbers').where('org_id', '=', orgId).where('id', 'in', numberIds).execute();
+  await recordEvents(tx, [
+    ...agents.map((agent) => agentEvent('agent.updated', agentFromRow(agent))),
+    ...numbers.map((n) => numberEvent('phone_number.deleted', n)),
+  ]);
   for (const agent of agents) await tx.changes.publish({ kind: 'agent', orgId, id: agent.id });
   for (const id of numberIds) await tx.changes.publish({ kind: 'number', orgId, id });
 }
@@ -285,6 +316,7 @@ export async function deleteNumber(ctx: Context, orgId: string, id: string, forc
         await deleteNumbersWithLinks(tx, orgId, [id]);
         return;
       }
+      const number = numberFromRow(await findNumberRow(tx, orgId, id));
       // The condition is part of the DELETE itself, so a link committed after a separate check
       // could not be deleted along with the number.
       const deleted = await tx.db
@@ -294,10 +326,8 @@ export async function deleteNumber(ctx: Context, orgId: string, id: string, forc
         .where('incoming_calls_agent_id', 'is', null)
         .where((eb) => eb.not(eb.exists(eb.selectFrom('agents').select('id').where('outbound_phone_number_id', '=', id))))
         .executeTakeFirst();
-      if (deleted.numDeletedRows === 0n) {
-        await findNumberRow(tx, orgId, id);
-        throw conflict('Agents use this phone number; unlink them first or pass force=true');
-      }
+      if (deleted.numDeletedRows === 0n) throw conflict('Agents use this phone number; unlink them first or pass force=true');
+      await recordEvents(tx, [numberEvent('phone_number.deleted', number)]);
       await tx.changes.publish({ kind: 'number', orgId, id });
     }),
   );

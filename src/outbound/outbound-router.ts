@@ -1,4 +1,5 @@
 import { callAttempt, type CallAttempt } from '../calls/records.ts';
+import type { StartedCall } from '../calls/call-events.ts';
 import { AddressSet } from '../common/addresses.ts';
 import type { Context } from '../context.ts';
 import { preparedQuery } from '../db/prepared.ts';
@@ -22,6 +23,8 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export interface OutboundObserver {
   /** One outbound call attempt ended: the edge records, counts and logs it. */
   finished(attempt: CallAttempt): void;
+  /** An outbound call is being forwarded to its trunk. */
+  started?(call: StartedCall): void;
 }
 
 /** Where a trunk is: its addresses best first (RFC 3263), and where to report one that failed. */
@@ -139,6 +142,15 @@ export class OutboundRouter {
     }
     const password = revealPassword(this.#ctx, { id: row.credentialsId, auth_password_enc: row.authPasswordEnc });
     const identity = formatNameAddr({ displayName: decision.displayName, uri: decision.callerUri, params: new Map() });
+    this.#observer.started?.({
+      callId: request.headers.get('call-id') ?? '',
+      orgId: row.orgId,
+      direction: 'outbound',
+      phoneNumberId: row.numberId,
+      phoneNumber: row.phoneNumber,
+      remoteParty: decision.target,
+      agentId: row.agentId,
+    });
     return {
       action: 'forward',
       target: decision.target,

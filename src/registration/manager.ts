@@ -135,7 +135,7 @@ export class RegistrationManager {
     this.#ctx = options.ctx;
     this.instanceId = options.instanceId ?? crypto.randomUUID();
     this.leases = new LeaseStore(options.ctx.db, this.instanceId, options.leaseMs);
-    this.#writer = new StatusWriter(options.ctx.db, options.onError, (ids) => options.onStatusWritten?.(ids));
+    this.#writer = new StatusWriter(options.ctx.db, options.onError, (ids) => options.onStatusWritten?.(ids), options.ctx.events);
     this.#random = options.random ?? Math.random;
     this.#maxInFlight = options.maxInFlight ?? 200;
     this.#timers = new TimerQueue<Group>((group, lag) => {

@@ -4,10 +4,14 @@
  * loop are coalesced (the latest per number wins) and grouped into `update ... where id in`
  * statements, so ten thousand registrations succeeding together cost a few statements, not ten
  * thousand. Each write only touches a number that still registers with the credentials the
- * status is about, so a late write never overwrites what an API call just set.
+ * status is about, so a late write never overwrites what an API call just set. A number whose
+ * state (or reason) changes gets a registration.state_changed event in the same transaction.
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
+import { writeEvents, type EventSignal } from '../events/event-log.ts';
+import { registrationEvent } from '../numbers/number-events.ts';
+import { numberFromRow, selectNumbers } from '../numbers/numbers.ts';
 
 export type RegistrationState = 'Registering' | 'Registered' | 'Failed';
 
@@ -37,10 +41,13 @@ export class StatusWriter {
   /** Told which numbers were written, once they are (the API's number cache drops them). */
   readonly #onWritten: (numberIds: string[]) => void;
 
-  constructor(db: Kysely<Database>, onError: (error: unknown) => void, onWritten: (numberIds: string[]) => void = () => {}) {
+  readonly #events: EventSignal | undefined;
+
+  constructor(db: Kysely<Database>, onError: (error: unknown) => void, onWritten: (numberIds: string[]) => void = () => {}, events?: EventSignal) {
     this.#db = db;
     this.#onError = onError;
     this.#onWritten = onWritten;
+    this.#events = events;
   }
 
   /** Queues `status` for each (number id, its credentials id). */
@@ -85,19 +92,39 @@ export class StatusWriter {
       for (let i = 0; i < ids.length; i += CHUNK) {
         const chunk = ids.slice(i, i + CHUNK);
         try {
-          await this.#db
-            .updateTable('phone_numbers')
-            .set({
-              reg_state: pending.status.state,
-              reg_error_description: pending.status.errorDescription,
-              reg_sip_response_message: pending.status.sipResponseMessage,
-              reg_expires_at: pending.status.expiresAt,
+          const changed = await this.#db.transaction().execute(async (trx) => {
+            const { status } = pending;
+            const current = await selectNumbers(trx)
+              .where('n.id', 'in', chunk)
+              .where('n.registration', '=', 1)
+              .where('n.credentials_id', '=', pending.credentialsId)
+              .execute();
+            const columns = {
+              reg_state: status.state,
+              reg_error_description: status.errorDescription,
+              reg_sip_response_message: status.sipResponseMessage,
+              reg_expires_at: status.expiresAt,
               reg_last_updated: pending.time,
-            })
-            .where('id', 'in', chunk)
-            .where('registration', '=', 1)
-            .where('credentials_id', '=', pending.credentialsId)
-            .execute();
+            };
+            await trx
+              .updateTable('phone_numbers')
+              .set(columns)
+              .where('id', 'in', chunk)
+              .where('registration', '=', 1)
+              .where('credentials_id', '=', pending.credentialsId)
+              .execute();
+            const events = current
+              .filter(
+                (row) =>
+                  row.reg_state !== status.state ||
+                  row.reg_error_description !== status.errorDescription ||
+                  row.reg_sip_response_message !== status.sipResponseMessage,
+              )
+              .map((row) => registrationEvent(numberFromRow({ ...row, ...columns }), row.reg_state));
+            await writeEvents(trx, events);
+            return events;
+          });
+          if (changed.length > 0) this.#events?.written(changed.map((event) => event.type));
         } catch (error) {
           this.#onError(error);
         } finally {

@@ -81,6 +81,8 @@ export interface SipProxyOptions {
   route: Router;
   /** Called once per routed or rejected out-of-dialog INVITE, when its final response has gone upstream. */
   onInitialRequestDone?: (record: InitialRequestRecord) => void;
+  /** Called for each in-dialog request the proxy forwards (a BYE ends a call). */
+  onInDialogRequest?: (request: SipRequest) => void;
   /** Router failures, unsendable stateless messages, callback exceptions; defaults to process.emitWarning. */
   onError?: (error: Error) => void;
 }
@@ -272,6 +274,7 @@ export class SipProxy {
       if (adjustCallerSide(forwarded, route.ours)) context.restoreUpstream = true;
       this.#removeUntrustedHeaders(forwarded, source.address);
       this.#forward(context, forwarded, false);
+      this.#options.onInDialogRequest?.(request);
     } else {
       this.#routeInitial(context, forwarded);
     }

@@ -96,6 +96,33 @@ describe('SQLite group commit', () => {
     assert.equal((await counter('a')).value, before + 1, 'the outside write survived the rollback');
   });
 
+  test('transactions made together commit together; one that fails rolls back alone', async () => {
+    const before = (await counter('a')).value;
+    await sql`pragma wal_checkpoint(truncate)`.execute(db);
+    const twoWrites = (fail: boolean) =>
+      db.transaction().execute(async (trx) => {
+        await trx
+          .updateTable('counters')
+          .set({ value: sql`value + 1` })
+          .where('name', '=', 'a')
+          .execute();
+        await trx
+          .updateTable('counters')
+          .set({ value: sql`value + 1` })
+          .where('name', '=', 'b')
+          .execute();
+        if (fail) throw new Error('undo this one');
+      });
+    const outcomes = await Promise.allSettled(Array.from({ length: 20 }, (_, i) => twoWrites(i === 7)));
+    assert.deepEqual(
+      outcomes.map((o) => o.status),
+      outcomes.map((_, i) => (i === 7 ? 'rejected' : 'fulfilled')),
+    );
+    assert.equal((await counter('a')).value, before + 19);
+    const frames = await walFrames();
+    assert.ok(frames <= 4, `19 transactions wrote ${frames} log frames: they did not commit together`);
+  });
+
   test('a commit that fails leaves nothing behind and the connection free', async () => {
     await sql`create table parents (id integer primary key)`.execute(db);
     await sql`create table children (parent integer references parents (id))`.execute(db);
@@ -105,10 +132,11 @@ describe('SQLite group commit', () => {
       await trx.insertInto('children').values({ parent: 42 }).execute();
     });
     await assert.rejects(failed, /FOREIGN KEY constraint failed/);
+    const b = (await counter('b')).value;
     await bump('b');
     assert.equal((await db.selectFrom('children').select('parent').execute()).length, 0);
     const { rows } = await sql<{ value: number }>`select value from counters where name = 'b'`.execute(db);
-    assert.equal(rows[0].value, 21);
+    assert.equal(rows[0].value, b + 1);
   });
 
   test('closing commits the writes already queued', async () => {

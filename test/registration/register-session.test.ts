@@ -126,7 +126,8 @@ describe('REGISTER session', () => {
       assert.equal((await session.register()).kind, 'registered');
       assert.equal((await session.register()).kind, 'registered');
       assert.deepEqual(counts, ['nonce-1/00000001', 'nonce-1/00000002', 'nonce-1/00000003']);
-      assert.equal(seen.length, 4, 'refreshes need no new challenge');
+      // Counted by CSeq: on a loaded machine a request may be retransmitted (T1 is 10 ms here).
+      assert.equal(new Set(seen.map((r) => r.headers.get('cseq'))).size, 4, 'refreshes need no new challenge');
       assert.match(seen[1].headers.get('authorization')!, new RegExp(`algorithm=${algorithm}`));
     });
   }

@@ -241,6 +241,138 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List webhook endpoints
+         * @description The organization’s webhook endpoints, oldest first, with whether each is enabled and why the server disabled it.
+         */
+        get: operations["listWebhooks"];
+        put?: never;
+        /**
+         * Create a webhook endpoint
+         * @description Events of the organization are POSTed to the URL, signed (Standard Webhooks). The answer holds the signing secret, shown only this once.
+         */
+        post: operations["createWebhook"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a webhook endpoint
+         * @description One endpoint, without its secret.
+         */
+        get: operations["getWebhook"];
+        /**
+         * Replace a webhook endpoint
+         * @description Full replacement of url, eventTypes, enabled and description. Enabling an endpoint the server disabled clears its reason.
+         */
+        put: operations["replaceWebhook"];
+        post?: never;
+        /**
+         * Delete a webhook endpoint
+         * @description The endpoint and its deliveries; nothing more is sent to it.
+         */
+        delete: operations["deleteWebhook"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/rotate-secret": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Rotate a webhook endpoint’s secret
+         * @description A new secret, returned once. During the grace period requests carry signatures with both secrets.
+         */
+        post: operations["rotateWebhookSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List an endpoint’s deliveries
+         * @description Newest event first: each delivery’s status and every attempt (response status, duration, error).
+         */
+        get: operations["listWebhookDeliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/deliveries/{eventId}/resend": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Send a delivery again
+         * @description Queues the event for this endpoint again at once, with the same webhook-id and a new retry period.
+         */
+        post: operations["resendWebhookDelivery"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Stream the organization’s events
+         * @description Server-Sent Events: one `event:` per event, named by its type, with `id:` its position in the event log and `data:` the event as webhooks carry it. Send the last id seen as Last-Event-ID (or lastEventId) to resume; events are retained for DIALPLANE_EVENT_RETENTION_HOURS.
+         */
+        get: operations["streamEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -386,6 +518,11 @@ export interface components {
              */
             lastUpdated: string;
             expiresAt: string | null;
+        };
+        /** RotateSecretInput */
+        RotateSecretInput: {
+            /** @description How long the old secret stays valid (requests carry both signatures); the server’s default when absent. */
+            graceSeconds?: number;
         };
         /** SipCredentials */
         SipCredentials: {
@@ -564,6 +701,98 @@ export interface components {
             lastCheckedTime: string | null;
             lastResponse: string | null;
             targets: components["schemas"]["SipTargetHealth"][];
+        };
+        /**
+         * Webhook
+         * @description An endpoint that receives the organization’s events. Its secret is never shown again after creation or rotation.
+         */
+        Webhook: {
+            /**
+             * Format: uuid
+             * @description A UUID.
+             */
+            id: string;
+            orgId: string;
+            url: string;
+            eventTypes: ("phone_number.created" | "phone_number.updated" | "phone_number.deleted" | "phone_number.linked" | "phone_number.unlinked" | "agent.created" | "agent.updated" | "agent.deleted" | "sip_credentials.created" | "sip_credentials.updated" | "sip_credentials.deleted" | "registration.state_changed" | "call.started" | "call.answered" | "call.ended")[] | null;
+            enabled: boolean;
+            disabledReason: string | null;
+            failingSince: string | null;
+            description: string | null;
+            previousSecretValidUntil: string | null;
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC, with Z.
+             */
+            createdTime: string;
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC, with Z.
+             */
+            lastUpdateTime: string;
+        };
+        /** WebhookDelivery */
+        WebhookDelivery: {
+            eventId: string;
+            /** @enum {string} */
+            eventType: "phone_number.created" | "phone_number.updated" | "phone_number.deleted" | "phone_number.linked" | "phone_number.unlinked" | "agent.created" | "agent.updated" | "agent.deleted" | "sip_credentials.created" | "sip_credentials.updated" | "sip_credentials.deleted" | "registration.state_changed" | "call.started" | "call.answered" | "call.ended";
+            /** @enum {string} */
+            status: "pending" | "delivered" | "failed";
+            attemptCount: number;
+            nextAttemptTime: string | null;
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC, with Z.
+             */
+            createdTime: string;
+            finishedTime: string | null;
+            attempts: components["schemas"]["WebhookDeliveryAttempt"][];
+        };
+        /** WebhookDeliveryAttempt */
+        WebhookDeliveryAttempt: {
+            attempt: number;
+            /**
+             * Format: date-time
+             * @description ISO 8601, UTC, with Z.
+             */
+            time: string;
+            responseStatus: number | null;
+            durationMs: number;
+            error: string | null;
+        };
+        /** WebhookDeliveryPage */
+        WebhookDeliveryPage: {
+            items: components["schemas"]["WebhookDelivery"][];
+            totalCount: number;
+            skip: number;
+            take: number;
+        };
+        /** WebhookInput */
+        WebhookInput: {
+            /**
+             * @description Where events are POSTed: http or https. The operator’s target rules apply (DIALPLANE_PRIVATE_TARGETS); redirects are not followed.
+             * @example https://hooks.example.com/dialplane
+             */
+            url: string;
+            eventTypes?: ("phone_number.created" | "phone_number.updated" | "phone_number.deleted" | "phone_number.linked" | "phone_number.unlinked" | "agent.created" | "agent.updated" | "agent.deleted" | "sip_credentials.created" | "sip_credentials.updated" | "sip_credentials.deleted" | "registration.state_changed" | "call.started" | "call.answered" | "call.ended")[] | null;
+            /**
+             * @description Enabling clears what the server noted when it disabled the endpoint.
+             * @default true
+             */
+            enabled?: boolean;
+            description?: string | null;
+        };
+        /** WebhookList */
+        WebhookList: {
+            items: components["schemas"]["Webhook"][];
+        };
+        /** WebhookWithSecret */
+        WebhookWithSecret: components["schemas"]["Webhook"] & {
+            /**
+             * @description The signing secret (Standard Webhooks, `whsec_…`): shown only in this response.
+             * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+             */
+            secret: string;
         };
     };
     responses: never;
@@ -2564,6 +2793,893 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CallRecordPage"];
+                };
+            };
+            /** @description The input is invalid; `errors` names each field and what is wrong with it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in the caller’s organization. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed authentications from this address; retry later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listWebhooks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The WebhookList. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            /** @description The input is invalid; `errors` names each field and what is wrong with it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in the caller’s organization. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed authentications from this address; retry later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://hooks.example.com/dialplane",
+                 *       "eventTypes": [
+                 *         "phone_number.linked",
+                 *         "call.ended"
+                 *       ],
+                 *       "description": "CRM sync"
+                 *     }
+                 */
+                "application/json": components["schemas"]["WebhookInput"];
+            };
+        };
+        responses: {
+            /** @description The WebhookWithSecret. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookWithSecret"];
+                };
+            };
+            /** @description The input is invalid; `errors` names each field and what is wrong with it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in the caller’s organization. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed authentications from this address; retry later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A UUID. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The Webhook. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description The input is invalid; `errors` names each field and what is wrong with it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in the caller’s organization. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed authentications from this address; retry later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    replaceWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A UUID. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                /**
+                 * @example {
+                 *       "url": "https://hooks.example.com/dialplane",
+                 *       "eventTypes": [
+                 *         "phone_number.linked",
+                 *         "call.ended"
+                 *       ],
+                 *       "description": "CRM sync"
+                 *     }
+                 */
+                "application/json": components["schemas"]["WebhookInput"];
+            };
+        };
+        responses: {
+            /** @description The Webhook. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description The input is invalid; `errors` names each field and what is wrong with it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in the caller’s organization. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed authentications from this address; retry later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteWebhook: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A UUID. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted; no body. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The input is invalid; `errors` names each field and what is wrong with it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in the caller’s organization. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed authentications from this address; retry later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    rotateWebhookSecret: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A UUID. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["RotateSecretInput"];
+            };
+        };
+        responses: {
+            /** @description The WebhookWithSecret. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookWithSecret"];
+                };
+            };
+            /** @description The input is invalid; `errors` names each field and what is wrong with it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in the caller’s organization. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed authentications from this address; retry later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listWebhookDeliveries: {
+        parameters: {
+            query?: {
+                skip?: number;
+                take?: number;
+                status?: "pending" | "delivered" | "failed";
+            };
+            header?: never;
+            path: {
+                /** @description A UUID. */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The WebhookDeliveryPage. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDeliveryPage"];
+                };
+            };
+            /** @description The input is invalid; `errors` names each field and what is wrong with it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in the caller’s organization. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed authentications from this address; retry later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    resendWebhookDelivery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description A UUID. */
+                id: string;
+                eventId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description The input is invalid; `errors` names each field and what is wrong with it. */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No API key, or one that is unknown or revoked. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource in the caller’s organization. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many failed authentications from this address; retry later. */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    /**
+                     * @example {
+                     *       "type": "about:blank",
+                     *       "title": "Conflict",
+                     *       "status": 409,
+                     *       "detail": "This phone number is already linked to an agent for inbound calls elsewhere; a number can have only one inbound agent in the whole system.",
+                     *       "instance": "/api/v1/sip-phone-numbers/0b9f7a52-3c4d-4e5f-8a6b-7c8d9e0f1a2b/agent-link"
+                     *     }
+                     */
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    streamEvents: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Comma-separated event types; every type when absent.
+                 * @example phone_number.linked,registration.state_changed
+                 */
+                types?: string;
+                /** @description Resume after this event (as the Last-Event-ID header does, for clients that cannot set it). */
+                lastEventId?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
                 };
             };
             /** @description The input is invalid; `errors` names each field and what is wrong with it. */

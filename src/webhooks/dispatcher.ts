@@ -1,0 +1,302 @@
+import type { Kysely } from 'kysely';
+import type { TargetPolicy } from '../common/addresses.ts';
+import type { SecretBox } from '../credentials/secret-box.ts';
+import type { WebhookDeliveryConfig } from '../config.ts';
+import type { Database } from '../db/schema.ts';
+import { postWebhook, type SendResult } from './http-sender.ts';
+import { signedHeaders } from './signing.ts';
+import { endpointSecrets } from './endpoints.ts';
+
+export interface WebhookObserver {
+  webhookAttempt(result: 'delivered' | 'retry' | 'failed', latencySeconds: number | null): void;
+  webhookQueueDepth(pending: number): void;
+}
+
+interface Claimed {
+  endpoint_id: string;
+  event_seq: number | string;
+  attempts: number;
+  retry_start_time: string;
+}
+
+const SWEEP_INTERVAL_MS = 10 * 60 * 1000;
+const QUEUE_DEPTH_INTERVAL_MS = 5000;
+
+/**
+ * Delivers the outbox (docs/events.md, "Delivery"). Every instance runs one: it claims due
+ * deliveries by setting `claimed_until` with a conditional UPDATE (an instance that dies while
+ * sending loses its claim when that passes, and another sends the event again, with the same
+ * `webhook-id`), sends them, and writes each attempt with the delivery's new state in one
+ * transaction. A delivery waits while an earlier event of the same resource is still pending
+ * for its endpoint, so each endpoint sees a resource's events in order.
+ */
+export class WebhookDispatcher {
+  readonly #db: Kysely<Database>;
+  readonly #secrets: SecretBox;
+  readonly #policy: TargetPolicy;
+  readonly #config: WebhookDeliveryConfig;
+  readonly #observer: WebhookObserver | undefined;
+  readonly #onError: (error: unknown) => void;
+  readonly #inFlight = new Set<Promise<void>>();
+  #timer: NodeJS.Timeout | null = null;
+  #sweepTimer: NodeJS.Timeout | null = null;
+  #polling: Promise<void> | null = null;
+  #again = false;
+  #stopped = true;
+  #depthCheckedAt = 0;
+  readonly random: () => number;
+
+  constructor(options: {
+    db: Kysely<Database>;
+    secrets: SecretBox;
+    policy: TargetPolicy;
+    config: WebhookDeliveryConfig;
+    observer?: WebhookObserver;
+    onError: (error: unknown) => void;
+    random?: () => number;
+  }) {
+    this.#db = options.db;
+    this.#secrets = options.secrets;
+    this.#policy = options.policy;
+    this.#config = options.config;
+    this.#observer = options.observer;
+    this.#onError = options.onError;
+    this.random = options.random ?? Math.random;
+  }
+
+  start(): void {
+    this.#stopped = false;
+    this.#schedule(0);
+    this.#sweepTimer = setInterval(() => void this.sweep().catch(this.#onError), SWEEP_INTERVAL_MS);
+    this.#sweepTimer.unref();
+  }
+
+  /** Looks for due deliveries now (a local event was just committed). */
+  wake(): void {
+    if (this.#stopped) return;
+    if (this.#polling) this.#again = true;
+    else this.#schedule(0);
+  }
+
+  /** Stops claiming; waits for the requests in flight (each ends within the timeout). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    if (this.#sweepTimer) clearInterval(this.#sweepTimer);
+    await this.#polling;
+    await Promise.all(this.#inFlight);
+  }
+
+  /** Deletes events and finished deliveries past the retention window (several instances may run it). */
+  async sweep(): Promise<void> {
+    const before = new Date(Date.now() - this.#config.retentionMs).toISOString();
+    await this.#db.transaction().execute(async (trx) => {
+      const old = trx.selectFrom('events').select('seq').where('time', '<', before);
+      await trx.deleteFrom('webhook_attempts').where('event_seq', 'in', old).execute();
+      await trx.deleteFrom('webhook_deliveries').where('event_seq', 'in', old).where('status', '!=', 'pending').execute();
+      await trx
+        .deleteFrom('events')
+        .where('time', '<', before)
+        .where((eb) => eb.not(eb.exists(eb.selectFrom('webhook_deliveries as d').select('d.event_seq').whereRef('d.event_seq', '=', 'events.seq'))))
+        .execute();
+    });
+  }
+
+  #schedule(ms: number): void {
+    if (this.#stopped) return;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#polling = this.#poll()
+        .catch(this.#onError)
+        .finally(() => {
+          this.#polling = null;
+          const again = this.#again;
+          this.#again = false;
+          this.#schedule(again ? 0 : this.#config.pollMs);
+        });
+    }, ms);
+  }
+
+  async #poll(): Promise<void> {
+    for (;;) {
+      const room = this.#config.concurrency - this.#inFlight.size;
+      if (room <= 0 || this.#stopped) return;
+      const claimed = await this.#claim(room);
+      for (const delivery of claimed) {
+        const sending: Promise<void> = this.#deliver(delivery)
+          .catch(this.#onError)
+          .finally(() => {
+            this.#inFlight.delete(sending);
+            // A finished delivery may free the next event of its resource.
+            this.wake();
+          });
+        this.#inFlight.add(sending);
+      }
+      await this.#reportDepth();
+      if (claimed.length < room) return;
+      // Full: wait for a request to finish before claiming more.
+      await Promise.race(this.#inFlight);
+    }
+  }
+
+  async #claim(limit: number): Promise<Claimed[]> {
+    const now = new Date();
+    const iso = now.toISOString();
+    // Long enough for the request and the write of its outcome; a dead instance's claim passes soon after.
+    const until = new Date(now.getTime() + 2 * this.#config.timeoutMs + 1000).toISOString();
+    const due = await this.#db
+      .selectFrom('webhook_deliveries as d')
+      .innerJoin('webhook_endpoints as w', 'w.id', 'd.endpoint_id')
+      .select(['d.endpoint_id', 'd.event_seq'])
+      .where('d.status', '=', 'pending')
+      .where('d.next_attempt_time', '<=', iso)
+      .where((eb) => eb.or([eb('d.claimed_until', 'is', null), eb('d.claimed_until', '<', iso)]))
+      .where('w.enabled', '=', 1)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('webhook_deliveries as e')
+              .select('e.event_seq')
+              .whereRef('e.endpoint_id', '=', 'd.endpoint_id')
+              .whereRef('e.resource', '=', 'd.resource')
+              .where('e.status', '=', 'pending')
+              .whereRef('e.event_seq', '<', 'd.event_seq'),
+          ),
+        ),
+      )
+      .orderBy('d.event_seq')
+      .limit(limit)
+      .execute();
+    if (due.length === 0) return [];
+    // The claim re-checks its condition row by row: of instances racing for a row, one wins.
+    return this.#db
+      .updateTable('webhook_deliveries')
+      .set({ claimed_until: until })
+      .where((eb) =>
+        eb(
+          eb.refTuple('endpoint_id', 'event_seq'),
+          'in',
+          due.map((row) => eb.tuple(row.endpoint_id, Number(row.event_seq))),
+        ),
+      )
+      .where('status', '=', 'pending')
+      .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<', iso)]))
+      .returning(['endpoint_id', 'event_seq', 'attempts', 'retry_start_time'])
+      .execute();
+  }
+
+  async #deliver(claimed: Claimed): Promise<void> {
+    const seq = Number(claimed.event_seq);
+    const found = await this.#db
+      .selectFrom('events as e')
+      .innerJoin('webhook_endpoints as w', (join) => join.on('w.id', '=', claimed.endpoint_id))
+      .select(['e.id', 'e.time', 'e.payload', 'w.url', 'w.secret_enc', 'w.previous_secret_enc', 'w.previous_secret_until', 'w.failing_since'])
+      .where('e.seq', '=', seq)
+      .executeTakeFirst();
+    if (!found) return;
+    const attempt = claimed.attempts + 1;
+    const now = Date.now();
+    let result: SendResult;
+    if (now - Date.parse(claimed.retry_start_time) > this.#config.retryForMs) {
+      result = { status: null, durationMs: 0, error: 'not delivered within the retry period' };
+      await this.#finish(claimed, seq, attempt, result, 'failed', found.failing_since);
+      return;
+    }
+    const secrets = endpointSecrets(this.#secrets, claimed.endpoint_id, found, new Date(now));
+    const headers = signedHeaders(secrets, found.id, Math.floor(now / 1000), found.payload);
+    result = await postWebhook(new URL(found.url), headers, found.payload, this.#config.timeoutMs, this.#policy);
+    const delivered = result.error === null;
+    const giveUp = !delivered && Date.now() + this.#nextDelay(attempt) - Date.parse(claimed.retry_start_time) > this.#config.retryForMs;
+    await this.#finish(claimed, seq, attempt, result, delivered ? 'delivered' : giveUp ? 'failed' : 'retry', found.failing_since);
+    this.#observer?.webhookAttempt(
+      delivered ? 'delivered' : giveUp ? 'failed' : 'retry',
+      delivered ? (Date.now() - Date.parse(found.time)) / 1000 : null,
+    );
+  }
+
+  /** Writes the attempt, the delivery's new state and the endpoint's failure streak in one transaction. */
+  async #finish(
+    claimed: Claimed,
+    seq: number,
+    attempt: number,
+    result: SendResult,
+    outcome: 'delivered' | 'retry' | 'failed',
+    failingSince: string | null,
+  ) {
+    const time = new Date();
+    const iso = time.toISOString();
+    await this.#db.transaction().execute(async (trx) => {
+      await trx
+        .insertInto('webhook_attempts')
+        .values({
+          endpoint_id: claimed.endpoint_id,
+          event_seq: seq,
+          attempt,
+          time: iso,
+          response_status: result.status,
+          duration_ms: result.durationMs,
+          error: result.error?.slice(0, 500) ?? null,
+        })
+        .execute();
+      await trx
+        .updateTable('webhook_deliveries')
+        .set({
+          status: outcome === 'retry' ? 'pending' : outcome,
+          attempts: attempt,
+          claimed_until: null,
+          next_attempt_time: outcome === 'retry' ? new Date(time.getTime() + this.#nextDelay(attempt)).toISOString() : iso,
+          finished_time: outcome === 'retry' ? null : iso,
+        })
+        .where('endpoint_id', '=', claimed.endpoint_id)
+        .where('event_seq', '=', seq)
+        .execute();
+      if (outcome === 'delivered') {
+        if (failingSince !== null)
+          await trx.updateTable('webhook_endpoints').set({ failing_since: null }).where('id', '=', claimed.endpoint_id).execute();
+        return;
+      }
+      if (failingSince === null) {
+        await trx
+          .updateTable('webhook_endpoints')
+          .set({ failing_since: iso })
+          .where('id', '=', claimed.endpoint_id)
+          .where('failing_since', 'is', null)
+          .execute();
+      } else if (time.getTime() - Date.parse(failingSince) > this.#config.disableAfterMs) {
+        await trx
+          .updateTable('webhook_endpoints')
+          .set({
+            enabled: 0,
+            disabled_reason:
+              `Disabled by dialplane at ${iso}: every delivery attempt since ${failingSince} failed (last: ${result.error ?? 'unknown'})`.slice(
+                0,
+                500,
+              ),
+            last_update_time: iso,
+          })
+          .where('id', '=', claimed.endpoint_id)
+          .where('enabled', '=', 1)
+          .execute();
+      }
+    });
+  }
+
+  /** Exponential from retryBaseMs, capped, with ±20 % jitter so endpoints that failed together do not retry together. */
+  #nextDelay(attempt: number): number {
+    const exponential = Math.min(this.#config.retryCapMs, this.#config.retryBaseMs * 2 ** Math.min(attempt - 1, 30));
+    return Math.round(exponential * (0.8 + 0.4 * this.random()));
+  }
+
+  async #reportDepth(): Promise<void> {
+    if (!this.#observer || Date.now() - this.#depthCheckedAt < QUEUE_DEPTH_INTERVAL_MS) return;
+    this.#depthCheckedAt = Date.now();
+    const row = await this.#db
+      .selectFrom('webhook_deliveries')
+      .select((eb) => eb.fn.countAll<string | number>().as('n'))
+      .where('status', '=', 'pending')
+      .executeTakeFirstOrThrow();
+    this.#observer.webhookQueueDepth(Number(row.n));
+  }
+}
