@@ -1,12 +1,12 @@
-import { spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
-import pg from 'pg';
 import { api, firstStartKey, startDialplane } from './dialplane-process.ts';
-import { cpuSeconds, stopChild, track } from './processes.ts';
+import { postgresSchema } from './postgres-schema.ts';
+import { cpuSeconds, startNodeProcess, stopChild, type StartedProcess } from './processes.ts';
 
 /**
  * `npm run bench:api`: requests per second of GET /api/v1/sip-phone-numbers/{id} and of
@@ -17,6 +17,10 @@ import { cpuSeconds, stopChild, track } from './processes.ts';
  * This machine's speed drifts by tens of percent within minutes, so the rows are measured in
  * rounds, each round loading every server once in turn, and each row reports its median over
  * the rounds; the ratio divides by the bare route's median.
+ *
+ * The link rows are also measured on a server whose every event goes to a webhook receiver
+ * (bench/webhook-receiver.ts, its own process) while it is loaded, and, with
+ * BENCH_API_BASELINE=<git ref>, on that commit: what events and their delivery cost the link.
  */
 const DURATION_S = Number(process.env.BENCH_DURATION ?? 4);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -26,37 +30,9 @@ const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..')
 /** The control-plane issue's goals, for dialplane on its default database, SQLite. */
 const GOALS = { GET: 0.5, PUT: 0.25 };
 
-interface Server {
-  pid: number;
-  stop(): Promise<void>;
-}
+type Server = Pick<StartedProcess, 'pid' | 'stop'>;
 
 const servers: Server[] = [];
-
-/** Starts the bare route's process and resolves once its stdout matches `ready`. */
-function start(args: string[], ready: RegExp): Promise<Server & { match: RegExpExecArray; stdout: string }> {
-  const child = spawn(process.execPath, args, {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    detached: true,
-  });
-  const exited = track(child);
-  let out = '';
-  let started = false;
-  return new Promise((resolve, reject) => {
-    child.stdout.on('data', (chunk) => {
-      if (started) return;
-      out += chunk;
-      const match = ready.exec(out);
-      if (!match) return;
-      started = true;
-      const server = { pid: child.pid!, match, stdout: out, stop: () => stopChild(child, exited) };
-      servers.push(server);
-      resolve(server);
-    });
-    void exited.then((code) => reject(new Error(`server exited with ${code}: ${out}`)));
-  });
-}
 
 /** One kind of request against one server: a row of the table. */
 interface Row {
@@ -91,8 +67,13 @@ const pick = <T>(items: T[]) => items[Math.floor(Math.random() * items.length)];
  * number share the pages they change, which links of numbers spread over the table do not.
  * The issue's goals hold for the SQLite rows (`goals`).
  */
-async function dialplaneRows(label: string, env: Record<string, string>, goals: { GET: number; PUT: number } | null): Promise<Row[]> {
-  const dialplane = await startDialplane({ DIALPLANE_SIP_PORT: '0', ...env });
+async function dialplaneRows(
+  label: string,
+  env: Record<string, string>,
+  goals: { GET: number; PUT: number } | null,
+  options: { linksOnly?: boolean; root?: string; webhookUrl?: string } = {},
+): Promise<Row[]> {
+  const dialplane = await startDialplane({ DIALPLANE_SIP_PORT: '0', ...env }, options.root);
   const server: Server = { pid: dialplane.child.pid!, stop: () => stopChild(dialplane.child, dialplane.exited) };
   servers.push(server);
   const { url } = dialplane;
@@ -106,6 +87,8 @@ async function dialplaneRows(label: string, env: Record<string, string>, goals: 
   for (let i = 1; i <= SPREAD_NUMBERS; i++) spread.push(await createNumber(i));
   const agents: string[] = [];
   for (const name of ['a', 'b']) agents.push((await api(url, key, 'POST', '/agents', { name })).agentId);
+  // Every event of the organization goes to this endpoint while the rows are loaded.
+  if (options.webhookUrl) await api(url, key, 'POST', '/webhooks', { url: options.webhookUrl });
   const headers = { authorization: `Bearer ${key}` };
   const number = (id: string) => `/api/v1/sip-phone-numbers/${id}`;
   const link = (id: string, agentId: string) => `${number(id)}/agent-link?agentId=${agentId}`;
@@ -117,7 +100,7 @@ async function dialplaneRows(label: string, env: Record<string, string>, goals: 
     rps: [],
     cpuPerRequestUs: [],
   });
-  return [
+  const rows = [
     row('GET /sip-phone-numbers/{id}, one number', goals?.GET, [{ path: number(one) }]),
     // Alternating between the two agents, so that every request is a real write.
     row('PUT …/agent-link, one number', goals?.PUT, [
@@ -131,39 +114,29 @@ async function dialplaneRows(label: string, env: Record<string, string>, goals: 
       { method: 'PUT', setupRequest: (request) => ({ ...request, path: link(pick(spread), pick(agents)) }) },
     ]),
   ];
+  return options.linksOnly ? rows.filter((r) => r.name.includes('agent-link')) : rows;
 }
 
-async function postgresSchema(): Promise<{ url: string; drop: () => Promise<void> } | null> {
-  const schema = `dp_bench_${crypto.randomBytes(4).toString('hex')}`;
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 2000 });
-  try {
-    await client.connect();
-    await client.query(`create schema ${schema}`);
-  } catch (error) {
-    process.stderr.write(`PostgreSQL not reachable at ${PG_URL}: ${String(error)}; its rows are skipped\n`);
-    return null;
-  } finally {
-    await client.end().catch(() => {});
+/**
+ * BENCH_API_BASELINE=<git ref>: that commit, checked out beside this one (sharing its
+ * node_modules), is loaded in the same rounds, for its link rows: what a change cost.
+ */
+function baselineCheckout(ref: string): string {
+  const dir = path.join(os.tmpdir(), `dialplane-baseline-${ref.replace(/[^A-Za-z0-9]/g, '_')}`);
+  if (!fs.existsSync(dir)) {
+    execFileSync('git', ['worktree', 'add', '--detach', dir, ref], { cwd: ROOT, stdio: 'ignore' });
+    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
   }
-  const url = new URL(PG_URL);
-  url.searchParams.set('options', `-c search_path=${schema}`);
-  return {
-    url: url.toString(),
-    async drop() {
-      const admin = new pg.Client({ connectionString: PG_URL });
-      await admin.connect();
-      await admin.query(`drop schema ${schema} cascade`);
-      await admin.end();
-    },
-  };
+  return dir;
 }
 
 const median = (values: number[]) => [...values].sort((x, y) => x - y)[Math.floor(values.length / 2)];
 
 const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'dialplane-bench-'));
-const schema = await postgresSchema();
+const schema = await postgresSchema(PG_URL);
 try {
-  const bare = await start(['--import', 'tsx', 'bench/bare-server.ts'], /listening (\d+)/);
+  const bare = await startNodeProcess(['--import', 'tsx', 'bench/bare-server.ts'], /listening (\d+)/);
+  servers.push(bare);
   const bareRow: Row = {
     name: 'bare Fastify route (anchor)',
     server: bare,
@@ -172,6 +145,24 @@ try {
     cpuPerRequestUs: [],
   };
   const rows = [bareRow, ...(await dialplaneRows('SQLite', { DIALPLANE_DB: path.join(dataDir, 'bench.db') }, GOALS))];
+  // The link with every event delivered to a webhook receiver in its own process, meanwhile.
+  const receiver = await startNodeProcess(['--import', 'tsx', 'bench/webhook-receiver.ts'], /listening (\d+)/);
+  servers.push(receiver);
+  rows.push(
+    ...(await dialplaneRows('SQLite, a webhook receiving every event', { DIALPLANE_DB: path.join(dataDir, 'webhook.db') }, null, {
+      linksOnly: true,
+      webhookUrl: `http://127.0.0.1:${receiver.match[1]}/hook`,
+    })),
+  );
+  const baseline = process.env.BENCH_API_BASELINE;
+  if (baseline) {
+    rows.push(
+      ...(await dialplaneRows(`SQLite, baseline ${baseline}`, { DIALPLANE_DB: path.join(dataDir, 'baseline.db') }, null, {
+        linksOnly: true,
+        root: baselineCheckout(baseline),
+      })),
+    );
+  }
   if (schema) {
     rows.push(
       ...(await dialplaneRows('PostgreSQL', { DIALPLANE_DB: schema.url, DIALPLANE_SECRET_KEY: crypto.randomBytes(32).toString('hex') }, null)),
@@ -201,4 +192,6 @@ try {
   await Promise.all(servers.map((server) => server.stop()));
   fs.rmSync(dataDir, { recursive: true, force: true });
   await schema?.drop();
+  if (process.env.BENCH_API_BASELINE)
+    execFileSync('git', ['worktree', 'remove', '--force', baselineCheckout(process.env.BENCH_API_BASELINE)], { cwd: ROOT });
 }

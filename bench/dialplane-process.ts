@@ -14,10 +14,13 @@ export interface DialplaneProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `dialplane serve` and resolves once it listens, with what it printed so far. */
-export async function startDialplane(env: Record<string, string>): Promise<DialplaneProcess> {
+/**
+ * Starts `dialplane serve` and resolves once it listens, with what it printed so far. `root`:
+ * another checkout to run (bench:api's baseline commit).
+ */
+export async function startDialplane(env: Record<string, string>, root = ROOT): Promise<DialplaneProcess> {
   const child = spawn(process.execPath, ['bin/dialplane.js', 'serve'], {
-    cwd: ROOT,
+    cwd: root,
     env: {
       ...process.env,
       DIALPLANE_LOG_LEVEL: 'info',

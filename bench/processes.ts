@@ -1,6 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 /**
  * Child processes of the benches (proxies, sipp): tracked so that no exit path leaves one
@@ -128,4 +130,32 @@ export async function startKamailioWorkers(
   }
   await sleep(200);
   return { pids: () => processTree(child.pid!), stop: () => stopChild(child, exited) };
+}
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+export interface StartedProcess {
+  pid: number;
+  /** The first match of `ready` in its stdout. */
+  match: RegExpExecArray;
+  stop(): Promise<void>;
+}
+
+/** Starts a Node.js process from the repository's root and resolves once its stdout matches `ready`. */
+export function startNodeProcess(args: string[], ready: RegExp): Promise<StartedProcess> {
+  const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+  const exited = track(child);
+  let out = '';
+  let started = false;
+  return new Promise((resolve, reject) => {
+    child.stdout.on('data', (chunk) => {
+      if (started) return;
+      out += chunk;
+      const match = ready.exec(out);
+      if (!match) return;
+      started = true;
+      resolve({ pid: child.pid!, match, stop: () => stopChild(child, exited) });
+    });
+    void exited.then((code) => reject(new Error(`process exited with ${code}: ${out}`)));
+  });
 }

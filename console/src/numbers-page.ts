@@ -4,8 +4,10 @@ import { formDialog, h, labelled, options, textOrNull, uniqueId } from './dom.ts
 import { dataTable, LARGEST_PAGE, pager, type Page } from './page.ts';
 import { describeError } from './session.ts';
 
-/** How often registration states are refreshed while the page is open (until the event stream exists). */
+/** How often registration states are re-read while the event stream is down. */
 const REFRESH_MS = 3000;
+/** The wait before the event stream is opened again after it broke. */
+const RECONNECT_MS = 2000;
 
 const registrationText = (status: RegistrationStatus) => {
   const reason = status.errorDescription ?? (status.state === 'Failed' ? status.sipResponseMessage : null);
@@ -264,9 +266,44 @@ export const numbersPage: Page = ({ client, content, alert }) => {
     }
   }
 
+  /** Registration states as they change, from the event stream; while it is down, they are polled. */
+  const stream = new AbortController();
+  let streaming = false;
+  async function followRegistrations(): Promise<void> {
+    let lastEventId: string | undefined;
+    while (!stream.signal.aborted) {
+      try {
+        const events = client.events.stream({
+          types: ['registration.state_changed'],
+          lastEventId,
+          signal: stream.signal,
+          onOpen: () => {
+            streaming = true;
+            // What changed before the stream opened.
+            void refreshRegistrations();
+          },
+        });
+        for await (const { id, event } of events) {
+          lastEventId = id;
+          const number = (event.data as { phoneNumber: SipPhoneNumber }).phoneNumber;
+          const cell = registrationCells.get(number.id);
+          if (cell) cell.textContent = registrationText(number.registrationStatus);
+        }
+      } catch {
+        // Closed, or the server went away: poll until the stream is back.
+      }
+      streaming = false;
+      await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+    }
+  }
+
   void load();
-  const refresh = setInterval(() => void refreshRegistrations(), REFRESH_MS);
+  void followRegistrations();
+  const refresh = setInterval(() => {
+    if (!streaming) void refreshRegistrations();
+  }, REFRESH_MS);
   return () => {
+    stream.abort();
     clearInterval(refresh);
     clearTimeout(searchTimer);
   };

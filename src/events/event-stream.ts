@@ -45,11 +45,7 @@ export class EventStreamHub {
   }
 
   async start(): Promise<void> {
-    const row = await this.#db
-      .selectFrom('events')
-      .select((eb) => eb.fn.max('seq').as('seq'))
-      .executeTakeFirst();
-    this.#cursor = Number(row?.seq ?? 0);
+    this.#cursor = await this.#latestSeq();
     this.#schedule(POLL_MS);
   }
 
@@ -71,21 +67,40 @@ export class EventStreamHub {
   }
 
   /**
-   * Adds a subscriber; with `afterSeq` it first gets the retained events after that one.
-   * Returns its removal.
+   * Adds a subscriber: with `afterSeq`, it first gets the retained events after that one; without,
+   * the events committed from now on. Returns its removal.
    */
   async subscribe(subscriber: StreamSubscriber, afterSeq: number | null): Promise<() => void> {
-    if (afterSeq !== null && afterSeq < this.#cursor) {
-      let from = afterSeq;
+    // Live events are held while the missed ones are read, then sent after them, none twice.
+    const held: StreamedEvent[] = [];
+    let sentUpTo = afterSeq ?? (await this.#latestSeq());
+    const entry: StreamSubscriber = { ...subscriber, send: (event) => void held.push(event) };
+    this.#subscribers.add(entry);
+    const remove = () => void this.#subscribers.delete(entry);
+    try {
       for (;;) {
-        const missed = await this.#read(from, this.#cursor, subscriber.orgId);
+        const missed = await this.#read(sentUpTo, null, subscriber.orgId);
         for (const event of missed) if (wanted(subscriber, event)) subscriber.send(event);
+        if (missed.length > 0) sentUpTo = missed[missed.length - 1].seq;
         if (missed.length < BATCH) break;
-        from = missed[missed.length - 1].seq;
       }
+    } catch (error) {
+      remove();
+      throw error;
     }
-    this.#subscribers.add(subscriber);
-    return () => this.#subscribers.delete(subscriber);
+    for (const event of held) if (event.seq > sentUpTo) subscriber.send(event);
+    entry.send = (event) => {
+      if (event.seq > sentUpTo) subscriber.send(event);
+    };
+    return remove;
+  }
+
+  async #latestSeq(): Promise<number> {
+    const row = await this.#db
+      .selectFrom('events')
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .executeTakeFirst();
+    return Number(row?.seq ?? 0);
   }
 
   #schedule(ms: number): void {
@@ -107,11 +122,7 @@ export class EventStreamHub {
   async #follow(): Promise<void> {
     if (this.#subscribers.size === 0) {
       // Nobody listens: keep the cursor current without reading the events.
-      const row = await this.#db
-        .selectFrom('events')
-        .select((eb) => eb.fn.max('seq').as('seq'))
-        .executeTakeFirst();
-      this.#cursor = Math.max(this.#cursor, Number(row?.seq ?? 0));
+      this.#cursor = Math.max(this.#cursor, await this.#latestSeq());
       return;
     }
     const events = await this.#read(this.#cursor, null, null);

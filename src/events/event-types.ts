@@ -21,10 +21,7 @@ export const EVENT_TYPES = [
 
 export type EventType = (typeof EVENT_TYPES)[number];
 
-export const EventTypeSchema = Type.Union(
-  EVENT_TYPES.map((type) => Type.Literal(type)),
-  { title: 'EventType', description: 'What happened.' },
-);
+export const EventTypeSchema = Type.Unsafe<EventType>({ type: 'string', enum: [...EVENT_TYPES], title: 'EventType', description: 'What happened.' });
 
 export const Event = Type.Object(
   {

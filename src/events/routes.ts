@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { invalid } from '../common/errors.ts';
 import { sendProblem } from '../http/problem.ts';
 import { problemResponses } from '../http/schemas.ts';
-import { EVENT_TYPES } from './event-types.ts';
+import { Event, EVENT_TYPES } from './event-types.ts';
 import type { EventStreamHub, StreamedEvent } from './event-stream.ts';
 
 const KEEP_ALIVE_MS = 15_000;
@@ -45,7 +45,10 @@ export const eventRoutes: FastifyPluginAsyncTypebox<{ hub: EventStreamHub }> = a
           'Send the last id seen as Last-Event-ID (or lastEventId) to resume; events are retained for DIALPLANE_EVENT_RETENTION_HOURS.',
         querystring: EventStreamQuery,
         response: {
-          200: { description: 'The event stream.', content: { 'text/event-stream': { schema: Type.String() } } },
+          200: {
+            description: 'The event stream: each `data:` line is one Event.',
+            content: { 'text/event-stream': { schema: Event } },
+          },
           ...problemResponses,
         },
       },

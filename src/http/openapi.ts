@@ -81,14 +81,16 @@ export function finishDocument<T extends object>(input: T): T {
 
 function finishResponse(status: string, response: Json, hoist: (schema: unknown) => unknown): void {
   const content = response.content as Record<string, Json> | undefined;
+  for (const media of Object.values(content ?? {})) media.schema = hoist(media.schema);
   const json = content?.['application/json'];
   if (content && json) {
-    json.schema = hoist(json.schema);
     if (Number(status) >= 400) {
       delete content['application/json'];
       content['application/problem+json'] = json;
     }
   }
+  // A route that describes a response of its own (a stream) keeps its words.
+  if (!json && typeof response.description === 'string' && response.description !== 'Default Response') return;
   response.description = RESPONSE_DESCRIPTIONS[status] ?? (status === '204' ? 'Deleted; no body.' : describe(json?.schema as Json | undefined));
 }
 

@@ -16,6 +16,15 @@ export interface SendResult {
 const MAX_RESPONSE_BYTES = 64 * 1024;
 
 /**
+ * Connections to receivers are kept open between deliveries (a busy endpoint gets many):
+ * resolving and checking the target happen when a connection is made.
+ */
+const agents = {
+  'http:': new http.Agent({ keepAlive: true, maxSockets: 16, maxFreeSockets: 4, timeout: 30_000 }),
+  'https:': new https.Agent({ keepAlive: true, maxSockets: 16, maxFreeSockets: 4, timeout: 30_000 }),
+};
+
+/**
  * POSTs one webhook. The target's addresses are checked against the operator's target rules
  * when they are resolved (a name cannot point at a refused address), redirects are never
  * followed, and the whole exchange ends after `timeoutMs`.
@@ -38,11 +47,12 @@ export function postWebhook(url: URL, headers: Record<string, string>, body: str
   const client = url.protocol === 'https:' ? https : http;
   return new Promise((resolve) => {
     let settled = false;
-    const finish = (result: Omit<SendResult, 'durationMs'>) => {
+    /** `keep`: the exchange completed, so its connection may serve the next delivery. */
+    const finish = (result: Omit<SendResult, 'durationMs'>, keep = false) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      request.destroy();
+      if (!keep) request.destroy();
       resolve({ ...result, durationMs: elapsed() });
     };
     const request = client.request(
@@ -51,7 +61,7 @@ export function postWebhook(url: URL, headers: Record<string, string>, body: str
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': 'dialplane-webhooks', 'content-length': Buffer.byteLength(body), ...headers },
         lookup,
-        agent: false,
+        agent: url.protocol === 'https:' ? agents['https:'] : agents['http:'],
       },
       (response) => {
         const status = response.statusCode ?? 0;
@@ -61,10 +71,11 @@ export function postWebhook(url: URL, headers: Record<string, string>, body: str
           if (received > MAX_RESPONSE_BYTES) response.destroy();
         });
         const done = () => {
-          if (status >= 200 && status < 300) finish({ status, error: null });
+          const complete = response.complete;
+          if (status >= 200 && status < 300) finish({ status, error: null }, complete);
           else if (status >= 300 && status < 400)
             finish({ status, error: `redirect to ${response.headers.location ?? '(no location)'} not followed` });
-          else finish({ status, error: `HTTP ${status}` });
+          else finish({ status, error: `HTTP ${status}` }, complete);
         };
         response.on('end', done);
         response.on('close', done);

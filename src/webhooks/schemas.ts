@@ -1,8 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { EVENT_TYPES } from '../events/event-types.ts';
+import { EVENT_TYPES, EventTypeSchema } from '../events/event-types.ts';
 import { Nullable, Page, PageQuery, StringEnum, Timestamp, Uuid } from '../http/schemas.ts';
 
-const EventTypeList = Type.Array(StringEnum(EVENT_TYPES), {
+const EventTypeList = Type.Array(EventTypeSchema, {
   minItems: 1,
   maxItems: EVENT_TYPES.length,
   uniqueItems: true,
@@ -37,7 +37,7 @@ export const Webhook = Type.Object(
     id: Uuid,
     orgId: Type.String(),
     url: Type.String(),
-    eventTypes: Nullable(Type.Array(StringEnum(EVENT_TYPES))),
+    eventTypes: Nullable(Type.Array(EventTypeSchema)),
     enabled: Type.Boolean(),
     disabledReason: Nullable(Type.String({ description: 'Set when the server disabled the endpoint after failing deliveries.' })),
     failingSince: Nullable(Timestamp),
@@ -97,7 +97,7 @@ export const DeliveryAttempt = Type.Object(
 export const Delivery = Type.Object(
   {
     eventId: Type.String(),
-    eventType: StringEnum(EVENT_TYPES),
+    eventType: EventTypeSchema,
     status: DeliveryStatus,
     attemptCount: Type.Integer({ minimum: 0 }),
     nextAttemptTime: Nullable(Timestamp),

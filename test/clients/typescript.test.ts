@@ -85,6 +85,37 @@ describe('typed TypeScript client', () => {
     await assert.rejects(anonymous.agents.list(), (error: unknown) => error instanceof DialplaneProblem && error.status === 401);
   });
 
+  test('webhooks and the event stream through the client', async () => {
+    const created = await client.webhooks.create({ url: 'http://127.0.0.1:9/hook', eventTypes: ['agent.created'], enabled: false });
+    assert.match(created.secret, /^whsec_/);
+    assert.deepEqual(
+      (await client.webhooks.list()).items.map((w) => w.id),
+      [created.id],
+    );
+    const rotated = await client.webhooks.rotateSecret(created.id, 0);
+    assert.notEqual(rotated.secret, created.secret);
+    assert.equal((await client.webhooks.deliveries(created.id)).totalCount, 0, 'a disabled endpoint gets no deliveries');
+    await assert.rejects(
+      client.webhooks.resend(created.id, 'evt_none'),
+      (error: unknown) => error instanceof DialplaneProblem && error.status === 404,
+    );
+
+    const controller = new AbortController();
+    const stream = client.events.stream({ types: ['agent.created'], signal: controller.signal });
+    const first = stream.next();
+    // The stream is open once the server has answered; an agent made afterwards is streamed.
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const agent = await client.agents.create({ name: 'streamed' });
+    const { value } = await first;
+    assert.ok(value);
+    assert.equal(value.event.type, 'agent.created');
+    assert.equal((value.event.data as { agent: { agentId: string } }).agent.agentId, agent.agentId);
+    assert.match(value.id, /^\d+$/);
+    controller.abort();
+    await stream.return(undefined);
+    await client.webhooks.delete(created.id);
+  });
+
   test('paginate walks every page', async () => {
     const trunk = await client.credentials.create({ server: 'sip.example.net' });
     for (let i = 0; i < 7; i++) await client.numbers.create({ phoneNumber: `+1555010300${i}`, credentialsId: trunk.id });

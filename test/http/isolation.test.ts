@@ -24,8 +24,10 @@ function allowedValues(schema: any): string[] {
   return (schema.anyOf ?? schema.oneOf ?? []).flatMap(allowedValues);
 }
 
-type Kind = 'sip-credentials' | 'agents' | 'sip-phone-numbers';
-const KINDS: Kind[] = ['sip-credentials', 'agents', 'sip-phone-numbers'];
+type Kind = 'sip-credentials' | 'agents' | 'sip-phone-numbers' | 'webhooks';
+const KINDS: Kind[] = ['sip-credentials', 'agents', 'sip-phone-numbers', 'webhooks'];
+/** The event stream never ends: test/events/event-stream.test.ts checks that it carries the caller's events only. */
+const STREAMS = ['/api/v1/events'];
 
 for (const backend of await testBackends()) {
   describe(`organization isolation (${backend})`, () => {
@@ -38,6 +40,7 @@ for (const backend of await testBackends()) {
     let agentA2: any;
     let numberA: any;
     let numberA2: any;
+    let webhookA: any;
     // The second organization's own.
     let credsB: any;
     let agentB: any;
@@ -56,6 +59,10 @@ for (const backend of await testBackends()) {
         source: 'provider',
         providerId: providerA,
       });
+      // Disabled: nothing is sent, so the organization's state holds still while the test runs.
+      webhookA = (
+        await a.req('POST', '/api/v1/webhooks', { body: { url: 'http://127.0.0.1:9/a-hook', enabled: false, description: 'A private trunk' } })
+      ).body;
       agentA = await a.createAgent({ name: 'A secret agent', config: { prompt: 'A only' } });
       agentA2 = await a.createAgent({ name: 'A second agent' });
       numberA = await a.createNumber({ phoneNumber: '+15550130001', credentialsId: credsA.id, displayName: 'A line' });
@@ -86,7 +93,7 @@ for (const backend of await testBackends()) {
     /** Everything the first organization has, as its own key and the database see it. */
     async function snapshotOfA() {
       const api: Record<string, unknown> = {};
-      for (const path of ['/api/v1/sip-credentials', '/api/v1/agents', '/api/v1/sip-phone-numbers']) {
+      for (const path of ['/api/v1/sip-credentials', '/api/v1/agents', '/api/v1/sip-phone-numbers', '/api/v1/webhooks']) {
         api[path] = (await a.req('GET', path, { query: path === '/api/v1/agents' ? {} : { take: 1000 } })).body;
       }
       for (const id of [credsA.id]) api[`creds ${id}`] = (await a.req('GET', `/api/v1/sip-credentials/${id}/affected-agents`)).body;
@@ -96,6 +103,8 @@ for (const backend of await testBackends()) {
         credentials: await db.selectFrom('sip_credentials').selectAll().where('org_id', '=', a.orgId).orderBy('id').execute(),
         agents: await db.selectFrom('agents').selectAll().where('org_id', '=', a.orgId).orderBy('id').execute(),
         numbers: await db.selectFrom('phone_numbers').selectAll().where('org_id', '=', a.orgId).orderBy('id').execute(),
+        webhooks: await db.selectFrom('webhook_endpoints').selectAll().where('org_id', '=', a.orgId).orderBy('id').execute(),
+        events: await db.selectFrom('events').select('id').where('org_id', '=', a.orgId).orderBy('seq').execute(),
       };
       return { api, rows };
     }
@@ -105,14 +114,18 @@ for (const backend of await testBackends()) {
       assert.ok(KINDS.includes(kind), `${path}: a resource this test does not know; teach the isolation test about it`);
       return kind;
     };
-    const idOfA = (kind: Kind) => ({ 'sip-credentials': credsA.id, agents: agentA.agentId, 'sip-phone-numbers': numberA.id })[kind];
+    const idOfA = (kind: Kind) =>
+      ({ 'sip-credentials': credsA.id, agents: agentA.agentId, 'sip-phone-numbers': numberA.id, webhooks: webhookA.id })[kind];
     /** A body that is valid for the route, so that only the organization can make it fail. */
-    const bodyFor = (kind: Kind, credentialsId: string) =>
-      ({
-        'sip-credentials': { server: 'evil.example.com', authPassword: 'stolen' },
-        agents: { name: 'hijacked', isEnabled: false },
-        'sip-phone-numbers': { phoneNumber: numberA.phoneNumber, credentialsId },
-      })[kind];
+    const bodyFor = (kind: Kind, credentialsId: string, path = '') =>
+      path.endsWith('/rotate-secret')
+        ? { graceSeconds: 0 }
+        : {
+            'sip-credentials': { server: 'evil.example.com', authPassword: 'stolen' },
+            agents: { name: 'hijacked', isEnabled: false },
+            'sip-phone-numbers': { phoneNumber: numberA.phoneNumber, credentialsId },
+            webhooks: { url: 'http://127.0.0.1:9/hijacked' },
+          }[kind];
 
     /** The query variants of an operation: every mode, agents of either organization, force on. */
     function queriesFor(op: Operation): Record<string, string>[] {
@@ -146,9 +159,11 @@ for (const backend of await testBackends()) {
       for (const op of operations.filter((o) => o.path.includes('{'))) {
         const kind = kindOf(op.path);
         const pathParams = op.parameters.filter((p) => p.in === 'path').map((p) => p.name);
-        assert.equal(pathParams.length, 1, `${op.method} ${op.path}: one path parameter`);
-        const fill = (id: string) => op.path.replace(/\{[^}]+\}/, id);
-        const bodies = op.hasBody ? [bodyFor(kind, credsB.id), bodyFor(kind, credsA.id)] : [undefined];
+        assert.equal(pathParams[0], pathParams.includes('agentId') ? 'agentId' : 'id', `${op.method} ${op.path}: the resource comes first`);
+        // Further path parameters (a delivery's event id) get a fixed value: the resource decides.
+        const fill = (id: string) => op.path.replace(/\{[^}]+\}/, id).replace(/\{eventId\}/, 'evt_0');
+        assert.ok(!/\{/.test(fill('x')), `${op.method} ${op.path}: every path parameter is filled`);
+        const bodies = op.hasBody ? [bodyFor(kind, credsB.id, op.path), bodyFor(kind, credsA.id, op.path)] : [undefined];
         for (const query of queriesFor(op)) {
           for (const body of bodies) {
             const what = `${op.method} ${op.path} ${JSON.stringify(query)} ${JSON.stringify(body ?? null)}`;
@@ -186,7 +201,7 @@ for (const backend of await testBackends()) {
         providerId: [providerA],
         phoneNumber: [numberA.phoneNumber],
       };
-      for (const op of operations.filter((o) => !o.path.includes('{'))) {
+      for (const op of operations.filter((o) => !o.path.includes('{') && !STREAMS.includes(o.path))) {
         const what = `${op.method} ${op.path}`;
         if (op.method === 'GET') {
           const queries: Record<string, string>[] = [{}];

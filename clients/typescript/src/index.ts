@@ -24,6 +24,13 @@ export type AgentUpdate = Schemas['AgentUpdate'];
 export type CallRecord = Schemas['CallRecord'];
 export type CallRecordPage = Schemas['CallRecordPage'];
 export type Problem = Schemas['Problem'];
+export type Webhook = Schemas['Webhook'];
+export type WebhookInput = Schemas['WebhookInput'];
+export type WebhookWithSecret = Schemas['WebhookWithSecret'];
+export type WebhookDelivery = Schemas['WebhookDelivery'];
+export type WebhookDeliveryPage = Schemas['WebhookDeliveryPage'];
+export type DialplaneEvent = Schemas['Event'];
+export type EventType = Schemas['EventType'];
 
 /** The query parameters an operation takes. */
 export type QueryOf<Op extends keyof operations> = NonNullable<operations[Op]['parameters']['query']>;
@@ -160,7 +167,78 @@ export function createDialplaneClient(options: DialplaneClientOptions) {
     callRecords: {
       list: (query: QueryOf<'listCallRecords'> = {}) => dataOf(raw.GET('/api/v1/call-records', { params: { query } })),
     },
+    webhooks: {
+      list: () => dataOf(raw.GET('/api/v1/webhooks')),
+      get: (id: string) => dataOf(raw.GET('/api/v1/webhooks/{id}', numberPath(id))),
+      /** The answer's `secret` (`whsec_…`) is shown only here: keep it to verify deliveries. */
+      create: (body: WebhookInput) => dataOf(raw.POST('/api/v1/webhooks', { body })),
+      replace: (id: string, body: WebhookInput) => dataOf(raw.PUT('/api/v1/webhooks/{id}', { ...numberPath(id), body })),
+      delete: (id: string) => done(raw.DELETE('/api/v1/webhooks/{id}', numberPath(id))),
+      rotateSecret: (id: string, graceSeconds?: number) =>
+        dataOf(raw.POST('/api/v1/webhooks/{id}/rotate-secret', { ...numberPath(id), body: graceSeconds === undefined ? {} : { graceSeconds } })),
+      deliveries: (id: string, query: QueryOf<'listWebhookDeliveries'> = {}) =>
+        dataOf(raw.GET('/api/v1/webhooks/{id}/deliveries', { params: { path: { id }, query } })),
+      resend: (id: string, eventId: string) =>
+        done(raw.POST('/api/v1/webhooks/{id}/deliveries/{eventId}/resend', { params: { path: { id, eventId } } })),
+    },
+    events: {
+      /**
+       * The organization's events as they happen (Server-Sent Events), each with its stream id;
+       * pass the last id seen as `lastEventId` to resume. Ends when `signal` aborts.
+       */
+      stream: (query: EventStreamQuery = {}) => streamEvents(options, authorization, query),
+    },
   };
+}
+
+export interface EventStreamQuery {
+  /** Only these types; every type when absent. */
+  types?: EventType[];
+  /** Resume after this stream id (the `id` of the last event seen). */
+  lastEventId?: string;
+  signal?: AbortSignal;
+  /** Called once the server has accepted the stream: from then on, every event comes. */
+  onOpen?: () => void;
+}
+
+/** Reads the event stream with fetch (EventSource cannot send the API key). */
+async function* streamEvents(
+  options: DialplaneClientOptions,
+  authorization: string,
+  query: EventStreamQuery,
+): AsyncGenerator<{ id: string; event: DialplaneEvent }> {
+  const url = new URL(`${options.baseUrl.replace(/\/+$/, '')}/api/v1/events`);
+  if (query.types?.length) url.searchParams.set('types', query.types.join(','));
+  const headers: Record<string, string> = { authorization, accept: 'text/event-stream' };
+  if (query.lastEventId !== undefined) headers['last-event-id'] = query.lastEventId;
+  const response = await (options.fetch ?? globalThis.fetch)(new Request(url, { headers, signal: query.signal }));
+  if (!response.ok || response.body === null) {
+    const body: unknown = await response.json().catch(() => undefined);
+    throw DialplaneProblem.fromResponse(response, body);
+  }
+  query.onOpen?.();
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  try {
+    for (;;) {
+      const { value, done: ended } = await reader.read();
+      if (ended) return;
+      buffer += value;
+      for (let end = buffer.indexOf('\n\n'); end >= 0; end = buffer.indexOf('\n\n')) {
+        const frame = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let id = '';
+        let data = '';
+        for (const line of frame.split('\n')) {
+          if (line.startsWith('id: ')) id = line.slice(4);
+          else if (line.startsWith('data: ')) data += line.slice(6);
+        }
+        if (data !== '') yield { id, event: JSON.parse(data) as DialplaneEvent };
+      }
+    }
+  } finally {
+    reader.releaseLock();
+  }
 }
 
 export type DialplaneClient = ReturnType<typeof createDialplaneClient>;

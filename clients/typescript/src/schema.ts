@@ -490,6 +490,34 @@ export interface components {
             take: number;
         };
         /**
+         * Event
+         * @description One event, as webhooks and the event stream carry it.
+         */
+        Event: {
+            /**
+             * @description Unique per event; the `webhook-id` of its deliveries, kept across retries.
+             * @example evt_5c1d0f6a2b7e4e0c9d3a
+             */
+            id: string;
+            type: components["schemas"]["EventType"];
+            orgId: string;
+            /**
+             * Format: date-time
+             * @description When the change was made (UTC).
+             */
+            time: string;
+            /** @description The resource as the API shows it, and what the type adds (see docs/events.md). */
+            data: {
+                [key: string]: unknown;
+            };
+        };
+        /**
+         * EventType
+         * @description What happened.
+         * @enum {string}
+         */
+        EventType: "phone_number.created" | "phone_number.updated" | "phone_number.deleted" | "phone_number.linked" | "phone_number.unlinked" | "agent.created" | "agent.updated" | "agent.deleted" | "sip_credentials.created" | "sip_credentials.updated" | "sip_credentials.deleted" | "registration.state_changed" | "call.started" | "call.answered" | "call.ended";
+        /**
          * Problem
          * @description RFC 9457 problem details.
          */
@@ -714,7 +742,7 @@ export interface components {
             id: string;
             orgId: string;
             url: string;
-            eventTypes: ("phone_number.created" | "phone_number.updated" | "phone_number.deleted" | "phone_number.linked" | "phone_number.unlinked" | "agent.created" | "agent.updated" | "agent.deleted" | "sip_credentials.created" | "sip_credentials.updated" | "sip_credentials.deleted" | "registration.state_changed" | "call.started" | "call.answered" | "call.ended")[] | null;
+            eventTypes: components["schemas"]["EventType"][] | null;
             enabled: boolean;
             disabledReason: string | null;
             failingSince: string | null;
@@ -734,8 +762,7 @@ export interface components {
         /** WebhookDelivery */
         WebhookDelivery: {
             eventId: string;
-            /** @enum {string} */
-            eventType: "phone_number.created" | "phone_number.updated" | "phone_number.deleted" | "phone_number.linked" | "phone_number.unlinked" | "agent.created" | "agent.updated" | "agent.deleted" | "sip_credentials.created" | "sip_credentials.updated" | "sip_credentials.deleted" | "registration.state_changed" | "call.started" | "call.answered" | "call.ended";
+            eventType: components["schemas"]["EventType"];
             /** @enum {string} */
             status: "pending" | "delivered" | "failed";
             attemptCount: number;
@@ -774,7 +801,7 @@ export interface components {
              * @example https://hooks.example.com/dialplane
              */
             url: string;
-            eventTypes?: ("phone_number.created" | "phone_number.updated" | "phone_number.deleted" | "phone_number.linked" | "phone_number.unlinked" | "agent.created" | "agent.updated" | "agent.deleted" | "sip_credentials.created" | "sip_credentials.updated" | "sip_credentials.deleted" | "registration.state_changed" | "call.started" | "call.answered" | "call.ended")[] | null;
+            eventTypes?: components["schemas"]["EventType"][] | null;
             /**
              * @description Enabling clears what the server noted when it disabled the endpoint.
              * @default true
@@ -3673,13 +3700,13 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description OK. */
+            /** @description The event stream: each `data:` line is one Event. */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "text/event-stream": string;
+                    "text/event-stream": components["schemas"]["Event"];
                 };
             };
             /** @description The input is invalid; `errors` names each field and what is wrong with it. */
