@@ -25,6 +25,7 @@ import { TrunkProber } from './health/prober.ts';
 import { DownTargets } from './health/trunk-health.ts';
 import type { TransportProtocol } from './sip/transport.ts';
 import { buildApp } from './http/app.ts';
+import { RequestRate } from './http/request-rate.ts';
 import { Metrics } from './metrics.ts';
 import { NumberRowCache } from './numbers/number-cache.ts';
 import { ensureDefaultOrg, type NewOrg } from './orgs/orgs.ts';
@@ -144,12 +145,15 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     const numberRows = database.dialect === 'sqlite' ? new NumberRowCache() : undefined;
     numberRows?.follow(changes);
     const metrics = new Metrics();
+    const requestRate = new RequestRate();
     events.subscribe((types) => metrics.eventsWritten(types));
     const dispatcher = new WebhookDispatcher({
       db: ctx.db,
       secrets: ctx.secrets,
       policy: targets,
       config: config.webhooks,
+      concurrentWriters: database.dialect === 'postgres',
+      apiBusy: () => requestRate.busy(),
       observer: metrics,
       onError: (error) => logger.warn({ err: error }, 'webhook delivery'),
     });
@@ -252,6 +256,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
       targets: { policy: targets, minAllowedPrefix: config.targets.minAllowedPrefix },
       numberRows,
       activeCalls: { byCredentials: (id) => sipEdge.router.callsSettingUp(id) },
+      requestRate,
       events: { hub: eventStream, secretGraceSeconds: config.webhooks.secretGraceSeconds, wake: () => dispatcher.wake() },
       authFailures: config.http.authFailures,
       bodyLimitBytes: config.http.bodyLimitBytes,

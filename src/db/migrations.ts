@@ -280,6 +280,7 @@ const migrations: Record<string, DialectMigration> = {
       .addColumn('resource', 'text', (c) => c.notNull())
       .addColumn('status', 'text', (c) => c.notNull())
       .addColumn('attempts', 'integer', (c) => c.notNull())
+      .addColumn('ready', 'integer', (c) => c.notNull())
       .addColumn('next_attempt_time', 'text', (c) => c.notNull())
       .addColumn('claimed_until', 'text')
       .addColumn('retry_start_time', 'text', (c) => c.notNull())
@@ -287,8 +288,12 @@ const migrations: Record<string, DialectMigration> = {
       .addColumn('finished_time', 'text')
       .addPrimaryKeyConstraint('webhook_deliveries_pk', ['endpoint_id', 'event_seq'])
       .execute();
-    await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['status', 'next_attempt_time']).execute();
-    await db.schema.createIndex('webhook_deliveries_resource').on('webhook_deliveries').columns(['endpoint_id', 'resource', 'event_seq']).execute();
+    await db.schema.createIndex('webhook_deliveries_due').on('webhook_deliveries').columns(['ready', 'status', 'next_attempt_time']).execute();
+    await db.schema
+      .createIndex('webhook_deliveries_resource')
+      .on('webhook_deliveries')
+      .columns(['endpoint_id', 'resource', 'status', 'event_seq'])
+      .execute();
 
     await db.schema
       .createTable('webhook_attempts')

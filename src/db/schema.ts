@@ -166,6 +166,8 @@ export interface WebhookDeliveriesTable {
   /** pending, delivered or failed. */
   status: string;
   attempts: number;
+  /** 1 when no earlier event of the same resource is pending for the endpoint: it may be sent. */
+  ready: number;
   next_attempt_time: string;
   /** While an instance is sending it: until when its claim holds. */
   claimed_until: string | null;

@@ -19,6 +19,7 @@ import { eventRoutes } from '../events/routes.ts';
 import { webhookRoutes } from '../webhooks/routes.ts';
 import { requireApiKey } from './auth.ts';
 import type { Metrics } from '../metrics.ts';
+import type { RequestRate } from './request-rate.ts';
 import { frameworkError, installProblemHandlers } from './problem.ts';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -36,6 +37,8 @@ export interface AppOptions {
   authFailures: { burst: number; perMinute: number };
   bodyLimitBytes: number;
   logger: FastifyBaseLogger;
+  /** Counts the API's requests, for work that steps aside under load. */
+  requestRate?: RequestRate;
   /** The event stream and the webhooks' delivery (src/events/, src/webhooks/). */
   events: { hub: EventStreamHub; secretGraceSeconds: number; wake: () => void };
   /** True when the database and the SIP edge can serve; /readyz reports it. */
@@ -88,6 +91,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     if (closing) reply.header('connection', 'close');
     done(null, payload);
   });
+
+  const { requestRate } = options;
+  if (requestRate) {
+    app.addHook('onRequest', (_request, _reply, done) => {
+      requestRate.hit();
+      done();
+    });
+  }
 
   // One line per request, and its duration in the metrics: the route as declared (no ids, no
   // query), never a header or a body (API keys, SIP passwords).

@@ -1,6 +1,7 @@
 import { recordEvents, withTransaction, type Context } from '../context.ts';
 import { foreignKeyViolation, uniqueViolation } from '../db/errors.ts';
 import { preparedQuery } from '../db/prepared.ts';
+import { lockedOnPostgres } from '../db/row-lock.ts';
 import { conflict, invalid, notFound } from '../common/errors.ts';
 import { now } from '../common/time.ts';
 import { findAgentRow } from '../agents/agents.ts';
@@ -10,26 +11,29 @@ import type { LinkMode, PhoneNumber } from './schemas.ts';
 
 // A link runs on every link request, so its queries are prepared.
 
-/** The number and, if it is the organization's, the agent: one read serves both modes. */
+/**
+ * The number and, if it is the organization's, the agent: one read serves both modes. The
+ * number's row stays locked until the link commits, so the agent it had is the one replaced,
+ * however many links race (and the event says so).
+ */
 const numberWithAgent = preparedQuery((db, v: { numberId: string; orgId: string; agentId: string }) =>
-  selectNumbers(db)
-    .leftJoin('agents as a', (join) => join.on('a.id', '=', v.agentId).onRef('a.org_id', '=', 'n.org_id'))
-    .select(['a.id as agent_id', 'a.outbound_phone_number_id as agent_outbound_phone_number_id'])
-    .where('n.id', '=', v.numberId)
-    .where('n.org_id', '=', v.orgId),
+  lockedOnPostgres(
+    db,
+    selectNumbers(db)
+      .leftJoin('agents as a', (join) => join.on('a.id', '=', v.agentId).onRef('a.org_id', '=', 'n.org_id'))
+      .select(['a.id as agent_id', 'a.outbound_phone_number_id as agent_outbound_phone_number_id'])
+      .where('n.id', '=', v.numberId)
+      .where('n.org_id', '=', v.orgId),
+    (query) => query.forUpdate('n'),
+  ),
 );
 
-/**
- * Sets the inbound agent if the number still has the one read (`before`, '' for none): the
- * event then names the agent it really replaced, however many links race (PostgreSQL).
- */
-const setInboundAgentFrom = preparedQuery((db, v: { numberId: string; orgId: string; agentId: string; before: string; time: string }) =>
+const setInboundAgent = preparedQuery((db, v: { numberId: string; orgId: string; agentId: string; time: string }) =>
   db
     .updateTable('phone_numbers')
     .set({ incoming_calls_agent_id: v.agentId, last_update_time: v.time })
     .where('id', '=', v.numberId)
-    .where('org_id', '=', v.orgId)
-    .where((eb) => eb.fn.coalesce('incoming_calls_agent_id', eb.val('')), '=', v.before),
+    .where('org_id', '=', v.orgId),
 );
 
 const setOutboundNumber = preparedQuery((db, v: { agentId: string; orgId: string; numberId: string; time: string }) =>
@@ -39,9 +43,6 @@ const setOutboundNumber = preparedQuery((db, v: { agentId: string; orgId: string
     .where('id', '=', v.agentId)
     .where('org_id', '=', v.orgId),
 );
-
-/** A link that found its number changed between its read and its write reads again, this many times at most. */
-const MAX_LINK_RETRIES = 5;
 
 /**
  * The link rules of docs/api.md, Links, in one place.
@@ -54,14 +55,6 @@ const MAX_LINK_RETRIES = 5;
  * Each change and its events (docs/events.md) are one transaction.
  */
 export async function linkAgent(ctx: Context, orgId: string, numberId: string, agentId: string, mode: LinkMode): Promise<PhoneNumber> {
-  for (let attempt = 0; ; attempt++) {
-    const linked = await linkOnce(ctx, orgId, numberId, agentId, mode);
-    if (linked !== 'changed meanwhile') return linked;
-    if (attempt === MAX_LINK_RETRIES) throw conflict('The phone number keeps changing; try again');
-  }
-}
-
-async function linkOnce(ctx: Context, orgId: string, numberId: string, agentId: string, mode: LinkMode): Promise<PhoneNumber | 'changed meanwhile'> {
   try {
     return await withTransaction(ctx, async (tx) => {
       const found = await numberWithAgent.first(tx.db, { numberId, orgId, agentId });
@@ -73,8 +66,7 @@ async function linkOnce(ctx: Context, orgId: string, numberId: string, agentId: 
       if (mode === 'inbound') {
         const before = row.incoming_calls_agent_id;
         if (before === agentId) return numberFromRow(row);
-        const updated = await setInboundAgentFrom.run(tx.db, { numberId, orgId, agentId, before: before ?? '', time });
-        if (updated.numAffectedRows === 0n) return 'changed meanwhile';
+        await setInboundAgent.run(tx.db, { numberId, orgId, agentId, time });
         const number = numberFromRow({ ...row, incoming_calls_agent_id: agentId, last_update_time: time });
         await recordEvents(tx, [linkEvent('phone_number.linked', number, 'inbound', before, agentId)]);
         await tx.changes.publish({ kind: 'number', orgId, id: numberId, linkOnly: true });

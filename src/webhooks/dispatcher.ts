@@ -15,12 +15,36 @@ export interface WebhookObserver {
 interface Claimed {
   endpoint_id: string;
   event_seq: number | string;
+  resource: string;
   attempts: number;
   retry_start_time: string;
 }
 
 const SWEEP_INTERVAL_MS = 10 * 60 * 1000;
-const QUEUE_DEPTH_INTERVAL_MS = 5000;
+
+/** Makes the earliest pending delivery of a resource to an endpoint ready to be sent. */
+async function makeNextReady(db: Kysely<Database>, endpointId: string, resource: string): Promise<void> {
+  await db
+    .updateTable('webhook_deliveries')
+    .set({ ready: 1 })
+    .where('endpoint_id', '=', endpointId)
+    .where('status', '=', 'pending')
+    .where('event_seq', '=', (eb) =>
+      eb
+        .selectFrom('webhook_deliveries as n')
+        .select((n) => n.fn.min('n.event_seq').as('seq'))
+        .where('n.endpoint_id', '=', endpointId)
+        .where('n.resource', '=', resource)
+        .where('n.status', '=', 'pending'),
+    )
+    .execute();
+}
+const HOUSEKEEPING_INTERVAL_MS = 5000;
+/**
+ * While the API is busy, deliveries go one at a time with a pause between them (at most a
+ * hundred a second): the API comes first, the queue catches up afterwards.
+ */
+const BUSY_PAUSE_MS = 10;
 
 /**
  * Delivers the outbox (docs/events.md, "Delivery"). Every instance runs one: it claims due
@@ -39,11 +63,15 @@ export class WebhookDispatcher {
   readonly #onError: (error: unknown) => void;
   readonly #inFlight = new Set<Promise<void>>();
   #timer: NodeJS.Timeout | null = null;
+  #timerAt = 0;
   #sweepTimer: NodeJS.Timeout | null = null;
   #polling: Promise<void> | null = null;
   #again = false;
   #stopped = true;
-  #depthCheckedAt = 0;
+  #housekeptAt = 0;
+  #busy = false;
+  readonly #apiBusy: () => boolean;
+  readonly #concurrentWriters: boolean;
   readonly random: () => number;
 
   constructor(options: {
@@ -51,6 +79,10 @@ export class WebhookDispatcher {
     secrets: SecretBox;
     policy: TargetPolicy;
     config: WebhookDeliveryConfig;
+    /** True on PostgreSQL: several transactions write at once. */
+    concurrentWriters: boolean;
+    /** Whether the API is under load now (src/http/app.ts counts the requests in flight). */
+    apiBusy?: () => boolean;
     observer?: WebhookObserver;
     onError: (error: unknown) => void;
     random?: () => number;
@@ -59,6 +91,8 @@ export class WebhookDispatcher {
     this.#secrets = options.secrets;
     this.#policy = options.policy;
     this.#config = options.config;
+    this.#concurrentWriters = options.concurrentWriters;
+    this.#apiBusy = options.apiBusy ?? (() => false);
     this.#observer = options.observer;
     this.#onError = options.onError;
     this.random = options.random ?? Math.random;
@@ -75,7 +109,7 @@ export class WebhookDispatcher {
   wake(): void {
     if (this.#stopped) return;
     if (this.#polling) this.#again = true;
-    else this.#schedule(0);
+    else this.#schedule(this.#isBusy() ? BUSY_PAUSE_MS : 0);
   }
 
   /** Stops claiming; waits for the requests in flight (each ends within the timeout). */
@@ -102,9 +136,15 @@ export class WebhookDispatcher {
     });
   }
 
+  /** Looks for due deliveries in `ms`, unless a look is already due sooner. */
   #schedule(ms: number): void {
     if (this.#stopped) return;
-    if (this.#timer) clearTimeout(this.#timer);
+    const at = Date.now() + ms;
+    if (this.#timer) {
+      if (this.#timerAt <= at) return;
+      clearTimeout(this.#timer);
+    }
+    this.#timerAt = at;
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.#polling = this.#poll()
@@ -113,14 +153,14 @@ export class WebhookDispatcher {
           this.#polling = null;
           const again = this.#again;
           this.#again = false;
-          this.#schedule(again ? 0 : this.#config.pollMs);
+          this.#schedule(again ? (this.#isBusy() ? BUSY_PAUSE_MS : 0) : this.#config.pollMs);
         });
     }, ms);
   }
 
   async #poll(): Promise<void> {
     for (;;) {
-      const room = this.#config.concurrency - this.#inFlight.size;
+      const room = (this.#isBusy() ? 1 : this.#config.concurrency) - this.#inFlight.size;
       if (room <= 0 || this.#stopped) return;
       const claimed = await this.#claim(room);
       for (const delivery of claimed) {
@@ -133,8 +173,8 @@ export class WebhookDispatcher {
           });
         this.#inFlight.add(sending);
       }
-      await this.#reportDepth();
-      if (claimed.length < room) return;
+      await this.#housekeeping();
+      if (claimed.length < room || this.#busy) return;
       // Full: wait for a request to finish before claiming more.
       await Promise.race(this.#inFlight);
     }
@@ -149,24 +189,12 @@ export class WebhookDispatcher {
       .selectFrom('webhook_deliveries as d')
       .innerJoin('webhook_endpoints as w', 'w.id', 'd.endpoint_id')
       .select(['d.endpoint_id', 'd.event_seq'])
+      .where('d.ready', '=', 1)
       .where('d.status', '=', 'pending')
       .where('d.next_attempt_time', '<=', iso)
       .where((eb) => eb.or([eb('d.claimed_until', 'is', null), eb('d.claimed_until', '<', iso)]))
       .where('w.enabled', '=', 1)
-      .where((eb) =>
-        eb.not(
-          eb.exists(
-            eb
-              .selectFrom('webhook_deliveries as e')
-              .select('e.event_seq')
-              .whereRef('e.endpoint_id', '=', 'd.endpoint_id')
-              .whereRef('e.resource', '=', 'd.resource')
-              .where('e.status', '=', 'pending')
-              .whereRef('e.event_seq', '<', 'd.event_seq'),
-          ),
-        ),
-      )
-      .orderBy('d.event_seq')
+      .orderBy('d.next_attempt_time')
       .limit(limit)
       .execute();
     if (due.length === 0) return [];
@@ -183,7 +211,7 @@ export class WebhookDispatcher {
       )
       .where('status', '=', 'pending')
       .where((eb) => eb.or([eb('claimed_until', 'is', null), eb('claimed_until', '<', iso)]))
-      .returning(['endpoint_id', 'event_seq', 'attempts', 'retry_start_time'])
+      .returning(['endpoint_id', 'event_seq', 'resource', 'attempts', 'retry_start_time'])
       .execute();
   }
 
@@ -252,6 +280,8 @@ export class WebhookDispatcher {
         .where('endpoint_id', '=', claimed.endpoint_id)
         .where('event_seq', '=', seq)
         .execute();
+      // Done with this event: the next one of its resource may go.
+      if (outcome !== 'retry') await makeNextReady(trx, claimed.endpoint_id, claimed.resource);
       if (outcome === 'delivered') {
         if (failingSince !== null)
           await trx.updateTable('webhook_endpoints').set({ failing_since: null }).where('id', '=', claimed.endpoint_id).execute();
@@ -283,15 +313,49 @@ export class WebhookDispatcher {
     });
   }
 
+  /**
+   * On PostgreSQL an event written while the one before it of its resource was finishing may
+   * miss being made ready (each transaction did not see the other's row): this finds such heads.
+   */
+  async #readyStrandedHeads(): Promise<void> {
+    await this.#db
+      .updateTable('webhook_deliveries')
+      .set({ ready: 1 })
+      .where('status', '=', 'pending')
+      .where('ready', '=', 0)
+      .where((eb) =>
+        eb.not(
+          eb.exists(
+            eb
+              .selectFrom('webhook_deliveries as e')
+              .select('e.event_seq')
+              .whereRef('e.endpoint_id', '=', 'webhook_deliveries.endpoint_id')
+              .whereRef('e.resource', '=', 'webhook_deliveries.resource')
+              .where('e.status', '=', 'pending')
+              .whereRef('e.event_seq', '<', 'webhook_deliveries.event_seq'),
+          ),
+        ),
+      )
+      .execute();
+  }
+
   /** Exponential from retryBaseMs, capped, with ±20 % jitter so endpoints that failed together do not retry together. */
   #nextDelay(attempt: number): number {
     const exponential = Math.min(this.#config.retryCapMs, this.#config.retryBaseMs * 2 ** Math.min(attempt - 1, 30));
     return Math.round(exponential * (0.8 + 0.4 * this.random()));
   }
 
-  async #reportDepth(): Promise<void> {
-    if (!this.#observer || Date.now() - this.#depthCheckedAt < QUEUE_DEPTH_INTERVAL_MS) return;
-    this.#depthCheckedAt = Date.now();
+  #isBusy(): boolean {
+    this.#busy = this.#apiBusy();
+    return this.#busy;
+  }
+
+  /** Every few seconds: frees stranded heads (PostgreSQL), reports the queue's depth. */
+  async #housekeeping(): Promise<void> {
+    if (Date.now() - this.#housekeptAt < HOUSEKEEPING_INTERVAL_MS) return;
+    this.#housekeptAt = Date.now();
+    if (this.#concurrentWriters) await this.#readyStrandedHeads();
+    if (!this.#observer) return;
     const row = await this.#db
       .selectFrom('webhook_deliveries')
       .select((eb) => eb.fn.countAll<string | number>().as('n'))

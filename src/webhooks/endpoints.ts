@@ -200,13 +200,16 @@ export async function listDeliveries(ctx: Context, orgId: string, id: string, qu
   return { items, totalCount: Number(count.n), skip: query.skip, take: query.take };
 }
 
-/** Sends a delivery again (failed or not yet delivered): at once, with a new retry period, the same webhook-id. */
+/**
+ * Sends a delivery again (failed, delivered, or still pending): at once, with a new retry period
+ * and the same webhook-id, even ahead of later events of its resource.
+ */
 export async function resendDelivery(ctx: Context, orgId: string, id: string, eventId: string): Promise<void> {
   await findRow(ctx, orgId, id);
   const time = now();
   const updated = await ctx.db
     .updateTable('webhook_deliveries')
-    .set({ status: 'pending', next_attempt_time: time, retry_start_time: time, finished_time: null, claimed_until: null })
+    .set({ status: 'pending', ready: 1, next_attempt_time: time, retry_start_time: time, finished_time: null, claimed_until: null })
     .where('endpoint_id', '=', id)
     .where('org_id', '=', orgId)
     .where('event_id', '=', eventId)

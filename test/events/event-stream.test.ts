@@ -132,6 +132,35 @@ for (const backend of await testBackends()) {
   });
 }
 
+describe('registration events', () => {
+  test('a REGISTER answered 200 moves the number from Registering to Registered', async () => {
+    const server = await startTestServer('sqlite');
+    const carrier = await UdpPeer.start('127.0.0.2', { host: '127.0.0.1', port: server.server.sipPort });
+    try {
+      const org = await clientFor(server, 'default');
+      const creds = await org.createCredentials({ server: `127.0.0.2:${carrier.port}`, authUser: 'line1', authPassword: 'pw' });
+      const stream = await openStream(server, org.key, { types: 'registration.state_changed' });
+      try {
+        const number = await org.createNumber({ phoneNumber: '+15550143200', credentialsId: creds.id, registration: true });
+        const register = await carrier.next(request('REGISTER'), 'REGISTER', 5000);
+        carrier.respond(register, replyText(register, 200, 'OK', 'reg-1', [`Contact: ${register.headers.get('contact')};expires=3600`]));
+        await eventually('the state change streamed', async () => stream.frames.length >= 1, 5000);
+        const change = stream.frames[0].data.data;
+        assert.equal(change.phoneNumber.id, number.id);
+        assert.equal(change.stateBefore, 'Registering');
+        assert.equal(change.stateAfter, 'Registered');
+        assert.equal(change.reason, null, 'a success has no failure to tell');
+        assert.equal(change.phoneNumber.registrationStatus.state, 'Registered');
+      } finally {
+        await stream.close();
+      }
+    } finally {
+      await carrier.close();
+      await server.close();
+    }
+  });
+});
+
 describe('call events', () => {
   test('call.started, call.answered, and call.ended with its duration when the BYE comes (even to a restarted process)', async () => {
     const port = await freePort();

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Webhook as StandardWebhook } from 'standardwebhooks';
-import { assertProblem, clientFor, eventually, sleep, type Client } from '../support/api.ts';
+import { assertProblem, Client, clientFor, eventually, sleep } from '../support/api.ts';
 import { testBackends } from '../support/backends.ts';
 import { spawnServer } from '../support/process.ts';
 import { freshDatabase, request, startTestServer, type TestServer } from '../support/server.ts';
@@ -55,6 +55,14 @@ function verify(secret: string, received: Received): unknown {
   });
 }
 
+const deliveries = async (c: Client, id: string) => (await c.req('GET', `/api/v1/webhooks/${id}/deliveries`, { query: { take: 100 } })).body;
+
+async function createWebhookOn(c: Client, body: Record<string, unknown>) {
+  const res = await c.req('POST', '/api/v1/webhooks', { body });
+  assert.equal(res.status, 201, JSON.stringify(res.body));
+  return res.body;
+}
+
 const FAST = {
   DIALPLANE_WEBHOOK_RETRY_BASE_SECONDS: '0.05',
   DIALPLANE_WEBHOOK_RETRY_CAP_SECONDS: '0.2',
@@ -73,17 +81,10 @@ for (const backend of await testBackends()) {
     });
     after(() => server.close());
 
-    const createWebhook = async (c: Client, body: Record<string, unknown>) => {
-      const res = await c.req('POST', '/api/v1/webhooks', { body });
-      assert.equal(res.status, 201, JSON.stringify(res.body));
-      return res.body;
-    };
-    const deliveries = async (c: Client, id: string) => (await c.req('GET', `/api/v1/webhooks/${id}/deliveries`, { query: { take: 100 } })).body;
-
     test('endpoints: the secret is shown once; bad URLs are refused; other organizations see nothing', async () => {
       const receiver = await startReceiver();
       try {
-        const created = await createWebhook(client, { url: receiver.url, description: 'crm' });
+        const created = await createWebhookOn(client, { url: receiver.url, description: 'crm' });
         assert.match(created.secret, /^whsec_[A-Za-z0-9+/]+=*$/);
         assert.equal(created.eventTypes, null);
         assert.equal(created.enabled, true);
@@ -114,8 +115,8 @@ for (const backend of await testBackends()) {
       const otherOrg = await clientFor(server);
       const otherReceiver = await startReceiver();
       try {
-        const hook = await createWebhook(org, { url: receiver.url });
-        await createWebhook(otherOrg, { url: otherReceiver.url });
+        const hook = await createWebhookOn(org, { url: receiver.url });
+        await createWebhookOn(otherOrg, { url: otherReceiver.url });
         const creds = await org.createCredentials();
         const [first, second] = [await org.createAgent({ name: 'first' }), await org.createAgent({ name: 'second' })];
         const number = await org.createNumber({ phoneNumber: '+15550142001', credentialsId: creds.id });
@@ -182,8 +183,8 @@ for (const backend of await testBackends()) {
       const failing = await startReceiver((_r, i) => (i < 2 ? 500 : 200));
       const hanging = await startReceiver(() => (hangs ? 'hang' : 200));
       try {
-        const failingHook = await createWebhook(org, { url: failing.url, eventTypes: ['agent.created'] });
-        const hangingHook = await createWebhook(org, { url: hanging.url, eventTypes: ['agent.created'] });
+        const failingHook = await createWebhookOn(org, { url: failing.url, eventTypes: ['agent.created'] });
+        const hangingHook = await createWebhookOn(org, { url: hanging.url, eventTypes: ['agent.created'] });
         await org.createAgent({ name: 'retried' });
         await eventually('delivered on the third attempt', async () => failing.received.length >= 3, 5000);
         assert.equal(new Set(failing.received.map((r) => r.headers['webhook-id'])).size, 1, 'one webhook-id across retries');
@@ -216,7 +217,7 @@ for (const backend of await testBackends()) {
       const org = await clientFor(server);
       const receiver = await startReceiver();
       try {
-        const hook = await createWebhook(org, { url: receiver.url, eventTypes: ['agent.created'] });
+        const hook = await createWebhookOn(org, { url: receiver.url, eventTypes: ['agent.created'] });
         const rotated = await org.req('POST', `/api/v1/webhooks/${hook.id}/rotate-secret`, { body: { graceSeconds: 60 } });
         assert.equal(rotated.status, 200);
         assert.notEqual(rotated.body.secret, hook.secret);
@@ -233,6 +234,46 @@ for (const backend of await testBackends()) {
         assert.throws(() => verify(rotated.body.secret, receiver.received[1]));
       } finally {
         await receiver.close();
+      }
+    });
+  });
+
+  describe(`webhooks: where they may go (${backend})`, () => {
+    test('the target rules apply to the URL and to what its name resolves to; redirects are not followed; metrics count', async () => {
+      const server = await startTestServer(backend, { env: { ...FAST, DIALPLANE_PRIVATE_TARGETS: 'deny' } });
+      const redirecting = await startReceiver(() => 302);
+      try {
+        const org = await clientFor(server);
+        assertProblem(await org.req('POST', '/api/v1/webhooks', { body: { url: 'http://127.0.0.1:8080/x' } }), 400, ['url'], /private or loopback/);
+        assertProblem(await org.req('POST', '/api/v1/webhooks', { body: { url: 'http://[::1]/x' } }), 400, ['url']);
+        // A name is checked when it is resolved: localhost is loopback.
+        const named = (await org.req('POST', '/api/v1/webhooks', { body: { url: 'http://localhost:9/x', eventTypes: ['agent.created'] } })).body;
+        await org.createAgent();
+        await eventually('refused at resolution', async () => (await deliveries(org, named.id)).items[0]?.attempts.length >= 1, 5000);
+        const [refused] = (await deliveries(org, named.id)).items;
+        assert.match(refused.attempts[0].error, /localhost resolves to a private or loopback address/);
+        assert.equal(refused.attempts[0].responseStatus, null);
+        const metrics = (await server.request('GET', '/metrics')).body as string;
+        assert.match(metrics, /dialplane_events_written_total\{type="agent.created"\} [1-9]/);
+        assert.match(metrics, /dialplane_webhook_attempts_total\{result="retry"\} [1-9]/);
+      } finally {
+        await redirecting.close();
+        await server.close();
+      }
+      const open = await startTestServer(backend, { env: FAST });
+      const receiver = await startReceiver(() => 302);
+      try {
+        const org = await clientFor(open);
+        const hook = (await org.req('POST', '/api/v1/webhooks', { body: { url: receiver.url, eventTypes: ['agent.created'] } })).body;
+        await org.createAgent();
+        await eventually('attempted', async () => (await deliveries(org, hook.id)).items[0]?.attempts.length >= 1, 5000);
+        const [redirected] = (await deliveries(org, hook.id)).items;
+        assert.equal(redirected.attempts[0].responseStatus, 302);
+        assert.match(redirected.attempts[0].error, /redirect to .* not followed/);
+        assert.equal(redirected.status, 'pending', 'a redirect is a failed attempt, retried');
+      } finally {
+        await receiver.close();
+        await open.close();
       }
     });
   });
@@ -313,4 +354,51 @@ for (const backend of await testBackends()) {
       }
     });
   });
+
+  if (backend === 'postgres') {
+    describe('webhooks: two instances on PostgreSQL', () => {
+      test('each event is delivered once, by one instance or the other, in order per resource', { timeout: 60000 }, async () => {
+        const database = await freshDatabase('postgres');
+        const receiver = await startReceiver();
+        const first = await startTestServer('postgres', { database, env: FAST });
+        const second = await startTestServer('postgres', { database, env: FAST });
+        try {
+          const org = new Client(first, first.defaultKey, first.defaultOrgId);
+          await createWebhookOn(org, { url: receiver.url, eventTypes: ['phone_number.linked'] });
+          const creds = await org.createCredentials();
+          const agents = [await org.createAgent({ name: 'a' }), await org.createAgent({ name: 'b' })];
+          const numbers = [];
+          for (let i = 0; i < 10; i++)
+            numbers.push(await org.createNumber({ phoneNumber: `+1555014${String(i).padStart(4, '0')}`, credentialsId: creds.id }));
+          // Links through both instances: each instance wakes its own dispatcher, both poll.
+          let links = 0;
+          for (let round = 0; round < 6; round++) {
+            await Promise.all(
+              numbers.map(async (number, i) => {
+                const via = new Client(i % 2 === 0 ? first : second, first.defaultKey, first.defaultOrgId);
+                await via.link(number.id, agents[(round + i) % 2].agentId);
+                links++;
+              }),
+            );
+          }
+          await eventually('all delivered', async () => receiver.received.length >= links, 15000);
+          await sleep(500);
+          const ids = receiver.received.map((r) => r.headers['webhook-id']);
+          assert.equal(ids.length, links, 'no event delivered twice');
+          assert.equal(new Set(ids).size, links);
+          for (const number of numbers) {
+            const afters = receiver.received.filter((r) => r.event.data.phoneNumber.id === number.id).map((r) => r.event.data.agentIdAfter);
+            const befores = receiver.received.filter((r) => r.event.data.phoneNumber.id === number.id).map((r) => r.event.data.agentIdBefore);
+            // In order: each event's agent before is the previous event's agent after.
+            assert.deepEqual(befores.slice(1), afters.slice(0, -1), `events of ${number.phoneNumber} in order`);
+          }
+        } finally {
+          await second.close();
+          await first.close();
+          await receiver.close();
+          await database.drop();
+        }
+      });
+    });
+  }
 }
