@@ -5,7 +5,7 @@
  */
 const WINDOW_MS = 100;
 /** This many requests a second, or more, is load. */
-const BUSY_PER_SECOND = 300;
+const BUSY_PER_SECOND = 1000;
 
 export class RequestRate {
   #windowStart = 0;
