@@ -103,7 +103,12 @@ describe(
         const takeoverMs = Date.now() - killedAt;
         process.stderr.write(`# takeover after kill -9: ${takeoverMs} ms (lease ${LEASE_SECONDS * 1000} ms)\n`);
         assert.ok(takeoverMs <= LEASE_SECONDS * 1000 + SWEEP_MS + 500, `within the lease period plus one sweep (${takeoverMs} ms)`);
-        const status = await state(survivor);
+        // The 200 reached the survivor; its status write (with its event) follows.
+        let status = await state(survivor);
+        for (let i = 0; status.state !== 'Registered' && i < 40; i++) {
+          await settle(50);
+          status = await state(survivor);
+        }
         assert.equal(status.state, 'Registered');
         assert.ok(Date.parse(status.lastUpdated) >= killedAt, 'the survivor wrote the status after the kill');
         assert.ok(Date.parse(status.expiresAt) > killedAt + 55_000, 'a fresh binding');
