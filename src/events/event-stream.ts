@@ -55,10 +55,6 @@ export class EventStreamHub {
     this.#subscribers.clear();
   }
 
-  get subscribers(): number {
-    return this.#subscribers.size;
-  }
-
   /** Reads soon: a local event was committed. */
   wake(): void {
     if (this.#subscribers.size === 0) return;

@@ -69,10 +69,9 @@ export class WebhookDispatcher {
   #again = false;
   #stopped = true;
   #housekeptAt = 0;
-  #busy = false;
   readonly #apiBusy: () => boolean;
   readonly #concurrentWriters: boolean;
-  readonly random: () => number;
+  readonly #random: () => number;
 
   constructor(options: {
     db: Kysely<Database>;
@@ -95,7 +94,7 @@ export class WebhookDispatcher {
     this.#apiBusy = options.apiBusy ?? (() => false);
     this.#observer = options.observer;
     this.#onError = options.onError;
-    this.random = options.random ?? Math.random;
+    this.#random = options.random ?? Math.random;
   }
 
   start(): void {
@@ -109,7 +108,7 @@ export class WebhookDispatcher {
   wake(): void {
     if (this.#stopped) return;
     if (this.#polling) this.#again = true;
-    else this.#schedule(this.#isBusy() ? BUSY_PAUSE_MS : 0);
+    else this.#schedule(this.#apiBusy() ? BUSY_PAUSE_MS : 0);
   }
 
   /** Stops claiming; waits for the requests in flight (each ends within the timeout). */
@@ -153,14 +152,15 @@ export class WebhookDispatcher {
           this.#polling = null;
           const again = this.#again;
           this.#again = false;
-          this.#schedule(again ? (this.#isBusy() ? BUSY_PAUSE_MS : 0) : this.#config.pollMs);
+          this.#schedule(again ? (this.#apiBusy() ? BUSY_PAUSE_MS : 0) : this.#config.pollMs);
         });
     }, ms);
   }
 
   async #poll(): Promise<void> {
     for (;;) {
-      const room = (this.#isBusy() ? 1 : this.#config.concurrency) - this.#inFlight.size;
+      const busy = this.#apiBusy();
+      const room = (busy ? 1 : this.#config.concurrency) - this.#inFlight.size;
       if (room <= 0 || this.#stopped) return;
       const claimed = await this.#claim(room);
       for (const delivery of claimed) {
@@ -174,7 +174,7 @@ export class WebhookDispatcher {
         this.#inFlight.add(sending);
       }
       await this.#housekeeping();
-      if (claimed.length < room || this.#busy) return;
+      if (claimed.length < room || busy) return;
       // Full: wait for a request to finish before claiming more.
       await Promise.race(this.#inFlight);
     }
@@ -342,12 +342,7 @@ export class WebhookDispatcher {
   /** Exponential from retryBaseMs, capped, with ±20 % jitter so endpoints that failed together do not retry together. */
   #nextDelay(attempt: number): number {
     const exponential = Math.min(this.#config.retryCapMs, this.#config.retryBaseMs * 2 ** Math.min(attempt - 1, 30));
-    return Math.round(exponential * (0.8 + 0.4 * this.random()));
-  }
-
-  #isBusy(): boolean {
-    this.#busy = this.#apiBusy();
-    return this.#busy;
+    return Math.round(exponential * (0.8 + 0.4 * this.#random()));
   }
 
   /** Every few seconds: frees stranded heads (PostgreSQL), reports the queue's depth. */
