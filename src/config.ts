@@ -26,6 +26,25 @@ export interface WebhookDeliveryConfig {
   retentionMs: number;
 }
 
+export interface RtpengineAddress {
+  /** An IP address: the ng client matches replies against it. */
+  host: string;
+  port: number;
+  /** Its share of new calls, relative to the others'. */
+  weight: number;
+}
+
+export interface MediaConfig {
+  rtpengines: RtpengineAddress[];
+  /** rtpengine's interface names for the carrier side and the agent side of a call; null: rtpengine's default interface. */
+  carrierInterface: string | null;
+  agentInterface: string | null;
+  /** When no rtpengine takes a new call: refuse it (503) or let its media go directly between the parties. */
+  fallback: 'reject' | 'direct';
+  /** How long one ng command may take, retransmissions included. */
+  timeoutMs: number;
+}
+
 export interface Config {
   http: {
     host: string;
@@ -100,6 +119,8 @@ export interface Config {
     /** A probe without a final response by then counts its target down. */
     timeoutMs: number;
   };
+  /** Media anchoring through rtpengine (docs/media.md); off while `rtpengines` is empty. */
+  media: MediaConfig;
   /** Webhook deliveries and the event log (docs/events.md). */
   webhooks: WebhookDeliveryConfig & {
     /** How long a rotated-out secret keeps signing, unless the rotation says otherwise. */
@@ -206,6 +227,36 @@ function dnsServers(raw: string | undefined): string[] {
   return servers;
 }
 
+/** `host:port[=weight]` entries (Kamailio's rtpengine_sock spelling), comma-separated; hosts are IP addresses. */
+function rtpengines(raw: string | undefined): RtpengineAddress[] {
+  return list(raw).map((entry) => {
+    const match = /^(?:\[([^\]]+)\]|([^:=[\]]+)):(\d{1,5})(?:=(\d{1,3}))?$/.exec(entry);
+    const host = match?.[1] ?? match?.[2] ?? '';
+    const portNumber = Number(match?.[3]);
+    const weight = match?.[4] === undefined ? 1 : Number(match[4]);
+    if (match === null || net.isIP(host) === 0 || portNumber < 1 || portNumber > 65535 || weight < 1) {
+      throw new ConfigError(
+        `DIALPLANE_RTPENGINE must list rtpengine ng addresses as ip:port or [ipv6]:port, each with an optional =weight (1..999), got "${entry}"`,
+      );
+    }
+    return { host, port: portNumber, weight };
+  });
+}
+
+function interfaceName(env: NodeJS.ProcessEnv, name: string): string | null {
+  const raw = env[name]?.trim();
+  if (raw === undefined || raw === '') return null;
+  if (!/^[A-Za-z0-9_.-]{1,64}$/.test(raw))
+    throw new ConfigError(`${name} must be an rtpengine interface name (letters, digits, _ . -), got "${raw}"`);
+  return raw;
+}
+
+function mediaFallback(raw: string | undefined): 'reject' | 'direct' {
+  if (raw === undefined || raw === '' || raw === 'reject') return 'reject';
+  if (raw === 'direct') return 'direct';
+  throw new ConfigError(`DIALPLANE_MEDIA_FALLBACK must be reject or direct, got "${raw}"`);
+}
+
 function list(raw: string | undefined): string[] {
   return (raw ?? '')
     .split(',')
@@ -218,6 +269,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const database = parseDatabase(env.DIALPLANE_DB);
   const secretKey = parseSecretKey(env.DIALPLANE_SECRET_KEY);
   const sipHost = env.DIALPLANE_SIP_HOST || '0.0.0.0';
+  if (
+    ((env.DIALPLANE_RTPENGINE_CARRIER_INTERFACE?.trim() || null) === null) !==
+    ((env.DIALPLANE_RTPENGINE_AGENT_INTERFACE?.trim() || null) === null)
+  ) {
+    throw new ConfigError('DIALPLANE_RTPENGINE_CARRIER_INTERFACE and DIALPLANE_RTPENGINE_AGENT_INTERFACE go together: set both or neither');
+  }
   if (database.kind === 'postgres' && secretKey === null) {
     throw new ConfigError('DIALPLANE_SECRET_KEY is required with a PostgreSQL database');
   }
@@ -286,6 +343,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     trunkHealth: {
       intervalMs: positiveNumber(env, 'DIALPLANE_TRUNK_HEALTH_INTERVAL_SECONDS', 30) * 1000,
       timeoutMs: positiveNumber(env, 'DIALPLANE_TRUNK_HEALTH_TIMEOUT_SECONDS', 5) * 1000,
+    },
+    media: {
+      rtpengines: rtpengines(env.DIALPLANE_RTPENGINE),
+      carrierInterface: interfaceName(env, 'DIALPLANE_RTPENGINE_CARRIER_INTERFACE'),
+      agentInterface: interfaceName(env, 'DIALPLANE_RTPENGINE_AGENT_INTERFACE'),
+      fallback: mediaFallback(env.DIALPLANE_MEDIA_FALLBACK),
+      timeoutMs: positiveNumber(env, 'DIALPLANE_RTPENGINE_TIMEOUT_MS', 1000),
     },
     webhooks: {
       timeoutMs: positiveNumber(env, 'DIALPLANE_WEBHOOK_TIMEOUT_SECONDS', 10) * 1000,

@@ -6,6 +6,9 @@ import type { TrunkHealth } from './health/schemas.ts';
 import type { RegistrationObserver, RegistrationStats } from './registration/manager.ts';
 import type { EventType } from './events/event-types.ts';
 import type { WebhookObserver } from './webhooks/dispatcher.ts';
+import type { MediaObserver } from './media/rtpengine-relay.ts';
+import type { MediaTotals } from './media/media-totals.ts';
+import type { NgFailure } from './media/ng-client.ts';
 
 /** Where the gauges read the running parts' state at scrape time. */
 export interface StatsSources {
@@ -19,7 +22,7 @@ export interface StatsSources {
  * gauges read the parts' stats when Prometheus scrapes. One registry per process (tests build
  * several servers in one process, so not prom-client's global one).
  */
-export class Metrics implements EdgeObserver, RegistrationObserver, TrunkHealthObserver, WebhookObserver {
+export class Metrics implements EdgeObserver, RegistrationObserver, TrunkHealthObserver, WebhookObserver, MediaObserver {
   readonly registry = new client.Registry();
   readonly #httpDuration: client.Histogram<'method' | 'route' | 'status'>;
   readonly #invites: client.Counter<'direction' | 'outcome'>;
@@ -32,6 +35,10 @@ export class Metrics implements EdgeObserver, RegistrationObserver, TrunkHealthO
   readonly #webhookAttempts: client.Counter<'result'>;
   readonly #webhookLatency: client.Histogram;
   readonly #webhookQueue: client.Gauge;
+  readonly #ngCommands: client.Counter<'command' | 'outcome'>;
+  readonly #mediaPackets: client.Counter<'from'>;
+  readonly #mediaBytes: client.Counter<'from'>;
+  readonly #mediaMissing: client.Counter;
   #sources: StatsSources | null = null;
 
   constructor() {
@@ -42,6 +49,29 @@ export class Metrics implements EdgeObserver, RegistrationObserver, TrunkHealthO
       help: 'HTTP API request duration by method, route pattern and status code.',
       labelNames: ['method', 'route', 'status'],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    this.#ngCommands = new client.Counter({
+      name: 'dialplane_rtpengine_commands_total',
+      help: 'ng commands sent to rtpengine, by command and outcome (ok, timeout, error, malformed, overloaded, closed).',
+      labelNames: ['command', 'outcome'],
+      registers,
+    });
+    this.#mediaPackets = new client.Counter({
+      name: 'dialplane_media_packets_total',
+      help: 'RTP packets relayed for anchored calls that ended, by the party they came from (caller, callee).',
+      labelNames: ['from'],
+      registers,
+    });
+    this.#mediaBytes = new client.Counter({
+      name: 'dialplane_media_bytes_total',
+      help: 'RTP bytes relayed for anchored calls that ended, by the party they came from (caller, callee).',
+      labelNames: ['from'],
+      registers,
+    });
+    this.#mediaMissing = new client.Counter({
+      name: 'dialplane_media_statistics_missing_total',
+      help: 'Anchored calls that ended without media statistics (their rtpengine could not be asked).',
       registers,
     });
     this.#eventsWritten = new client.Counter({
@@ -168,6 +198,25 @@ export class Metrics implements EdgeObserver, RegistrationObserver, TrunkHealthO
 
   webhookQueueDepth(pending: number): void {
     this.#webhookQueue.set(pending);
+  }
+
+  ngCommand(command: string, outcome: 'ok' | NgFailure): void {
+    this.#ngCommands.inc({ command, outcome });
+  }
+
+  callMediaEnded(_callId: string, totals: MediaTotals | null): void {
+    if (totals === null) {
+      this.#mediaMissing.inc();
+      return;
+    }
+    for (const [from, flow] of [
+      ['caller', totals.fromCaller],
+      ['callee', totals.fromCallee],
+    ] as const) {
+      if (flow === null) continue;
+      this.#mediaPackets.inc({ from }, flow.packets);
+      this.#mediaBytes.inc({ from }, flow.bytes);
+    }
   }
 
   callFinished(direction: CallDirection, outcome: CallOutcome): void {

@@ -27,6 +27,8 @@ import type { TransportProtocol } from './sip/transport.ts';
 import { buildApp } from './http/app.ts';
 import { RequestRate } from './http/request-rate.ts';
 import { Metrics } from './metrics.ts';
+import { NgClient } from './media/ng-client.ts';
+import { RtpengineRelay } from './media/rtpengine-relay.ts';
 import { NumberRowCache } from './numbers/number-cache.ts';
 import { ensureDefaultOrg, type NewOrg } from './orgs/orgs.ts';
 import { RegistrationManager } from './registration/manager.ts';
@@ -191,8 +193,11 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     // another is not, those that failed a call lately tried last.
     const locate = async (host: string, port: number | null, transport: TransportProtocol) =>
       failedTargets.order(downTargets.skipDown(await resolve(host, port, transport)));
+    const media = anchoredMedia(config.media, metrics, recorder);
+    if (media) started.push(() => media.client.close());
     const sipEdge = new SipEdge({
       sip: config.sip,
+      media: media?.relay,
       tls,
       // Derived from the secret every instance shares: any instance verifies what another signed.
       signingKey: deriveSigningKey(secretKey.key),
@@ -310,4 +315,24 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     await unwind();
     throw error;
   }
+}
+
+/**
+ * The media relay when rtpengines are configured (docs/media.md): its commands and each call's
+ * figures are counted, and the figures go onto the call's record.
+ */
+function anchoredMedia(config: Config['media'], metrics: Metrics, recorder: CallRecorder) {
+  if (config.rtpengines.length === 0) return null;
+  const client = new NgClient({ timeoutMs: config.timeoutMs });
+  const relay = new RtpengineRelay(config, client, {
+    ngCommand: (command, outcome) => metrics.ngCommand(command, outcome),
+    callMediaEnded: (callId, totals) => {
+      metrics.callMediaEnded(callId, totals);
+      recorder.recordMedia(
+        callId,
+        totals === null ? { statistics: 'missing', fromCaller: null, fromCallee: null } : { statistics: 'collected', ...totals },
+      );
+    },
+  });
+  return { client, relay };
 }

@@ -3,7 +3,7 @@ import type { Insertable, Kysely, Selectable } from 'kysely';
 import type { Context } from '../context.ts';
 import type { CallRecordsTable, Database } from '../db/schema.ts';
 import type { InitialRequestRecord } from '../sip/router.ts';
-import type { CallDirection, CallOutcome, CallRecord, CallRecordListQuery } from './schemas.ts';
+import type { CallDirection, CallMedia, CallOutcome, CallRecord, CallRecordListQuery } from './schemas.ts';
 
 export interface CallAttempt {
   orgId: string | null;
@@ -73,6 +73,7 @@ const MAX_PENDING = 100000;
  */
 export class CallRecorder {
   #pending: Insertable<CallRecordsTable>[] = [];
+  #pendingMedia: { callId: string; media: CallMedia }[] = [];
   #timer: NodeJS.Timeout | null = null;
   #flushing: Promise<void> = Promise.resolve();
   dropped = 0;
@@ -106,6 +107,23 @@ export class CallRecorder {
       call_id: attempt.callId.slice(0, MAX_CALL_ID_LENGTH),
       source_address: attempt.sourceAddress,
     });
+    this.#scheduleFlush();
+  }
+
+  /**
+   * What an answered call's media did, known when its relay session is deleted (at the BYE):
+   * written onto its record after the records pending now, so a short call's record is there.
+   */
+  recordMedia(callId: string, media: CallMedia): void {
+    if (this.#pendingMedia.length >= MAX_PENDING) {
+      this.dropped++;
+      return;
+    }
+    this.#pendingMedia.push({ callId: callId.slice(0, MAX_CALL_ID_LENGTH), media });
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
     this.#timer ??= setTimeout(() => {
       this.#timer = null;
       void this.flush();
@@ -119,7 +137,9 @@ export class CallRecorder {
       this.#timer = null;
     }
     const batch = this.#pending;
+    const media = this.#pendingMedia;
     this.#pending = [];
+    this.#pendingMedia = [];
     this.#flushing = this.#flushing.then(async () => {
       for (let i = 0; i < batch.length; i += ROWS_PER_INSERT) {
         try {
@@ -129,6 +149,20 @@ export class CallRecorder {
             .execute();
         } catch (error) {
           this.dropped += Math.min(ROWS_PER_INSERT, batch.length - i);
+          this.#onError(error);
+        }
+      }
+      for (const { callId, media: figures } of media) {
+        try {
+          await this.#db
+            .updateTable('call_records')
+            .set({ media: JSON.stringify(figures) })
+            .where('call_id', '=', callId)
+            .where('outcome', '=', 'answered')
+            .where('media', 'is', null)
+            .execute();
+        } catch (error) {
+          this.dropped++;
           this.#onError(error);
         }
       }
@@ -152,6 +186,7 @@ function callRecordFromRow(row: Selectable<CallRecordsTable>): CallRecord {
     statusCode: row.status_code,
     callId: row.call_id,
     sourceAddress: row.source_address,
+    media: row.media === null ? null : (JSON.parse(row.media) as CallMedia),
   };
 }
 

@@ -15,6 +15,33 @@ export type CallOutcome = Static<typeof CallOutcome>;
 export const CallDirection = StringEnum(['inbound', 'outbound']);
 export type CallDirection = Static<typeof CallDirection>;
 
+const MediaFlow = Type.Object(
+  {
+    packets: Type.Integer({ minimum: 0 }),
+    bytes: Type.Integer({ minimum: 0 }),
+    /** rtpengine's count of packets it could not relay (malformed, or failing SRTP authentication). */
+    errors: Type.Integer({ minimum: 0 }),
+  },
+  { title: 'CallMediaFlow' },
+);
+
+export const CallMedia = Type.Object(
+  {
+    statistics: StringEnum(['collected', 'missing'], {
+      description: 'missing: the rtpengine holding the call could not be asked when it ended (docs/media.md).',
+    }),
+    /** RTP the relay received from the caller (and sent on to the callee); null when the statistics are missing. */
+    fromCaller: Nullable(MediaFlow),
+    /** RTP the relay received from the callee. */
+    fromCallee: Nullable(MediaFlow),
+  },
+  {
+    title: 'CallMedia',
+    description: 'A dialplane extension: what flowed through the media relay, for an answered call whose media was anchored; null otherwise.',
+  },
+);
+export type CallMedia = Static<typeof CallMedia>;
+
 export const CallRecord = Type.Object(
   {
     id: Uuid,
@@ -30,6 +57,7 @@ export const CallRecord = Type.Object(
     statusCode: Type.Integer({ description: 'The final SIP status code sent back to the caller.' }),
     callId: Type.String(),
     sourceAddress: Type.String(),
+    media: Nullable(CallMedia),
   },
   { title: 'CallRecord' },
 );

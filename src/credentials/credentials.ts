@@ -45,6 +45,8 @@ export function credentialsFromRow(row: CredentialsRow, health: TrunkHealth | un
     providerId: row.provider_id,
     healthCheck: row.health_check === 1,
     health: row.health_check === 1 ? (health ?? UNKNOWN_HEALTH) : null,
+    mediaAnchoring: row.media_anchoring as Credentials['mediaAnchoring'],
+    mediaEncryption: row.media_encryption as Credentials['mediaEncryption'],
     createdTime: row.created_time,
     lastUpdateTime: row.last_update_time,
   };
@@ -86,6 +88,8 @@ function columnsFromInput(input: CredentialsInput, rules: TargetRules) {
     source: input.source ?? 'manual',
     provider_id: input.providerId ?? null,
     health_check: input.healthCheck === true ? 1 : 0,
+    media_anchoring: input.mediaAnchoring ?? 'auto',
+    media_encryption: input.mediaEncryption ?? 'none',
   };
 }
 

@@ -5,6 +5,14 @@ import { TrunkHealth } from '../health/schemas.ts';
 
 export const Transport = StringEnum(['udp', 'tcp', 'tls'], { description: 'SIP transport towards the server.' });
 const Source = StringEnum(['manual', 'provider']);
+const MediaAnchoring = StringEnum(['auto', 'off'], {
+  description:
+    "A dialplane extension: `auto` (default) relays this trunk's calls' media through the server's rtpengines when it has some; `off` lets media go directly between carrier and agent.",
+});
+const MediaEncryption = StringEnum(['none', 'sdes-srtp'], {
+  description:
+    "A dialplane extension: the carrier leg's media encryption when media is anchored (default `none`); the agent's leg stays plain RTP and rtpengine translates.",
+});
 
 /** Body of POST and PUT: PUT replaces every field, except that an absent authPassword keeps the stored one. */
 export const CredentialsInput = Type.Object(
@@ -31,6 +39,8 @@ export const CredentialsInput = Type.Object(
           'A dialplane extension: probe every resolved address of the server with OPTIONS and skip those down for outbound calls (default false).',
       }),
     ),
+    mediaAnchoring: Type.Optional(MediaAnchoring),
+    mediaEncryption: Type.Optional(MediaEncryption),
   },
   {
     additionalProperties: false,
@@ -57,6 +67,8 @@ export const Credentials = Type.Object(
     providerId: Nullable(Type.String()),
     healthCheck: Type.Boolean(),
     health: Nullable(TrunkHealth),
+    mediaAnchoring: MediaAnchoring,
+    mediaEncryption: MediaEncryption,
     createdTime: Timestamp,
     lastUpdateTime: Timestamp,
   },

@@ -310,6 +310,36 @@ const migrations: Record<string, DialectMigration> = {
     // A call's end finds its record (and its answer time) by Call-ID.
     await db.schema.createIndex('call_records_call_id').on('call_records').column('call_id').execute();
   },
+
+  /**
+   * Deliveries are made from the event log by the dispatchers, off the changes' transactions
+   * (src/webhooks/fan-out.ts): this row is how far they have got. Events written before this
+   * migration already have their deliveries.
+   */
+  async '0010_webhook_fanout'(db) {
+    await db.schema
+      .createTable('webhook_fanout')
+      .addColumn('id', 'integer', (c) => c.primaryKey())
+      .addColumn('last_seq', 'bigint', (c) => c.notNull())
+      .execute();
+    await db
+      .insertInto('webhook_fanout')
+      .expression((eb) => eb.selectFrom('events').select((s) => [sql.lit(1).as('id'), s.fn.coalesce(s.fn.max('seq'), sql.lit(0)).as('last_seq')]))
+      .execute();
+  },
+
+  /** A trunk's media settings (docs/media.md), and what a call's media did (its record's `media`). */
+  async '0011_media'(db) {
+    await db.schema
+      .alterTable('sip_credentials')
+      .addColumn('media_anchoring', 'text', (c) => c.notNull().defaultTo('auto'))
+      .execute();
+    await db.schema
+      .alterTable('sip_credentials')
+      .addColumn('media_encryption', 'text', (c) => c.notNull().defaultTo('none'))
+      .execute();
+    await db.schema.alterTable('call_records').addColumn('media', 'text').execute();
+  },
 };
 
 function provider(dialect: Dialect): MigrationProvider {

@@ -36,6 +36,10 @@ export interface SipCredentialsTable {
   provider_id: string | null;
   /** 1: probed with OPTIONS (src/health/). */
   health_check: Generated<number>;
+  /** auto or off (src/media/media-policy.ts). */
+  media_anchoring: Generated<string>;
+  /** The carrier leg's media encryption when anchored: none or sdes-srtp. */
+  media_encryption: Generated<string>;
   created_time: string;
   last_update_time: string;
 }
@@ -94,6 +98,8 @@ export interface CallRecordsTable {
   status_code: number;
   call_id: string;
   source_address: string;
+  /** The API's `media` object as JSON (src/media/); null when the call's media was not anchored. */
+  media: Generated<string | null>;
 }
 
 /** One row per registration (src/registration/leases.ts): the instance that keeps it, and until when. */
@@ -155,7 +161,7 @@ export interface WebhookEndpointsTable {
   last_update_time: string;
 }
 
-/** The outbox: one row per endpoint and event (src/webhooks/dispatcher.ts). */
+/** One row per endpoint and event, made from the event log (src/webhooks/fan-out.ts), sent by src/webhooks/dispatcher.ts. */
 export interface WebhookDeliveriesTable {
   endpoint_id: string;
   event_seq: number | string;
@@ -177,6 +183,12 @@ export interface WebhookDeliveriesTable {
   finished_time: string | null;
 }
 
+/** One row: the last event whose deliveries have been made (src/webhooks/fan-out.ts). */
+export interface WebhookFanoutTable {
+  id: number;
+  last_seq: number | string;
+}
+
 export interface WebhookAttemptsTable {
   endpoint_id: string;
   event_seq: number | string;
@@ -191,6 +203,7 @@ export interface Database {
   events: EventsTable;
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  webhook_fanout: WebhookFanoutTable;
   webhook_attempts: WebhookAttemptsTable;
   settings: SettingsTable;
   cps_counters: CpsCountersTable;

@@ -11,6 +11,7 @@ import { InboundRouter } from '../inbound/inbound-router.ts';
 import type { RoutingIndex } from '../inbound/routing-index.ts';
 import { DialogSigner } from '../sip/dialog-signer.ts';
 import type { SourcePolicy } from '../sip/admission.ts';
+import type { MediaRelay } from '../sip/media-relay.ts';
 import { SipProxy } from '../sip/proxy.ts';
 import type { TransactionLayer } from '../sip/transaction.ts';
 import { SipTransportLayer, type Destination, type ListeningPorts, type TlsSockets, type TransportStats } from '../sip/transport.ts';
@@ -29,6 +30,8 @@ export interface SipEdgeOptions {
   /** call.started, call.answered and call.ended (docs/events.md). */
   callEvents: CallEvents;
   observer: EdgeObserver;
+  /** Anchors calls' media (docs/media.md); without it, media goes directly between the parties. */
+  media?: MediaRelay;
   /** Outbound calls from agent runtimes (docs/outbound.md); without it, every INVITE is routed as inbound. */
   outbound?: { ctx: Context; runtimeAddresses: readonly string[]; locate: OutboundLocator };
   onError(error: unknown): void;
@@ -99,20 +102,27 @@ export class SipEdge {
       );
     };
     const started = (call: StartedCall) => options.callEvents.started(call, new Date());
-    this.router = new InboundRouter(options.index, options.agentRuntimeUri, {
-      decided: (seconds) => observer.routingDecided(seconds),
-      finished,
-      started,
-      captureRefused: (number, linkedOrgId, closerOrgId) => {
-        observer.rejected('number_capture');
-        options.log.warn(
-          { number, linkedOrgId, closerOrgId },
-          'inbound call refused: another organization’s trunk matches the caller more closely than the linked one',
-        );
+    this.router = new InboundRouter(
+      options.index,
+      options.agentRuntimeUri,
+      {
+        decided: (seconds) => observer.routingDecided(seconds),
+        finished,
+        started,
+        captureRefused: (number, linkedOrgId, closerOrgId) => {
+          observer.rejected('number_capture');
+          options.log.warn(
+            { number, linkedOrgId, closerOrgId },
+            'inbound call refused: another organization’s trunk matches the caller more closely than the linked one',
+          );
+        },
       },
-    });
+      options.media !== undefined,
+    );
     this.outbound = options.outbound
-      ? new OutboundRouter(options.outbound.ctx, options.outbound.runtimeAddresses, { finished, started }, options.outbound.locate)
+      ? new OutboundRouter(options.outbound.ctx, options.outbound.runtimeAddresses, { finished, started }, options.outbound.locate, {
+          relayAvailable: options.media !== undefined,
+        })
       : null;
     const unknown = new TokenBuckets(options.sip.unknownSources);
     this.#sources = {
@@ -194,6 +204,7 @@ export class SipEdge {
       onInitialRequestDone: (record) => {
         if (this.outbound?.done(record) !== true) this.router.done(record);
       },
+      media: this.#options.media,
       onInDialogRequest: (request) => {
         const callId = request.headers.get('call-id');
         if (request.method === 'BYE' && callId !== undefined)

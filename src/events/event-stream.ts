@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
+import { SeqGapWait } from './seq-gaps.ts';
 
 export interface StreamedEvent {
   seq: number;
@@ -18,12 +19,6 @@ export interface StreamSubscriber {
 const POLL_MS = 500;
 const BATCH = 500;
 /**
- * On PostgreSQL an event's seq is taken at insert and becomes visible at commit, so a smaller
- * seq can appear after a larger one. A gap is waited for this long before it is passed.
- */
-const GAP_WAIT_MS = 2000;
-
-/**
  * The live event stream of one instance (docs/events.md, "Event stream"): it follows the event
  * log, which every instance writes, and hands each event to the subscribers of its organization.
  * One reader serves every connection; a connection that resumes first reads what it missed.
@@ -32,7 +27,7 @@ export class EventStreamHub {
   readonly #db: Kysely<Database>;
   readonly #subscribers = new Set<StreamSubscriber>();
   #cursor = 0;
-  #gapSince: number | null = null;
+  readonly #gaps = new SeqGapWait();
   #timer: NodeJS.Timeout | null = null;
   #reading: Promise<void> | null = null;
   #again = false;
@@ -122,12 +117,11 @@ export class EventStreamHub {
       return;
     }
     const events = await this.#read(this.#cursor, null, null);
-    for (const event of events) {
-      if (event.seq !== this.#cursor + 1) {
-        this.#gapSince ??= Date.now();
-        if (Date.now() - this.#gapSince < GAP_WAIT_MS) return;
-      }
-      this.#gapSince = null;
+    const passable = this.#gaps.passable(
+      this.#cursor,
+      events.map((event) => event.seq),
+    );
+    for (const event of events.slice(0, passable)) {
       this.#cursor = event.seq;
       for (const subscriber of this.#subscribers) if (wanted(subscriber, event)) subscriber.send(event);
     }

@@ -1,4 +1,5 @@
 import type { AddressSet } from '../common/addresses.ts';
+import type { TrunkMediaSettings } from '../media/media-policy.ts';
 
 /**
  * The inbound routing decision of docs/sip-edge.md, as one pure function over what the routing
@@ -19,6 +20,7 @@ export interface CredentialsEntry {
   sources: string[];
   /** The same, for matching. */
   allowed: AddressSet;
+  media: TrunkMediaSettings;
 }
 
 /** A number record. Its organization is its credentials' (kept once there, not per number). */

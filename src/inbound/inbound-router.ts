@@ -9,6 +9,7 @@ import { dialledNumber } from '../sip/uri.ts';
 import { AGENT_ID_HEADER, ORG_ID_HEADER, PHONE_NUMBER_ID_HEADER } from '../common/dialplane-headers.ts';
 import { decideInbound, type InboundDecision } from './decide.ts';
 import type { RoutingIndex } from './routing-index.ts';
+import { mediaProfileFor } from '../media/media-policy.ts';
 
 const ALLOWED_METHODS = 'INVITE, ACK, CANCEL, BYE, OPTIONS';
 
@@ -40,11 +41,14 @@ export class InboundRouter {
   readonly #index: RoutingIndex;
   readonly #defaultRuntimeUri: string | null;
   readonly #observer: InboundObserver;
+  readonly #relayAvailable: boolean;
 
-  constructor(index: RoutingIndex, defaultRuntimeUri: string | null, observer: InboundObserver) {
+  /** `relayAvailable`: the edge can anchor media (docs/media.md). */
+  constructor(index: RoutingIndex, defaultRuntimeUri: string | null, observer: InboundObserver, relayAvailable = false) {
     this.#index = index;
     this.#defaultRuntimeUri = defaultRuntimeUri;
     this.#observer = observer;
+    this.#relayAvailable = relayAvailable;
   }
 
   callsSettingUp(credentialsId: string): number {
@@ -86,6 +90,7 @@ export class InboundRouter {
         [ORG_ID_HEADER, decision.agent.orgId],
         [PHONE_NUMBER_ID_HEADER, decision.number.id],
       ],
+      media: mediaProfileFor(this.#relayAvailable, 'carrier', decision.number.credentials.media),
       context,
     };
   }

@@ -1,4 +1,5 @@
 import dns from 'node:dns/promises';
+import type { TrunkMediaSettings } from '../media/media-policy.ts';
 import net from 'node:net';
 import type { Kysely } from 'kysely';
 import type { Change, ChangeFeed } from '../db/changes.ts';
@@ -37,6 +38,8 @@ interface CredentialsRow {
   server: string;
   transport: string;
   allowed_addresses: string;
+  media_anchoring: string;
+  media_encryption: string;
 }
 
 interface NumberRow {
@@ -151,7 +154,8 @@ export class RoutingIndex {
   /** The credentials' entry: who may send for it is its allowedAddresses, else its server's addresses. */
   async #entryOf(row: CredentialsRow, resolved: Map<string, Promise<string[]>>): Promise<CredentialsEntry> {
     const sources = await this.#sourcesOf(row, resolved);
-    return { id: row.id, orgId: row.org_id, sources, allowed: AddressSet.of(sources) };
+    const media = { mediaAnchoring: row.media_anchoring, mediaEncryption: row.media_encryption } as TrunkMediaSettings;
+    return { id: row.id, orgId: row.org_id, sources, allowed: AddressSet.of(sources), media };
   }
 
   async #sourcesOf(row: CredentialsRow, resolved: Map<string, Promise<string[]>>): Promise<string[]> {
@@ -178,7 +182,10 @@ export class RoutingIndex {
     }
     const credentials = new Map<string, CredentialsEntry>();
     const resolved = new Map<string, Promise<string[]>>();
-    const rows = await this.#db.selectFrom('sip_credentials').select(['id', 'org_id', 'server', 'transport', 'allowed_addresses']).execute();
+    const rows = await this.#db
+      .selectFrom('sip_credentials')
+      .select(['id', 'org_id', 'server', 'transport', 'allowed_addresses', 'media_anchoring', 'media_encryption'])
+      .execute();
     await Promise.all(
       rows.map(async (row) => {
         credentials.set(row.id, await this.#entryOf(row, resolved));
@@ -244,7 +251,7 @@ export class RoutingIndex {
     if (ids.length === 0) return;
     const rows = await this.#db
       .selectFrom('sip_credentials')
-      .select(['id', 'org_id', 'server', 'transport', 'allowed_addresses'])
+      .select(['id', 'org_id', 'server', 'transport', 'allowed_addresses', 'media_anchoring', 'media_encryption'])
       .where('id', 'in', ids)
       .execute();
     const found = new Map(rows.map((row) => [row.id, row]));

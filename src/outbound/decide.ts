@@ -1,4 +1,5 @@
 import net from 'node:net';
+import type { TrunkMediaSettings } from '../media/media-policy.ts';
 import { parseServerAddress, type SipTransportName } from '../credentials/server-address.ts';
 import { formatHost, parseSipUri } from '../sip/uri.ts';
 
@@ -23,6 +24,7 @@ export interface OutboundRow {
   authPasswordEnc: string | null;
   cpsLimit: number | null;
   cpsKey: string | null;
+  media: TrunkMediaSettings;
 }
 
 export interface OutboundRoute {

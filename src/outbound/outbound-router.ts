@@ -1,4 +1,5 @@
 import { callAttempt, type CallAttempt } from '../calls/records.ts';
+import { mediaProfileFor, type TrunkMediaSettings } from '../media/media-policy.ts';
 import type { StartedCall } from '../calls/call-events.ts';
 import { AddressSet } from '../common/addresses.ts';
 import type { Context } from '../context.ts';
@@ -68,6 +69,8 @@ const outboundOfAgent = preparedQuery((db, v: { agentId: string }) =>
       'c.auth_password_enc as authPasswordEnc',
       'c.cps_limit as cpsLimit',
       'c.cps_key as cpsKey',
+      'c.media_anchoring as mediaAnchoring',
+      'c.media_encryption as mediaEncryption',
     ])
     .where('a.id', '=', v.agentId),
 );
@@ -79,13 +82,22 @@ export class OutboundRouter {
   readonly #ctx: Context;
   readonly #observer: OutboundObserver;
   readonly #locate: OutboundLocator;
+  readonly #relayAvailable: boolean;
 
-  constructor(ctx: Context, runtimeAddresses: readonly string[], observer: OutboundObserver, locate: OutboundLocator, limiter?: CpsLimiter) {
+  /** `relayAvailable`: the edge can anchor media (docs/media.md). */
+  constructor(
+    ctx: Context,
+    runtimeAddresses: readonly string[],
+    observer: OutboundObserver,
+    locate: OutboundLocator,
+    options: { limiter?: CpsLimiter; relayAvailable?: boolean } = {},
+  ) {
     this.#ctx = ctx;
+    this.#relayAvailable = options.relayAvailable ?? false;
     this.#locate = locate;
     this.#observer = observer;
     this.#runtimes = AddressSet.of(runtimeAddresses);
-    this.#limiter = limiter ?? new CpsLimiter(ctx.db);
+    this.#limiter = options.limiter ?? new CpsLimiter(ctx.db);
   }
 
   /** Whether an out-of-dialog request is an agent runtime's outbound call. */
@@ -102,7 +114,14 @@ export class OutboundRouter {
     if (!UUID.test(agentId)) return undefined;
     const row = await outboundOfAgent.first(this.#ctx.db, { agentId });
     if (row === undefined) return undefined;
-    return { ...row, isEnabled: Number(row.isEnabled) === 1, cpsLimit: row.cpsLimit === null ? null : Number(row.cpsLimit) };
+    const { mediaAnchoring, mediaEncryption, ...rest } = row;
+    return {
+      ...rest,
+      isEnabled: Number(rest.isEnabled) === 1,
+      cpsLimit: rest.cpsLimit === null ? null : Number(rest.cpsLimit),
+      // Without credentials (no outbound number) there is no call to anchor; the defaults stand in.
+      media: { mediaAnchoring: mediaAnchoring ?? 'auto', mediaEncryption: mediaEncryption ?? 'none' } as TrunkMediaSettings,
+    };
   }
 
   /** The decision for a request and source, database lookup included, cps budget not taken. */
@@ -160,6 +179,7 @@ export class OutboundRouter {
       removeHeaders: IDENTITY_HEADERS,
       addHeaders: [['P-Asserted-Identity', identity]],
       credentials: { username: decision.authUser, password },
+      media: mediaProfileFor(this.#relayAvailable, 'agent', row.media),
       context: new OutboundContext(decision, false),
     };
   }

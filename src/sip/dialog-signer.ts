@@ -4,7 +4,8 @@
  *
  * - Record-Route: every entry the proxy writes carries `dpt` (when it was signed, seconds since
  *   the epoch in base 36) and `dps`, an HMAC over the dialog's Call-ID, the caller's From tag,
- *   `dpt` and the other parameters the proxy relies on later (`dpr`, `dpcs`). An in-dialog
+ *   `dpt` and the other parameters the proxy relies on later (`dpr`, `dpcs`, and `dpm`/`dpmp`
+ *   for an anchored dialog's media relay and profile). An in-dialog
  *   request names that entry in its Route; the caller's tag is its From tag (caller → callee) or
  *   its To tag (callee → caller), so both are tried. The To tag the callee adds later is not
  *   covered: it does not exist when the Record-Route is written.
@@ -20,12 +21,15 @@ import { createHmac, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
 import { type SipRequest } from './message.ts';
 import { parseNameAddr } from './parse-address.ts';
 import type { SipUri } from './uri.ts';
+import type { MediaSession } from './media-relay.ts';
 
 /** Record-Route parameters: the signature, its time, and the two the proxy reads back. */
 export const SIGNATURE_PARAM = 'dps';
 export const SIGNED_AT_PARAM = 'dpt';
 export const SIDE_PARAM = 'dpr';
 export const CSEQ_OFFSET_PARAM = 'dpcs';
+export const MEDIA_RELAY_PARAM = 'dpm';
+export const MEDIA_PROFILE_PARAM = 'dpmp';
 
 const ROUTE_MAC_BYTES = 12;
 const BRANCH_MAC_BYTES = 8;
@@ -60,28 +64,39 @@ export class DialogSigner {
    * The `;dpt=…;dps=…` to append to a Record-Route URI that already carries `params` (e.g.
    * `;dpr=…;dpcs=1`, or empty), for a dialog identified by its Call-ID and the caller's From tag.
    */
-  recordRouteParams(callId: string, callerTag: string, params: { side?: string; cseqOffset?: number }): string {
+  recordRouteParams(callId: string, callerTag: string, params: { side?: string; cseqOffset?: number; media?: MediaSession }): string {
     const signedAt = this.#now().toString(36);
-    const mac = this.#routeMac(callId, callerTag, params.side ?? '', params.cseqOffset === undefined ? '' : String(params.cseqOffset), signedAt);
+    const offset = params.cseqOffset === undefined ? '' : String(params.cseqOffset);
+    const mac = this.#routeMac(callId, callerTag, params.side ?? '', offset, params.media ?? null, signedAt);
     return `;${SIGNED_AT_PARAM}=${signedAt};${SIGNATURE_PARAM}=${mac}`;
   }
 
   /** Whether `uri` (our Route entry, or a strict-routed Request-URI) was signed for `request`'s dialog and has not expired. */
   verifyRoute(uri: SipUri, request: SipRequest): boolean {
+    return this.callerTagHeader(uri, request) !== null;
+  }
+
+  /**
+   * Which of `request`'s headers carries the tag the route was signed for, the caller's:
+   * `from` when the caller sent it, `to` when the callee did; null when the route is not ours
+   * for this dialog or has expired.
+   */
+  callerTagHeader(uri: SipUri, request: SipRequest): 'from' | 'to' | null {
     const mac = uri.params.get(SIGNATURE_PARAM);
     const signedAt = uri.params.get(SIGNED_AT_PARAM);
     const callId = request.headers.get('call-id');
-    if (typeof mac !== 'string' || typeof signedAt !== 'string' || callId === undefined) return false;
+    if (typeof mac !== 'string' || typeof signedAt !== 'string' || callId === undefined) return null;
     const signedSeconds = parseInt(signedAt, 36);
     const now = this.#now();
-    if (!/^[0-9a-z]{1,10}$/.test(signedAt) || signedSeconds > now + CLOCK_SKEW_SECONDS || now - signedSeconds > this.#maxDialogSeconds) return false;
+    if (!/^[0-9a-z]{1,10}$/.test(signedAt) || signedSeconds > now + CLOCK_SKEW_SECONDS || now - signedSeconds > this.#maxDialogSeconds) return null;
     const side = uri.params.get(SIDE_PARAM) ?? '';
     const offset = uri.params.get(CSEQ_OFFSET_PARAM) ?? '';
-    for (const name of ['from', 'to']) {
+    const media = mediaSessionOf(uri);
+    for (const name of ['from', 'to'] as const) {
       const tag = parseNameAddr(request.headers.get(name) ?? '')?.params.get('tag');
-      if (typeof tag === 'string' && tag !== '' && sameText(mac, this.#routeMac(callId, tag, side, offset, signedAt))) return true;
+      if (typeof tag === 'string' && tag !== '' && sameText(mac, this.#routeMac(callId, tag, side, offset, media, signedAt))) return name;
     }
-    return false;
+    return null;
   }
 
   /** `base` with our MAC appended: a branch `isOwnBranch` recognises for responses going to `previousHop`. */
@@ -95,8 +110,10 @@ export class DialogSigner {
     return dot > 0 && sameText(branch.slice(dot + 1), this.#branchMac(branch.slice(0, dot), previousHop));
   }
 
-  #routeMac(callId: string, callerTag: string, side: string, offset: string, signedAt: string): string {
-    return this.#mac(`route\n${callId}\n${callerTag}\n${side}\n${offset}\n${signedAt}`, ROUTE_MAC_BYTES);
+  #routeMac(callId: string, callerTag: string, side: string, offset: string, media: MediaSession | null, signedAt: string): string {
+    // The media fields are appended only when present, so routes signed before anchoring existed still verify.
+    const mediaInput = media === null ? '' : `\nmedia\n${media.relay}\n${media.profile}`;
+    return this.#mac(`route\n${callId}\n${callerTag}\n${side}\n${offset}\n${signedAt}${mediaInput}`, ROUTE_MAC_BYTES);
   }
 
   #branchMac(base: string, previousHop: string): string {
@@ -106,6 +123,13 @@ export class DialogSigner {
   #mac(input: string, bytes: number): string {
     return createHmac('sha256', this.#key).update(input).digest().subarray(0, bytes).toString('base64url');
   }
+}
+
+/** The anchored dialog's media relay and profile named in one of our Record-Route URIs; null when it has none. */
+export function mediaSessionOf(uri: SipUri): MediaSession | null {
+  const relay = uri.params.get(MEDIA_RELAY_PARAM);
+  const profile = uri.params.get(MEDIA_PROFILE_PARAM);
+  return typeof relay === 'string' && relay !== '' && typeof profile === 'string' ? { relay, profile } : null;
 }
 
 function sameText(a: string, b: string): boolean {

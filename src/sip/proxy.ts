@@ -31,10 +31,14 @@
  *   CSeq references kept consistent across the two legs without per-dialog state.
  * - Header names in `removeHeaders` and `privateHeaders` may end in `*`
  *   (prefix match, e.g. `X-Dialplane-*`).
+ * - A forward decision with `media` anchors the call's media (media-relay.ts): every SDP of the
+ *   dialog goes through the relay before it is relayed, in order per transaction; the relay and
+ *   the profile travel in our signed Record-Route, so any instance handles the later requests.
  */
 import { Admission, TRUST_EVERYONE, type RejectionReason, type SourcePolicy } from './admission.ts';
 import type { ClientTransactionHandler } from './client-transaction.ts';
-import { CSEQ_OFFSET_PARAM, DialogSigner, SIDE_PARAM } from './dialog-signer.ts';
+import { CSEQ_OFFSET_PARAM, DialogSigner, MEDIA_PROFILE_PARAM, MEDIA_RELAY_PARAM, mediaSessionOf, SIDE_PARAM } from './dialog-signer.ts';
+import { carriesSdp, isRefusal, type MediaRefusal, type MediaRelay, type MediaSession, type SdpStep } from './media-relay.ts';
 import { adjustCallerSide, restoreUpstream, RewrittenRequest } from './dialog-rewrite.ts';
 import { UNSAFE_TEXT } from './lexical.ts';
 import { buildResponse, cloneMessage, type SipMessage, type SipRequest, type SipResponse } from './message.ts';
@@ -83,6 +87,8 @@ export interface SipProxyOptions {
   onInitialRequestDone?: (record: InitialRequestRecord) => void;
   /** Called for each in-dialog request the proxy forwards (a BYE ends a call). */
   onInDialogRequest?: (request: SipRequest) => void;
+  /** Anchors the media of calls whose decision asks for it. */
+  media?: MediaRelay;
   /** Router failures, unsendable stateless messages, callback exceptions; defaults to process.emitWarning. */
   onError?: (error: Error) => void;
 }
@@ -110,6 +116,23 @@ const IGNORE_CANCEL_OUTCOME: ClientTransactionHandler = {
   onTimeout: () => undefined,
   onTransportError: () => undefined,
 };
+
+/** Methods whose SDP the relay rewrites: INVITE and UPDATE offer (or, without SDP, ask for an offer); PRACK answers. */
+const SDP_METHODS = new Set(['INVITE', 'UPDATE', 'PRACK']);
+
+const tagOf = (message: SipMessage, header: 'from' | 'to') => {
+  const tag = parseNameAddr(message.headers.get(header) ?? '')?.params.get('tag');
+  return typeof tag === 'string' ? tag : '';
+};
+
+/** The dialog of a request, as the relay names calls: its Call-ID and the caller's tag. */
+const dialogOf = (request: SipRequest, fromCaller: boolean) => ({
+  callId: request.headers.get('call-id') ?? '',
+  callerTag: tagOf(request, fromCaller ? 'from' : 'to'),
+});
+
+/** RFC 3326: why the proxy answered as it did. */
+const reasonHeader = (refusal: MediaRefusal): [string, string] => ['Reason', `SIP;cause=${refusal.status};text="${refusal.reason}"`];
 
 function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown }).then === 'function';
@@ -273,7 +296,9 @@ export class SipProxy {
     if (inDialog) {
       if (adjustCallerSide(forwarded, route.ours)) context.restoreUpstream = true;
       this.#removeUntrustedHeaders(forwarded, source.address);
-      this.#forward(context, forwarded, false);
+      const media = route.ours === null || this.#options.media === undefined ? null : mediaSessionOf(route.ours);
+      if (media === null) this.#forward(context, forwarded, false);
+      else this.#forwardAnchored(context, forwarded, media, this.#signer.callerTagHeader(route.ours!, request) === 'from');
       this.#options.onInDialogRequest?.(request);
     } else {
       this.#routeInitial(context, forwarded);
@@ -344,7 +369,59 @@ export class SipProxy {
       return;
     }
     context.untried = [...(decision.destinations ?? [])];
-    this.#forward(context, forwarded, DIALOG_CREATING_METHODS.has(forwarded.method));
+    const relay = this.#options.media;
+    if (decision.media === undefined || relay === undefined || !context.isInvite) {
+      this.#forward(context, forwarded, DIALOG_CREATING_METHODS.has(forwarded.method));
+      return;
+    }
+    relay.startCall(forwarded, decision.media).then(
+      (started) => {
+        if (this.#closed || context.finalStatus !== 0) {
+          // Cancelled while the relay was asked: its session goes too.
+          if (started !== null && !isRefusal(started)) relay.endCall(started, dialogOf(forwarded, true));
+          return;
+        }
+        if (isRefusal(started)) {
+          this.#finalUpstream(context, started.status, undefined, [reasonHeader(started)]);
+          return;
+        }
+        context.media = started;
+        this.#forward(context, forwarded, true);
+      },
+      (error: unknown) => {
+        this.#reportError(error);
+        this.#finalUpstream(context, 500);
+      },
+    );
+  }
+
+  /**
+   * An in-dialog request of an anchored dialog: a BYE frees the media (and goes on at once);
+   * an offer (or a PRACK's answer) is rewritten through the relay first, or refused with its status.
+   */
+  #forwardAnchored(context: ResponseContext, forwarded: SipRequest, media: MediaSession, fromCaller: boolean): void {
+    const relay = this.#options.media!;
+    context.media = media;
+    context.fromCaller = fromCaller;
+    if (forwarded.method === 'BYE') relay.endCall(media, dialogOf(forwarded, fromCaller));
+    if (!SDP_METHODS.has(forwarded.method) || !carriesSdp(forwarded)) {
+      this.#forward(context, forwarded, false);
+      return;
+    }
+    const step: SdpStep =
+      forwarded.method === 'PRACK'
+        ? { kind: 'answer', offererTag: tagOf(forwarded, 'to'), answererTag: tagOf(forwarded, 'from'), fromCaller }
+        : { kind: 'offer', offererTag: tagOf(forwarded, 'from'), answererTag: tagOf(forwarded, 'to'), fromCaller };
+    relay.rewrite(forwarded, media, step).then(
+      (refusal) => {
+        if (refusal === null) this.#forward(context, forwarded, false);
+        else this.#finalUpstream(context, refusal.status, undefined, [reasonHeader(refusal)]);
+      },
+      (error: unknown) => {
+        this.#reportError(error);
+        this.#finalUpstream(context, 500);
+      },
+    );
   }
 
   /** What crosses in no direction, and what an untrusted source may not assert. */
@@ -382,8 +459,10 @@ export class SipProxy {
     const side = context.rewrite?.side ?? null;
     const cseqOffset = context.rewrite?.cseqOffset;
     const callerTag = parseNameAddr(request.headers.get('from') ?? '')?.params.get('tag') ?? '';
-    const signature = this.#signer.recordRouteParams(request.headers.get('call-id') ?? '', callerTag, { side: side ?? undefined, cseqOffset });
-    return `${side === null ? '' : `;${SIDE_PARAM}=${side}`}${cseqOffset === undefined ? '' : `;${CSEQ_OFFSET_PARAM}=${cseqOffset}`}${signature}`;
+    const media = context.media ?? undefined;
+    const signature = this.#signer.recordRouteParams(request.headers.get('call-id') ?? '', callerTag, { side: side ?? undefined, cseqOffset, media });
+    const mediaParams = media === undefined ? '' : `;${MEDIA_RELAY_PARAM}=${media.relay};${MEDIA_PROFILE_PARAM}=${media.profile}`;
+    return `${side === null ? '' : `;${SIDE_PARAM}=${side}`}${cseqOffset === undefined ? '' : `;${CSEQ_OFFSET_PARAM}=${cseqOffset}`}${mediaParams}${signature}`;
   }
 
   /** Sends `request` (Via added here) on a new client transaction for the context. */
@@ -420,6 +499,24 @@ export class SipProxy {
     this.#removeUntrustedHeaders(forwarded, source.address);
     const destination = prepareNextHop(forwarded);
     if (typeof destination === 'number') return;
+    const media = route.ours === null || this.#options.media === undefined ? null : mediaSessionOf(route.ours);
+    if (media !== null && carriesSdp(forwarded)) {
+      // The answer to an offer the INVITE's 2xx made (late offer).
+      const fromCaller = this.#signer.callerTagHeader(route.ours!, request) === 'from';
+      const step: SdpStep = { kind: 'answer', offererTag: tagOf(forwarded, 'to'), answererTag: tagOf(forwarded, 'from'), fromCaller };
+      this.#options.media!.rewrite(forwarded, media, step).then(
+        (refusal) => {
+          if (refusal !== null) this.#reportError(new Error(`media relay refused an ACK's answer: ${refusal.reason}`));
+          this.#sendAck(request, forwarded, destination);
+        },
+        (error: unknown) => this.#reportError(error),
+      );
+      return;
+    }
+    this.#sendAck(request, forwarded, destination);
+  }
+
+  #sendAck(request: SipRequest, forwarded: SipRequest, destination: Destination): void {
     // Deterministic branch, so a retransmitted ACK gets the same one (§16.11).
     const incomingBranch = parseVia(request.headers.get('via') ?? '')?.params.get('branch') ?? '';
     const branch = this.#signer.branch(`${BRANCH_MAGIC_COOKIE}${requestHash(request, incomingBranch)}`, responseHop(forwarded));
@@ -482,8 +579,35 @@ export class SipProxy {
   // -------------------------------------------------------------------------
   // Responses
 
-  /** §16.7 for the response to our branch. */
+  /** §16.7 for the response to our branch; in an anchored dialog, after its SDP went through the relay, in the order they came. */
   #onBranchResponse(context: ResponseContext, response: SipResponse): void {
+    const { media } = context;
+    if (media === null) {
+      this.#relayBranchResponse(context, response);
+      return;
+    }
+    const step = this.#responseSdpStep(context, response);
+    context.mediaQueue = context.mediaQueue
+      .then(async () => {
+        const refusal = step === null ? null : await this.#options.media!.rewrite(response, media, step);
+        // The call goes on without the relay (it refused this SDP or is gone); the response is relayed as it came.
+        if (refusal !== null) this.#reportError(new Error(`media relay refused a ${response.status}'s SDP: ${refusal.reason}`));
+        this.#relayBranchResponse(context, response);
+      })
+      .catch((error: unknown) => this.#reportError(error));
+  }
+
+  /** A 1xx/2xx's SDP answers the request's offer, or, when the request had none, is the offer (answered in the ACK or PRACK). */
+  #responseSdpStep(context: ResponseContext, response: SipResponse): SdpStep | null {
+    const { forwarded } = context;
+    if (response.status >= 300 || forwarded === null || !SDP_METHODS.has(forwarded.method) || !carriesSdp(response)) return null;
+    const fromCaller = !context.fromCaller;
+    return carriesSdp(forwarded)
+      ? { kind: 'answer', offererTag: tagOf(response, 'from'), answererTag: tagOf(response, 'to'), fromCaller }
+      : { kind: 'offer', offererTag: tagOf(response, 'to'), answererTag: tagOf(response, 'from'), fromCaller };
+  }
+
+  #relayBranchResponse(context: ResponseContext, response: SipResponse): void {
     const { status } = response;
     if (status < 200) {
       context.provisionalReceived = true;
@@ -583,6 +707,9 @@ export class SipProxy {
       return;
     }
     if (!response.headers.has('via')) return;
+    // An anchored dialog's 2xx retransmitted after its transaction ended (the caller never
+    // acknowledged it): relaying its SDP as it came would bypass the relay.
+    if (carriesSdp(response) && response.headers.getAll('record-route').some((value) => value.includes(`;${MEDIA_RELAY_PARAM}=`))) return;
     this.#removeUntrustedHeaders(response, source.address);
     this.#sendStateless(response);
   }
@@ -615,6 +742,9 @@ export class SipProxy {
     if (context.finalStatus !== 0) return;
     context.finalStatus = status;
     context.clearTimer();
+    // A call that failed (declined, cancelled, timed out) frees its media.
+    if (context.media !== null && context.startedAt !== null && status >= 300)
+      this.#options.media?.endCall(context.media, dialogOf(context.request, true));
     this.#invites.delete(context.server);
     if (this.#invites.size === 0) for (const resolve of this.#whenIdle.splice(0)) resolve();
     if (context.decision !== null) this.#record(context);

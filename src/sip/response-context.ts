@@ -2,6 +2,7 @@
 import type { ClientTransaction } from './client-transaction.ts';
 import type { RewrittenRequest } from './dialog-rewrite.ts';
 import type { SipRequest } from './message.ts';
+import type { MediaSession } from './media-relay.ts';
 import type { RouteDecision } from './router.ts';
 import type { ServerTransaction } from './server-transaction.ts';
 import type { Destination, MessageSource } from './transport.ts';
@@ -37,6 +38,12 @@ export class ResponseContext {
   untried: Destination[] = [];
   /** A provisional response other than 100 came: from then on a failure is final, never another target. */
   ringing = false;
+  /** The anchored dialog's media session; null when its media is not anchored. */
+  media: MediaSession | null = null;
+  /** Whether the request came from the dialog's caller (in-dialog requests may come from either side). */
+  fromCaller = true;
+  /** Responses of an anchored dialog wait here for their SDP's rewrite, so they go upstream in the order they came. */
+  mediaQueue: Promise<void> = Promise.resolve();
 
   constructor(request: SipRequest, source: MessageSource, server: ServerTransaction, hash: string, startedAt: Date | null) {
     this.request = request;

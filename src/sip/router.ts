@@ -32,6 +32,8 @@ export type RouteDecision =
       addHeaders?: Array<[name: string, value: string]>;
       /** Removed before addHeaders are applied, so a header can be replaced. A trailing `*` matches a prefix. */
       removeHeaders?: string[];
+      /** An INVITE whose media the proxy's relay anchors, with this profile (media-relay.ts). */
+      media?: string;
       context?: unknown;
     } & Rewrite);
 

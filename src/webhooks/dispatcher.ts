@@ -6,6 +6,8 @@ import type { Database } from '../db/schema.ts';
 import { postWebhook, type SendResult } from './http-sender.ts';
 import { signedHeaders } from './signing.ts';
 import { endpointSecrets } from './endpoints.ts';
+import { fanOutEvents } from './fan-out.ts';
+import { SeqGapWait } from '../events/seq-gaps.ts';
 
 export interface WebhookObserver {
   webhookAttempt(result: 'delivered' | 'retry' | 'failed', latencySeconds: number | null): void;
@@ -40,14 +42,21 @@ async function makeNextReady(db: Kysely<Database>, endpointId: string, resource:
     .execute();
 }
 const HOUSEKEEPING_INTERVAL_MS = 5000;
+/** Events turned into deliveries per transaction. */
+const FANOUT_BATCH = 500;
 /**
- * While the API is busy, deliveries go one at a time with a pause between them (at most a
- * hundred a second): the API comes first, the queue catches up afterwards.
+ * While the API is busy (src/http/request-rate.ts) the dispatcher keeps to a small share of the
+ * process's time: one small step at a time (a fan-out of a few events, or one delivery), then a
+ * pause long enough for the steps to take BUSY_SHARE of the time, and at least BUSY_PAUSE_MS.
+ * The API comes first; the queue catches up afterwards.
  */
+const BUSY_SHARE = 0.05;
 const BUSY_PAUSE_MS = 10;
+const BUSY_FANOUT_BATCH = 20;
 
 /**
- * Delivers the outbox (docs/events.md, "Delivery"). Every instance runs one: it claims due
+ * Delivers the outbox (docs/events.md, "Delivery"). Every instance runs one: it turns new events
+ * into deliveries (src/webhooks/fan-out.ts), claims due
  * deliveries by setting `claimed_until` with a conditional UPDATE (an instance that dies while
  * sending loses its claim when that passes, and another sends the event again, with the same
  * `webhook-id`), sends them, and writes each attempt with the delivery's new state in one
@@ -69,6 +78,9 @@ export class WebhookDispatcher {
   #again = false;
   #stopped = true;
   #housekeptAt = 0;
+  /** Milliseconds of work since the last pause, while the API is busy. */
+  #busyWorkMs = 0;
+  readonly #gaps = new SeqGapWait();
   readonly #apiBusy: () => boolean;
   readonly #concurrentWriters: boolean;
   readonly #random: () => number;
@@ -108,7 +120,7 @@ export class WebhookDispatcher {
   wake(): void {
     if (this.#stopped) return;
     if (this.#polling) this.#again = true;
-    else this.#schedule(this.#apiBusy() ? BUSY_PAUSE_MS : 0);
+    else this.#schedule(this.#pauseBeforeNext());
   }
 
   /** Stops claiming; waits for the requests in flight (each ends within the timeout). */
@@ -124,12 +136,15 @@ export class WebhookDispatcher {
   async sweep(): Promise<void> {
     const before = new Date(Date.now() - this.#config.retentionMs).toISOString();
     await this.#db.transaction().execute(async (trx) => {
-      const old = trx.selectFrom('events').select('seq').where('time', '<', before);
+      // The newest event stays, whatever its age: on SQLite the next seq is one more than the largest kept.
+      const newest = trx.selectFrom('events').select((eb) => eb.fn.max('seq').as('seq'));
+      const old = trx.selectFrom('events').select('seq').where('time', '<', before).where('seq', '<', newest);
       await trx.deleteFrom('webhook_attempts').where('event_seq', 'in', old).execute();
       await trx.deleteFrom('webhook_deliveries').where('event_seq', 'in', old).where('status', '!=', 'pending').execute();
       await trx
         .deleteFrom('events')
         .where('time', '<', before)
+        .where('seq', '<', newest)
         .where((eb) => eb.not(eb.exists(eb.selectFrom('webhook_deliveries as d').select('d.event_seq').whereRef('d.event_seq', '=', 'events.seq'))))
         .execute();
     });
@@ -152,21 +167,46 @@ export class WebhookDispatcher {
           this.#polling = null;
           const again = this.#again;
           this.#again = false;
-          this.#schedule(again ? (this.#apiBusy() ? BUSY_PAUSE_MS : 0) : this.#config.pollMs);
+          this.#schedule(again ? this.#pauseBeforeNext() : this.#config.pollMs);
         });
     }, ms);
+  }
+
+  /** Now, unless the API is busy: then long enough for the work since the last pause to be BUSY_SHARE of the time. */
+  #pauseBeforeNext(): number {
+    if (!this.#apiBusy()) {
+      this.#busyWorkMs = 0;
+      return 0;
+    }
+    const pause = Math.max(BUSY_PAUSE_MS, (this.#busyWorkMs * (1 - BUSY_SHARE)) / BUSY_SHARE);
+    this.#busyWorkMs = 0;
+    return Math.min(pause, this.#config.pollMs);
+  }
+
+  /** Counts work done while the API is busy towards the next pause. */
+  #spentSince(started: number): void {
+    if (this.#apiBusy()) this.#busyWorkMs += performance.now() - started;
   }
 
   async #poll(): Promise<void> {
     for (;;) {
       const busy = this.#apiBusy();
+      const started = performance.now();
+      if (busy) await fanOutEvents(this.#db, BUSY_FANOUT_BATCH, this.#gaps);
+      else while ((await fanOutEvents(this.#db, FANOUT_BATCH, this.#gaps)) === FANOUT_BATCH && !this.#stopped);
       const room = (busy ? 1 : this.#config.concurrency) - this.#inFlight.size;
-      if (room <= 0 || this.#stopped) return;
+      if (room <= 0 || this.#stopped) {
+        this.#spentSince(started);
+        return;
+      }
       const claimed = await this.#claim(room);
+      this.#spentSince(started);
       for (const delivery of claimed) {
+        const sendingStarted = performance.now();
         const sending: Promise<void> = this.#deliver(delivery)
           .catch(this.#onError)
           .finally(() => {
+            this.#spentSince(sendingStarted);
             this.#inFlight.delete(sending);
             // A finished delivery may free the next event of its resource.
             this.wake();

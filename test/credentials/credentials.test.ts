@@ -21,6 +21,8 @@ const FIELDS = [
   'healthCheck',
   'id',
   'lastUpdateTime',
+  'mediaAnchoring',
+  'mediaEncryption',
   'orgId',
   'providerId',
   'server',
@@ -63,6 +65,8 @@ for (const backend of await testBackends()) {
       assert.equal(c.providerId, null);
       assert.equal(c.healthCheck, false);
       assert.equal(c.health, null, 'no health without healthCheck');
+      assert.equal(c.mediaAnchoring, 'auto');
+      assert.equal(c.mediaEncryption, 'none');
       assert.equal(c.createdTime, c.lastUpdateTime);
       assert.equal((await storedRow(c.id)).auth_password_enc, null);
     });
@@ -81,6 +85,8 @@ for (const backend of await testBackends()) {
         allowedAddresses: ['203.0.113.7', '198.51.100.0/24', '2001:db8::/32'],
         source: 'provider',
         providerId,
+        mediaAnchoring: 'off',
+        mediaEncryption: 'sdes-srtp',
       };
       const created = await api.req('POST', BASE, { body });
       assert.equal(created.status, 201);
@@ -355,6 +361,8 @@ for (const backend of await testBackends()) {
         [{ authPassword: 12345 }, 'authPassword'],
         [{ authPasswordSet: true }, 'authPasswordSet'],
         [{ healthCheck: 'yes' }, 'healthCheck'],
+        [{ mediaAnchoring: 'on' }, 'mediaAnchoring'],
+        [{ mediaEncryption: 'dtls-srtp' }, 'mediaEncryption'],
         [{ health: { state: 'up' } }, 'health'],
         [{ id: crypto.randomUUID() }, 'id'],
       ];

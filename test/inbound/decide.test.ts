@@ -4,7 +4,13 @@ import { AddressSet } from '../../src/common/addresses.ts';
 import { decideInbound, type AgentEntry, type CredentialsEntry, type NumberEntry } from '../../src/inbound/decide.ts';
 import { numberKey } from '../../src/inbound/routing-index.ts';
 
-const trunk = (allowed: string[], orgId = 'o'): CredentialsEntry => ({ id: `c-${orgId}`, orgId, sources: allowed, allowed: AddressSet.of(allowed) });
+const trunk = (allowed: string[], orgId = 'o'): CredentialsEntry => ({
+  id: `c-${orgId}`,
+  orgId,
+  sources: allowed,
+  allowed: AddressSet.of(allowed),
+  media: { mediaAnchoring: 'auto', mediaEncryption: 'none' },
+});
 const agent = (over: Partial<AgentEntry> = {}): AgentEntry => ({ id: 'a', orgId: 'o', isEnabled: true, sipUri: 'sip:agent@127.0.0.1:5070', ...over });
 const number = (credentials: CredentialsEntry, linked: AgentEntry | null, id = 'n'): NumberEntry => ({
   id,

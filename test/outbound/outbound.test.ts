@@ -43,6 +43,7 @@ const ROW: OutboundRow = {
   authPasswordEnc: null,
   cpsLimit: null,
   cpsKey: null,
+  media: { mediaAnchoring: 'auto', mediaEncryption: 'none' },
 };
 
 describe('decideOutbound (pure)', () => {

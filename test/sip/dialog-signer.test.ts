@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { DialogSigner } from '../../src/sip/dialog-signer.ts';
+import { DialogSigner, mediaSessionOf } from '../../src/sip/dialog-signer.ts';
 import { createRequest, SipHeaders } from '../../src/sip/message.ts';
 import { parseSipUri } from '../../src/sip/uri.ts';
 
@@ -97,4 +97,24 @@ test('branches carry a MAC over the previous hop: ours are recognised, anything 
   for (const forged of ['z9hG4bKabcdef.1', `z9hG4bKabcdef.2.${mac}`, branch.slice(0, -1), 'z9hG4bK', '.', nonAscii]) {
     assert.ok(!signer.isOwnBranch(forged, hop), forged);
   }
+});
+
+test('an anchored dialog’s relay and profile are signed: changed, added or removed, the route fails; callerTagHeader tells the sides apart', () => {
+  const signer = new DialogSigner(KEY);
+  const media = { relay: '10.0.0.5:2223', profile: 'cp' };
+  const params = `;dpm=${media.relay};dpmp=${media.profile}${signer.recordRouteParams('c1', 'caller', { media })}`;
+  const fromCaller = inDialog('c1', 'caller', 'callee');
+  assert.equal(signer.callerTagHeader(route(params), fromCaller), 'from');
+  assert.equal(signer.callerTagHeader(route(params), inDialog('c1', 'callee', 'caller')), 'to');
+  assert.deepEqual(mediaSessionOf(route(params)), media);
+  for (const [name, forged] of [
+    ['another relay', params.replace('10.0.0.5:2223', '192.0.2.66:2223')],
+    ['another profile', params.replace('dpmp=cp', 'dpmp=cs')],
+    ['the relay removed', params.replace(/;dpm=[^;]*;dpmp=[^;]*/, '')],
+  ] as const) {
+    assert.equal(signer.callerTagHeader(route(forged), fromCaller), null, name);
+  }
+  const plain = signer.recordRouteParams('c1', 'caller', {});
+  assert.equal(signer.callerTagHeader(route(`;dpm=10.0.0.5:2223;dpmp=cp${plain}`), fromCaller), null, 'a relay added to an unanchored route');
+  assert.equal(mediaSessionOf(route(plain)), null);
 });

@@ -446,6 +446,25 @@ export interface components {
             };
             sipUri?: string | null;
         };
+        /**
+         * CallMedia
+         * @description A dialplane extension: what flowed through the media relay, for an answered call whose media was anchored; null otherwise.
+         */
+        CallMedia: {
+            /**
+             * @description missing: the rtpengine holding the call could not be asked when it ended (docs/media.md).
+             * @enum {string}
+             */
+            statistics: "collected" | "missing";
+            fromCaller: components["schemas"]["CallMediaFlow"] | null;
+            fromCallee: components["schemas"]["CallMediaFlow"] | null;
+        };
+        /** CallMediaFlow */
+        CallMediaFlow: {
+            packets: number;
+            bytes: number;
+            errors: number;
+        };
         /** CallRecord */
         CallRecord: {
             /**
@@ -481,6 +500,7 @@ export interface components {
             statusCode: number;
             callId: string;
             sourceAddress: string;
+            media: components["schemas"]["CallMedia"] | null;
         };
         /** CallRecordPage */
         CallRecordPage: {
@@ -579,6 +599,16 @@ export interface components {
             healthCheck: boolean;
             health: components["schemas"]["SipTrunkHealth"] | null;
             /**
+             * @description A dialplane extension: `auto` (default) relays this trunk's calls' media through the server's rtpengines when it has some; `off` lets media go directly between carrier and agent.
+             * @enum {string}
+             */
+            mediaAnchoring: "auto" | "off";
+            /**
+             * @description A dialplane extension: the carrier leg's media encryption when media is anchored (default `none`); the agent's leg stays plain RTP and rtpengine translates.
+             * @enum {string}
+             */
+            mediaEncryption: "none" | "sdes-srtp";
+            /**
              * Format: date-time
              * @description ISO 8601, UTC, with Z.
              */
@@ -624,6 +654,16 @@ export interface components {
             providerId?: string | null;
             /** @description A dialplane extension: probe every resolved address of the server with OPTIONS and skip those down for outbound calls (default false). */
             healthCheck?: boolean;
+            /**
+             * @description A dialplane extension: `auto` (default) relays this trunk's calls' media through the server's rtpengines when it has some; `off` lets media go directly between carrier and agent.
+             * @enum {string}
+             */
+            mediaAnchoring?: "auto" | "off";
+            /**
+             * @description A dialplane extension: the carrier leg's media encryption when media is anchored (default `none`); the agent's leg stays plain RTP and rtpengine translates.
+             * @enum {string}
+             */
+            mediaEncryption?: "none" | "sdes-srtp";
         };
         /** SipCredentialsPage */
         SipCredentialsPage: {

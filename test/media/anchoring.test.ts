@@ -1,0 +1,602 @@
+import { after, before, beforeEach, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { NgClient } from '../../src/media/ng-client.ts';
+import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/message.ts';
+import { clientFor, eventually, type Client } from '../support/api.ts';
+import { rtpengineAvailable, startRtpengine, type Rtpengine } from '../support/rtpengine.ts';
+import { freePort } from '../support/sipp.ts';
+import {
+  cancelText,
+  inDialogText,
+  inviteText,
+  newCall,
+  replyText,
+  request,
+  response,
+  UdpPeer,
+  ackText,
+  calleeRequestText,
+  type Call,
+} from '../support/sip-peers.ts';
+import { freshDatabase, startTestServer, type TestServer } from '../support/server.ts';
+import { testBackends } from '../support/backends.ts';
+
+const available = rtpengineAvailable();
+const postgres = (await testBackends()).includes('postgres');
+
+/** An SDP offering PCMU on `port` at `address`. */
+const sdp = (address: string, port: number, extra: string[] = [], profile = 'RTP/AVP') =>
+  [
+    'v=0',
+    `o=- 1 1 IN IP4 ${address}`,
+    's=-',
+    `c=IN IP4 ${address}`,
+    't=0 0',
+    `m=audio ${port} ${profile} 0`,
+    'a=rtpmap:0 PCMU/8000',
+    ...extra,
+    '',
+  ].join('\r\n');
+
+/** `text` (a SIP message without body) with `body` as its SDP. */
+function withSdp(text: string, body: string): string {
+  const head = text.slice(0, text.indexOf('\r\n\r\n')).replace(/\r\nContent-Length: \d+/i, '');
+  return `${head}\r\nContent-Type: application/sdp\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+}
+
+/** `text` without its body. */
+function withoutBody(text: string): string {
+  const head = text
+    .slice(0, text.indexOf('\r\n\r\n'))
+    .replace(/\r\nContent-Length: \d+/i, '')
+    .replace(/\r\nContent-Type: [^\r]+/i, '');
+  return `${head}\r\nContent-Length: 0\r\n\r\n`;
+}
+
+/** The connection address and port of a message's audio. */
+function audioOf(message: SipMessage): { address: string; port: number; profile: string } {
+  const text = message.body.toString();
+  const address = /^c=IN IP4 (\S+)/m.exec(text)?.[1];
+  const media = /^m=audio (\d+) (\S+)/m.exec(text);
+  assert.ok(address && media, `no audio in:\n${text}`);
+  return { address, port: Number(media[1]), profile: media[2] };
+}
+
+/** A UDP socket that sends RTP and counts what arrives. */
+class RtpPeer {
+  received = 0;
+  readonly #socket = dgram.createSocket('udp4');
+  #sequence = 0;
+
+  static async start(host: string): Promise<RtpPeer> {
+    const peer = new RtpPeer();
+    peer.#socket.on('message', () => peer.received++);
+    await new Promise<void>((resolve) => peer.#socket.bind(0, host, resolve));
+    return peer;
+  }
+
+  get port(): number {
+    return this.#socket.address().port;
+  }
+
+  /** `count` PCMU packets (20 ms of silence each) to `to`. */
+  async send(to: { address: string; port: number }, count: number): Promise<void> {
+    for (let i = 0; i < count; i++) {
+      const packet = Buffer.alloc(12 + 160, 0xff);
+      packet[0] = 0x80;
+      packet[1] = 0;
+      packet.writeUInt16BE(this.#sequence, 2);
+      packet.writeUInt32BE(this.#sequence * 160, 4);
+      packet.writeUInt32BE(0x5eed, 8);
+      this.#sequence++;
+      this.#socket.send(packet, to.port, to.address);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+  }
+
+  close(): void {
+    this.#socket.close();
+  }
+}
+
+describe('media anchored through rtpengine', { skip: !available }, () => {
+  let rtpengine: Rtpengine;
+  let ng: NgClient;
+  let server: TestServer;
+  let org: Client;
+  let carrier: UdpPeer;
+  let agent: UdpPeer;
+  let port: number;
+  const dialled = '+15550170100';
+
+  const calls = async () => (await ng.request(rtpengine.ng, { command: 'list' })).calls as string[];
+  const noSessionLeft = () => eventually('no rtpengine session left', async () => (await calls()).length === 0, 5000);
+
+  before(async () => {
+    rtpengine = await startRtpengine();
+    ng = new NgClient();
+    port = await freePort();
+    const edge = { host: '127.0.0.1', port };
+    carrier = await UdpPeer.start('127.0.0.2', edge);
+    agent = await UdpPeer.start('127.0.0.3', edge);
+    server = await startTestServer('sqlite', {
+      env: {
+        DIALPLANE_SIP_PORT: String(port),
+        DIALPLANE_SIP_T1_MS: '50',
+        DIALPLANE_RTPENGINE: `${rtpengine.ng.host}:${rtpengine.ng.port}`,
+      },
+    });
+    org = await clientFor(server, 'default');
+    const creds = await org.createCredentials({ server: `127.0.0.2:${carrier.port}`, allowedAddresses: ['127.0.0.2'] });
+    const linked = await org.createAgent({ sipUri: `sip:agent@${agent.hostPort}` });
+    const number = await org.createNumber({ phoneNumber: dialled, credentialsId: creds.id });
+    await org.link(number.id, linked.agentId);
+  });
+
+  after(async () => {
+    await server?.close();
+    await carrier?.close();
+    await agent?.close();
+    await ng?.close();
+    await rtpengine?.stop();
+  });
+
+  // Each test starts with empty queues: an earlier one may leave retransmissions behind.
+  beforeEach(() => {
+    carrier.received.length = 0;
+    agent.received.length = 0;
+  });
+
+  /** The carrier calls with an offer for `carrierRtp`; the agent gets the INVITE. */
+  async function invite(call: Call, carrierRtp: RtpPeer, extra: string[] = [], body?: string): Promise<SipRequest> {
+    carrier.send(withSdp(inviteText(call, carrier, extra), body ?? sdp('127.0.0.2', carrierRtp.port)));
+    return agent.next(request('INVITE'), 'INVITE');
+  }
+
+  /** The agent answers with `body`; the carrier gets the 200 and acknowledges it. */
+  async function answer(call: Call, received: SipRequest, body: string): Promise<SipResponse> {
+    agent.send(withSdp(replyText(received, 200, 'OK', 'agent-tag', [`Contact: <sip:agent@${agent.hostPort}>`]), body));
+    const ok = await carrier.next(response(200), '200');
+    carrier.send(inDialogText('ACK', 1, call, carrier, ok));
+    await agent.next(request('ACK'), 'ACK');
+    return ok;
+  }
+
+  async function hangUp(call: Call, ok: SipResponse): Promise<void> {
+    carrier.send(inDialogText('BYE', 2, call, carrier, ok));
+    const bye = await agent.next(request('BYE'), 'BYE');
+    agent.send(replyText(bye, 200, 'OK', null));
+    await carrier.next(response(200, 'BYE'), '200 to BYE');
+  }
+
+  test('audio flows both ways through rtpengine, neither party sees the other’s address, and the BYE leaves no session', async () => {
+    const carrierRtp = await RtpPeer.start('127.0.0.2');
+    const agentRtp = await RtpPeer.start('127.0.0.3');
+    try {
+      const call = newCall(`127.0.0.1:${port}`, dialled);
+      const received = await invite(call, carrierRtp);
+      const offered = audioOf(received);
+      assert.equal(offered.address, rtpengine.media.address);
+      assert.ok(offered.port >= rtpengine.media.portMin && offered.port <= rtpengine.media.portMax, `port ${offered.port} is rtpengine's`);
+      assert.doesNotMatch(received.body.toString(), /127\.0\.0\.2/, 'the agent never sees the carrier’s media address');
+      // The route carries the relay, signed, for whichever instance gets the BYE.
+      assert.match(received.headers.get('record-route') ?? '', /;dpm=127\.0\.0\.1:\d+;dpmp=cp;/);
+
+      const ok = await answer(call, received, sdp('127.0.0.3', agentRtp.port));
+      const answered = audioOf(ok);
+      assert.equal(answered.address, rtpengine.media.address);
+      assert.doesNotMatch(ok.body.toString(), /127\.0\.0\.3/, 'the carrier never sees the agent’s media address');
+      assert.deepEqual(await calls(), [call.callId]);
+
+      await carrierRtp.send(answered, 5);
+      await agentRtp.send(offered, 7);
+      await eventually('RTP relayed both ways', async () => agentRtp.received === 5 && carrierRtp.received === 7, 3000);
+
+      await hangUp(call, ok);
+      await noSessionLeft();
+      await eventually(
+        'the record’s media figures',
+        async () => {
+          const records = await server.request('GET', '/api/v1/call-records', { key: org.key, query: { take: 5 } });
+          const record = records.body.items.find((item: { callId: string }) => item.callId === call.callId);
+          return record?.media?.statistics === 'collected' && record.media.fromCaller.packets === 5 && record.media.fromCallee.packets === 7;
+        },
+        5000,
+      );
+    } finally {
+      carrierRtp.close();
+      agentRtp.close();
+    }
+  });
+
+  test('a CANCEL, a 486 and a timeout each leave no session', async () => {
+    const carrierRtp = await RtpPeer.start('127.0.0.2');
+    try {
+      const cancelled = newCall(`127.0.0.1:${port}`, dialled);
+      const ringing = await invite(cancelled, carrierRtp);
+      agent.send(replyText(ringing, 180, 'Ringing', 'agent-tag'));
+      await carrier.next(response(180), '180');
+      carrier.send(cancelText(cancelled, carrier));
+      const cancel = await agent.next(request('CANCEL'), 'CANCEL');
+      agent.send(replyText(cancel, 200, 'OK', 'agent-tag'));
+      agent.send(replyText(ringing, 487, 'Request Terminated', 'agent-tag'));
+      const terminated = await carrier.next(response(487), '487');
+      carrier.send(ackText(cancelled, carrier, terminated));
+      await noSessionLeft();
+
+      const busy = newCall(`127.0.0.1:${port}`, dialled);
+      const declined = await invite(busy, carrierRtp);
+      agent.send(replyText(declined, 486, 'Busy Here', 'agent-tag'));
+      carrier.send(ackText(busy, carrier, await carrier.next(response(486), '486')));
+      await noSessionLeft();
+
+      // The agent never answers: Timer B (64 × T1 = 3.2 s here) ends the call with 408.
+      const unanswered = newCall(`127.0.0.1:${port}`, dialled);
+      await invite(unanswered, carrierRtp);
+      assert.equal((await calls()).length, 1);
+      carrier.send(ackText(unanswered, carrier, await carrier.next(response(408), '408', 8000)));
+      await noSessionLeft();
+    } finally {
+      carrierRtp.close();
+    }
+  });
+
+  test('a re-INVITE to hold and one to resume keep the session, rewritten both ways', async () => {
+    const carrierRtp = await RtpPeer.start('127.0.0.2');
+    const agentRtp = await RtpPeer.start('127.0.0.3');
+    try {
+      const call = newCall(`127.0.0.1:${port}`, dialled);
+      const received = await invite(call, carrierRtp);
+      const ok = await answer(call, received, sdp('127.0.0.3', agentRtp.port));
+      for (const [cseq, direction, reply] of [
+        [3, 'sendonly', 'recvonly'],
+        [4, 'sendrecv', 'sendrecv'],
+      ] as const) {
+        carrier.send(withSdp(inDialogText('INVITE', cseq, call, carrier, ok), sdp('127.0.0.2', carrierRtp.port, [`a=${direction}`])));
+        const reinvite = await agent.next(request('INVITE'), `re-INVITE ${direction}`);
+        assert.equal(audioOf(reinvite).address, rtpengine.media.address);
+        assert.match(reinvite.body.toString(), new RegExp(`a=${direction}`));
+        agent.send(
+          withSdp(replyText(reinvite, 200, 'OK', null, [`Contact: <sip:agent@${agent.hostPort}>`]), sdp('127.0.0.3', agentRtp.port, [`a=${reply}`])),
+        );
+        const reOk = await carrier.next(response(200), `200 to ${direction}`);
+        assert.equal(audioOf(reOk).address, rtpengine.media.address);
+        assert.doesNotMatch(reOk.body.toString(), /127\.0\.0\.3/);
+        carrier.send(inDialogText('ACK', cseq, call, carrier, ok));
+        await agent.next(request('ACK'), 'ACK');
+        assert.deepEqual(await calls(), [call.callId]);
+      }
+      // Audio still flows after resuming.
+      await carrierRtp.send(audioOf(ok), 3);
+      await eventually('RTP after resuming', async () => agentRtp.received === 3, 3000);
+      await hangUp(call, ok);
+      await noSessionLeft();
+    } finally {
+      carrierRtp.close();
+      agentRtp.close();
+    }
+  });
+
+  test('an agent advertising an unreachable private address still gets audio once it sends (symmetric RTP)', async () => {
+    const carrierRtp = await RtpPeer.start('127.0.0.2');
+    const agentRtp = await RtpPeer.start('127.0.0.3');
+    try {
+      const call = newCall(`127.0.0.1:${port}`, dialled);
+      const received = await invite(call, carrierRtp);
+      // What a runtime behind NAT writes: its private address, which nobody can reach.
+      const ok = await answer(call, received, sdp('10.255.255.1', 40000));
+      await agentRtp.send(audioOf(received), 3);
+      await carrierRtp.send(audioOf(ok), 4);
+      await eventually('RTP at the agent’s real address', async () => agentRtp.received === 4 && carrierRtp.received === 3, 3000);
+      await hangUp(call, ok);
+      await noSessionLeft();
+    } finally {
+      carrierRtp.close();
+      agentRtp.close();
+    }
+  });
+
+  test('a late offer (the 200 offers, the ACK answers) is anchored both ways', async () => {
+    const carrierRtp = await RtpPeer.start('127.0.0.2');
+    const agentRtp = await RtpPeer.start('127.0.0.3');
+    try {
+      const call = newCall(`127.0.0.1:${port}`, dialled);
+      carrier.send(withoutBody(inviteText(call, carrier)));
+      const received = await agent.next(request('INVITE'), 'INVITE');
+      assert.equal(received.body.length, 0);
+      agent.send(withSdp(replyText(received, 200, 'OK', 'agent-tag', [`Contact: <sip:agent@${agent.hostPort}>`]), sdp('127.0.0.3', agentRtp.port)));
+      const ok = await carrier.next(response(200), '200');
+      const offered = audioOf(ok);
+      assert.equal(offered.address, rtpengine.media.address);
+      carrier.send(withSdp(inDialogText('ACK', 1, call, carrier, ok), sdp('127.0.0.2', carrierRtp.port)));
+      const ack = await agent.next(request('ACK'), 'ACK');
+      const answered = audioOf(ack);
+      assert.equal(answered.address, rtpengine.media.address);
+      assert.doesNotMatch(ack.body.toString(), /127\.0\.0\.2/);
+      await carrierRtp.send(offered, 2);
+      await agentRtp.send(answered, 3);
+      await eventually('RTP relayed both ways', async () => agentRtp.received === 2 && carrierRtp.received === 3, 3000);
+      await hangUp(call, ok);
+      await noSessionLeft();
+    } finally {
+      carrierRtp.close();
+      agentRtp.close();
+    }
+  });
+
+  test('an SRTP offer from the carrier reaches the agent as plain RTP', async () => {
+    const carrierRtp = await RtpPeer.start('127.0.0.2');
+    try {
+      const call = newCall(`127.0.0.1:${port}`, dialled);
+      const crypto = 'a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR';
+      const received = await invite(call, carrierRtp, [], sdp('127.0.0.2', carrierRtp.port, [crypto], 'RTP/SAVP'));
+      assert.equal(audioOf(received).profile, 'RTP/AVP');
+      assert.doesNotMatch(received.body.toString(), /a=crypto/);
+      agent.send(replyText(received, 486, 'Busy Here', 'agent-tag'));
+      carrier.send(ackText(call, carrier, await carrier.next(response(486), '486')));
+      await noSessionLeft();
+    } finally {
+      carrierRtp.close();
+    }
+  });
+
+  test('an SDP rtpengine cannot use gets 488 and nothing is forwarded', async () => {
+    const call = newCall(`127.0.0.1:${port}`, dialled);
+    carrier.send(withSdp(inviteText(call, carrier), 'this is not a session description\r\n'));
+    const refused = await carrier.next(response(488), '488');
+    assert.match(refused.headers.get('reason') ?? '', /^SIP;cause=488;text="/);
+    carrier.send(ackText(call, carrier, refused));
+    await agent.none((message) => message.headers.get('call-id') === call.callId, 'a message of the refused call', 200);
+    await noSessionLeft();
+  });
+});
+
+describe('media anchoring: outbound calls with an SRTP carrier leg', { skip: !available }, () => {
+  test('an agent’s plain offer reaches a carrier whose credentials say sdes-srtp as RTP/SAVP with keys', async () => {
+    const rtpengine = await startRtpengine();
+    const port = await freePort();
+    const edge = { host: '127.0.0.1', port };
+    const carrier = await UdpPeer.start('127.0.0.2', edge);
+    const runtime = await UdpPeer.start('127.0.0.3', edge);
+    const server = await startTestServer('sqlite', {
+      env: {
+        DIALPLANE_SIP_PORT: String(port),
+        DIALPLANE_SIP_T1_MS: '50',
+        DIALPLANE_RTPENGINE: `${rtpengine.ng.host}:${rtpengine.ng.port}`,
+        DIALPLANE_RUNTIME_ADDRESSES: '127.0.0.3',
+      },
+    });
+    try {
+      const org = await clientFor(server, 'default');
+      const creds = await org.createCredentials({ server: `127.0.0.2:${carrier.port}`, mediaEncryption: 'sdes-srtp' });
+      assert.equal(creds.mediaEncryption, 'sdes-srtp');
+      assert.equal(creds.mediaAnchoring, 'auto');
+      const agent = await org.createAgent({});
+      const number = await org.createNumber({ phoneNumber: '+15550170200', credentialsId: creds.id });
+      await org.link(number.id, agent.agentId, 'replaceOutbound');
+      const call = newCall(`127.0.0.1:${port}`, '15557770001');
+      runtime.send(withSdp(inviteText(call, runtime, [`X-Dialplane-Agent-Id: ${agent.agentId}`]), sdp('127.0.0.3', 40000)));
+      const received = await carrier.next(request('INVITE'), 'INVITE at the carrier');
+      const offered = audioOf(received);
+      assert.equal(offered.address, rtpengine.media.address);
+      assert.equal(offered.profile, 'RTP/SAVP');
+      assert.match(received.body.toString(), /^a=crypto:\d+ AES/m);
+      assert.match(received.headers.get('record-route') ?? '', /;dpmp=as;/);
+      carrier.send(replyText(received, 503, 'Service Unavailable', 'carrier-tag'));
+      runtime.send(ackText(call, runtime, await runtime.next(response(503), '503')));
+    } finally {
+      await server.close();
+      await carrier.close();
+      await runtime.close();
+      await rtpengine.stop();
+    }
+  });
+});
+
+describe('media anchoring when rtpengine fails', { skip: !available }, () => {
+  let rtpengine: Rtpengine;
+  /** An rtpengine that hangs: it takes ng commands and never answers; it counts them. */
+  let hung: dgram.Socket;
+  let hungCommands = 0;
+  let deadPort: number;
+  before(async () => {
+    rtpengine = await startRtpengine();
+    hung = dgram.createSocket('udp4');
+    hung.on('message', () => hungCommands++);
+    await new Promise<void>((resolve) => hung.bind(0, '127.0.0.1', resolve));
+    deadPort = hung.address().port;
+  });
+  after(async () => {
+    hung?.close();
+    await rtpengine?.stop();
+  });
+
+  /** A server with these rtpengines, a trunk at a carrier peer and a number linked to an agent peer. */
+  async function edgeWith(rtpengines: string, env: Record<string, string> = {}) {
+    const port = await freePort();
+    const edge = { host: '127.0.0.1', port };
+    const carrier = await UdpPeer.start('127.0.0.2', edge);
+    const agent = await UdpPeer.start('127.0.0.3', edge);
+    const server = await startTestServer('sqlite', {
+      env: {
+        DIALPLANE_SIP_PORT: String(port),
+        DIALPLANE_SIP_T1_MS: '50',
+        DIALPLANE_RTPENGINE: rtpengines,
+        DIALPLANE_RTPENGINE_TIMEOUT_MS: '300',
+        ...env,
+      },
+    });
+    const org = await clientFor(server, 'default');
+    const creds = await org.createCredentials({ server: `127.0.0.2:${carrier.port}`, allowedAddresses: ['127.0.0.2'] });
+    const linked = await org.createAgent({ sipUri: `sip:agent@${agent.hostPort}` });
+    const number = await org.createNumber({ phoneNumber: '+15550170300', credentialsId: creds.id });
+    await org.link(number.id, linked.agentId);
+    const call = () => {
+      const next = newCall(`127.0.0.1:${port}`, '+15550170300');
+      carrier.send(withSdp(inviteText(next, carrier), sdp('127.0.0.2', 30000)));
+      return next;
+    };
+    return {
+      server,
+      org,
+      carrier,
+      agent,
+      call,
+      async close() {
+        await server.close();
+        await carrier.close();
+        await agent.close();
+      },
+    };
+  }
+
+  test('a dead rtpengine is passed over for the next one, and then skipped', async () => {
+    const edge = await edgeWith(`127.0.0.1:${deadPort}=999,${rtpengine.ng.host}:${rtpengine.ng.port}=1`);
+    const anchoredCall = async () => {
+      const call = edge.call();
+      const received = await edge.agent.next(request('INVITE'), 'INVITE');
+      assert.equal(audioOf(received).address, rtpengine.media.address);
+      edge.agent.send(replyText(received, 486, 'Busy Here', 'agent-tag'));
+      edge.carrier.send(ackText(call, edge.carrier, await edge.carrier.next(response(486), '486')));
+    };
+    try {
+      // The heavier, dead one is drawn first (almost always at once): the call still goes through.
+      const before = hungCommands;
+      for (let i = 0; i < 5 && hungCommands === before; i++) await anchoredCall();
+      assert.ok(hungCommands > before, 'the dead rtpengine was asked');
+      const afterFailure = hungCommands;
+      await anchoredCall();
+      assert.equal(hungCommands, afterFailure, 'no command to the dead rtpengine while it is passed over');
+    } finally {
+      await edge.close();
+    }
+  });
+
+  test('with no rtpengine answering, a new call gets 503 with a Reason and nothing is forwarded', async () => {
+    const edge = await edgeWith(`127.0.0.1:${deadPort}`);
+    try {
+      const call = edge.call();
+      const refused = await edge.carrier.next(response(503), '503');
+      assert.equal(refused.headers.get('reason'), 'SIP;cause=503;text="No media relay available"');
+      edge.carrier.send(ackText(call, edge.carrier, refused));
+      await edge.agent.none((message) => message.kind === 'request', 'a forwarded request', 200);
+    } finally {
+      await edge.close();
+    }
+  });
+
+  test('with DIALPLANE_MEDIA_FALLBACK=direct, it goes on unanchored', async () => {
+    const edge = await edgeWith(`127.0.0.1:${deadPort}`, { DIALPLANE_MEDIA_FALLBACK: 'direct' });
+    try {
+      const call = edge.call();
+      const received = await edge.agent.next(request('INVITE'), 'INVITE');
+      assert.deepEqual(audioOf(received), { address: '127.0.0.2', port: 30000, profile: 'RTP/AVP' });
+      assert.doesNotMatch(received.headers.get('record-route') ?? '', /;dpm=/);
+      edge.agent.send(replyText(received, 486, 'Busy Here', 'agent-tag'));
+      edge.carrier.send(ackText(call, edge.carrier, await edge.carrier.next(response(486), '486')));
+    } finally {
+      await edge.close();
+    }
+  });
+
+  test('rtpengine lost mid-call: the call goes on and its record says the figures are missing', async () => {
+    const doomed = await startRtpengine();
+    const edge = await edgeWith(`${doomed.ng.host}:${doomed.ng.port}`);
+    try {
+      const call = edge.call();
+      const received = await edge.agent.next(request('INVITE'), 'INVITE');
+      edge.agent.send(withSdp(replyText(received, 200, 'OK', 'agent-tag', [`Contact: <sip:agent@${edge.agent.hostPort}>`]), sdp('127.0.0.3', 30002)));
+      const ok = await edge.carrier.next(response(200), '200');
+      edge.carrier.send(inDialogText('ACK', 1, call, edge.carrier, ok));
+      await edge.agent.next(request('ACK'), 'ACK');
+      await doomed.kill();
+      edge.carrier.send(inDialogText('BYE', 2, call, edge.carrier, ok));
+      const bye = await edge.agent.next(request('BYE'), 'BYE');
+      edge.agent.send(replyText(bye, 200, 'OK', null));
+      await edge.carrier.next(response(200, 'BYE'), '200 to BYE');
+      await eventually(
+        'the record says the figures are missing',
+        async () => {
+          const records = await edge.server.request('GET', '/api/v1/call-records', { key: edge.org.key });
+          const record = records.body.items.find((item: { callId: string }) => item.callId === call.callId);
+          return record?.media?.statistics === 'missing' && record.media.fromCaller === null;
+        },
+        5000,
+      );
+    } finally {
+      await edge.close();
+      await doomed.stop();
+    }
+  });
+});
+
+describe('media anchoring across two instances on PostgreSQL', { skip: (!available || !postgres) && 'rtpengine or PostgreSQL not available' }, () => {
+  test('set up through A, the re-INVITE and the BYE through B: B finds the rtpengine in the signed route', async () => {
+    const rtpengine = await startRtpengine();
+    const ng = new NgClient();
+    const database = await freshDatabase('postgres');
+    const edgeA = { host: '127.0.0.1', port: await freePort() };
+    const edgeB = { host: '127.0.0.1', port: await freePort() };
+    const env = (own: number, other: number) => ({
+      DIALPLANE_SIP_PORT: String(own),
+      DIALPLANE_SIP_ALIASES: `127.0.0.1:${other}`,
+      DIALPLANE_SIP_T1_MS: '50',
+      DIALPLANE_RTPENGINE: `${rtpengine.ng.host}:${rtpengine.ng.port}`,
+    });
+    const a = await startTestServer('postgres', { database, env: env(edgeA.port, edgeB.port) });
+    const b = await startTestServer('postgres', { database, env: env(edgeB.port, edgeA.port) });
+    const carrier = await UdpPeer.start('127.0.0.2', edgeA);
+    const agent = await UdpPeer.start('127.0.0.3', edgeA);
+    try {
+      const org = await clientFor(a, 'default');
+      const creds = await org.createCredentials({ server: `127.0.0.2:${carrier.port}`, allowedAddresses: ['127.0.0.2'] });
+      const linked = await org.createAgent({ sipUri: `sip:agent@${agent.hostPort}` });
+      const number = await org.createNumber({ phoneNumber: '+15550170400', credentialsId: creds.id });
+      await org.link(number.id, linked.agentId);
+
+      const call = newCall(`127.0.0.1:${edgeA.port}`, '+15550170400');
+      carrier.send(withSdp(inviteText(call, carrier), sdp('127.0.0.2', 30010)));
+      const invite = await agent.next(request('INVITE'), 'INVITE through A');
+      agent.send(withSdp(replyText(invite, 200, 'OK', 'agent-tag', [`Contact: <sip:agent@${agent.hostPort}>`]), sdp('127.0.0.3', 30012)));
+      const ok = await carrier.next(response(200), '200');
+      carrier.sendTo(inDialogText('ACK', 1, call, carrier, ok), '127.0.0.1', edgeB.port);
+      await agent.next(request('ACK'), 'ACK through B');
+
+      // The agent puts the call on hold through B: B rewrites the offer through the same rtpengine call.
+      agent.sendTo(
+        withSdp(calleeRequestText('INVITE', 1, invite, agent, 'agent-tag'), sdp('127.0.0.3', 30012, ['a=sendonly'])),
+        '127.0.0.1',
+        edgeB.port,
+      );
+      const hold = await carrier.next(request('INVITE'), 'the agent’s re-INVITE through B');
+      assert.equal(audioOf(hold).address, rtpengine.media.address);
+      assert.doesNotMatch(hold.body.toString(), /127\.0\.0\.3/);
+      carrier.respond(
+        hold,
+        withSdp(replyText(hold, 200, 'OK', null, [`Contact: <sip:alice@${carrier.hostPort}>`]), sdp('127.0.0.2', 30010, ['a=recvonly'])),
+      );
+      const held = await agent.next(response(200), '200 for the hold');
+      assert.equal(audioOf(held).address, rtpengine.media.address);
+      assert.deepEqual((await ng.request(rtpengine.ng, { command: 'list' })).calls, [call.callId]);
+
+      agent.sendTo(calleeRequestText('BYE', 2, invite, agent, 'agent-tag'), '127.0.0.1', edgeB.port);
+      const bye = await carrier.next(request('BYE'), 'the agent’s BYE through B');
+      carrier.respond(bye, replyText(bye, 200, 'OK', null));
+      await agent.next(response(200, 'BYE'), '200 for the BYE');
+      await eventually(
+        'no rtpengine session left',
+        async () => ((await ng.request(rtpengine.ng, { command: 'list' })).calls as string[]).length === 0,
+        5000,
+      );
+    } finally {
+      await carrier.close();
+      await agent.close();
+      await a.close();
+      await b.close();
+      await database.drop();
+      await ng.close();
+      await rtpengine.stop();
+    }
+  });
+});
