@@ -38,7 +38,8 @@
 import { Admission, TRUST_EVERYONE, type RejectionReason, type SourcePolicy } from './admission.ts';
 import type { ClientTransactionHandler } from './client-transaction.ts';
 import { CSEQ_OFFSET_PARAM, DialogSigner, MEDIA_PROFILE_PARAM, MEDIA_RELAY_PARAM, mediaSessionOf, SIDE_PARAM } from './dialog-signer.ts';
-import { carriesSdp, isRefusal, type MediaRefusal, type MediaRelay, type MediaSession, type SdpStep } from './media-relay.ts';
+import { carriesSdp, isRefusal, type MediaRelay, type MediaSession } from './media-relay.ts';
+import { ackSdpStep, dialogOf, reasonHeader, requestSdpStep, responseSdpStep } from './offer-answer.ts';
 import { adjustCallerSide, restoreUpstream, RewrittenRequest } from './dialog-rewrite.ts';
 import { UNSAFE_TEXT } from './lexical.ts';
 import { buildResponse, cloneMessage, type SipMessage, type SipRequest, type SipResponse } from './message.ts';
@@ -116,23 +117,6 @@ const IGNORE_CANCEL_OUTCOME: ClientTransactionHandler = {
   onTimeout: () => undefined,
   onTransportError: () => undefined,
 };
-
-/** Methods whose SDP the relay rewrites: INVITE and UPDATE offer (or, without SDP, ask for an offer); PRACK answers. */
-const SDP_METHODS = new Set(['INVITE', 'UPDATE', 'PRACK']);
-
-const tagOf = (message: SipMessage, header: 'from' | 'to') => {
-  const tag = parseNameAddr(message.headers.get(header) ?? '')?.params.get('tag');
-  return typeof tag === 'string' ? tag : '';
-};
-
-/** The dialog of a request, as the relay names calls: its Call-ID and the caller's tag. */
-const dialogOf = (request: SipRequest, fromCaller: boolean) => ({
-  callId: request.headers.get('call-id') ?? '',
-  callerTag: tagOf(request, fromCaller ? 'from' : 'to'),
-});
-
-/** RFC 3326: why the proxy answered as it did. */
-const reasonHeader = (refusal: MediaRefusal): [string, string] => ['Reason', `SIP;cause=${refusal.status};text="${refusal.reason}"`];
 
 function isPromiseLike<T>(value: T | Promise<T>): value is Promise<T> {
   return typeof (value as { then?: unknown }).then === 'function';
@@ -404,14 +388,11 @@ export class SipProxy {
     context.media = media;
     context.fromCaller = fromCaller;
     if (forwarded.method === 'BYE') relay.endCall(media, dialogOf(forwarded, fromCaller));
-    if (!SDP_METHODS.has(forwarded.method) || !carriesSdp(forwarded)) {
+    const step = requestSdpStep(forwarded, fromCaller);
+    if (step === null) {
       this.#forward(context, forwarded, false);
       return;
     }
-    const step: SdpStep =
-      forwarded.method === 'PRACK'
-        ? { kind: 'answer', offererTag: tagOf(forwarded, 'to'), answererTag: tagOf(forwarded, 'from'), fromCaller }
-        : { kind: 'offer', offererTag: tagOf(forwarded, 'from'), answererTag: tagOf(forwarded, 'to'), fromCaller };
     relay.rewrite(forwarded, media, step).then(
       (refusal) => {
         if (refusal === null) this.#forward(context, forwarded, false);
@@ -500,10 +481,10 @@ export class SipProxy {
     const destination = prepareNextHop(forwarded);
     if (typeof destination === 'number') return;
     const media = route.ours === null || this.#options.media === undefined ? null : mediaSessionOf(route.ours);
-    if (media !== null && carriesSdp(forwarded)) {
-      // The answer to an offer the INVITE's 2xx made (late offer).
-      const fromCaller = this.#signer.callerTagHeader(route.ours!, request) === 'from';
-      const step: SdpStep = { kind: 'answer', offererTag: tagOf(forwarded, 'to'), answererTag: tagOf(forwarded, 'from'), fromCaller };
+    // Only an ACK with SDP (a late offer's answer) waits for the relay; only then is its side worked out.
+    const step =
+      media === null || !carriesSdp(forwarded) ? null : ackSdpStep(forwarded, this.#signer.callerTagHeader(route.ours!, request) === 'from');
+    if (media !== null && step !== null) {
       this.#options.media!.rewrite(forwarded, media, step).then(
         (refusal) => {
           if (refusal !== null) this.#reportError(new Error(`media relay refused an ACK's answer: ${refusal.reason}`));
@@ -586,7 +567,7 @@ export class SipProxy {
       this.#relayBranchResponse(context, response);
       return;
     }
-    const step = this.#responseSdpStep(context, response);
+    const step = context.forwarded === null ? null : responseSdpStep(context.forwarded, response, context.fromCaller);
     context.mediaQueue = context.mediaQueue
       .then(async () => {
         const refusal = step === null ? null : await this.#options.media!.rewrite(response, media, step);
@@ -595,16 +576,6 @@ export class SipProxy {
         this.#relayBranchResponse(context, response);
       })
       .catch((error: unknown) => this.#reportError(error));
-  }
-
-  /** A 1xx/2xx's SDP answers the request's offer, or, when the request had none, is the offer (answered in the ACK or PRACK). */
-  #responseSdpStep(context: ResponseContext, response: SipResponse): SdpStep | null {
-    const { forwarded } = context;
-    if (response.status >= 300 || forwarded === null || !SDP_METHODS.has(forwarded.method) || !carriesSdp(response)) return null;
-    const fromCaller = !context.fromCaller;
-    return carriesSdp(forwarded)
-      ? { kind: 'answer', offererTag: tagOf(response, 'from'), answererTag: tagOf(response, 'to'), fromCaller }
-      : { kind: 'offer', offererTag: tagOf(response, 'to'), answererTag: tagOf(response, 'from'), fromCaller };
   }
 
   #relayBranchResponse(context: ResponseContext, response: SipResponse): void {
