@@ -68,6 +68,8 @@ export class RtpengineRelay implements MediaRelay {
       return null;
     } catch (error) {
       if (error instanceof NgError && error.kind === 'error') return REFUSED_SDP;
+      // Gone mid-call: new calls pass it over for a while.
+      this.#set.failed(address);
       return NO_RELAY;
     }
   }

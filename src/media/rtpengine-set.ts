@@ -24,11 +24,6 @@ export class RtpengineSet {
     return this.#entries.length;
   }
 
-  /** Whether `relay` (as `formatAddress` spells it) is one of ours: a signed route may name one removed since. */
-  has(relay: string): boolean {
-    return this.#entries.some((entry) => formatAddress(entry) === relay);
-  }
-
   /** The order to try for a new call: live ones by weighted lot, then the dead ones. */
   candidates(): NgAddress[] {
     const now = this.#now();
