@@ -11,6 +11,8 @@ import { openIdleConnections, runTlsCaller } from './tls-caller.ts';
 import { makeTestPki } from '../test/support/tls-certs.ts';
 import { benchOutbound } from './sip-outbound.ts';
 import { benchSigning } from './signing.ts';
+import { startRtpengine } from '../test/support/rtpengine.ts';
+import { NgClient, type NgAddress } from '../src/media/ng-client.ts';
 
 /**
  * `npm run bench:sip`: the highest call rate the SIP edge proxies cleanly, beside Kamailio doing
@@ -32,7 +34,16 @@ import { benchSigning } from './signing.ts';
  * bench/tls-caller.ts, since sipp has no TLS; the agent stays sipp over UDP) through dialplane's
  * TLS listener and Kamailio's tls module, both presenting one openssl-made certificate; then
  * each proxy holds 1,000 idle TLS connections and its memory growth per connection is read
- * from /proc. BENCH_SIP_ONLY=udp or tls runs one part alone.
+ * from /proc.
+ *
+ * The anchored rows search the same UDP calls with every SDP rewritten through rtpengine
+ * (docs/media.md): the caller's INVITE and the agent's 200 already carry SDP, so dialplane (with
+ * DIALPLANE_RTPENGINE) sends an offer, an answer and a delete per call, and Kamailio the same
+ * through its rtpengine module (-A WITH_RTPENGINE). Both talk to one rtpengine, started once for
+ * the part; no RTP flows. After each step rtpengine should hold no call: what it still holds is
+ * reported and deleted, so that a failed step's calls do not take ports from the next one.
+ *
+ * BENCH_SIP_ONLY=udp, tls or anchored runs one part alone.
  */
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const STEP_SECONDS = Number(process.env.BENCH_SIP_STEP_SECONDS ?? 6);
@@ -46,11 +57,16 @@ const WARMUP_RATE = 200;
 /** How long sipp waits, beyond the calls' own time, for stragglers before it gives up. */
 const DRAIN_SECONDS = 5;
 const CORES = os.cpus().length;
-/** `udp` or `tls`: only that part (its search, and for TLS the idle-connection memory); unset: everything. */
-const ONLY = process.env.BENCH_SIP_ONLY as 'udp' | 'tls' | undefined;
+/** `udp`, `tls` or `anchored`: only that part (its search, and for TLS the idle-connection memory); unset: everything. */
+const ONLY = process.env.BENCH_SIP_ONLY as 'udp' | 'tls' | 'anchored' | undefined;
 /** TLS connections the TLS caller spreads its calls over (a carrier keeps a few open). */
 const TLS_CONNECTIONS = 20;
 const IDLE_TLS_CONNECTIONS = 1000;
+/**
+ * rtpengine's media ports in the anchored rows: 4 per call (RTP and RTCP on each side), so 2,500
+ * calls at once, below the ephemeral range and the 20,000–31,999 the tests' rtpengines take.
+ */
+const RTPENGINE_PORTS = { portMin: 10_000, portMax: 19_999 };
 
 const CALLER_SCENARIO = path.join(ROOT, 'bench/sipp/caller.xml');
 const AGENT_SCENARIO = path.join(ROOT, 'test/interop/scenarios/agent-answer.xml');
@@ -121,7 +137,13 @@ interface TlsFiles {
   port: number;
 }
 
-function dialplaneProxy(db: string, port: number, tls?: TlsFiles): Proxy {
+/** What a proxy does beside relaying UDP: take calls over TLS, or anchor media through rtpengine. */
+interface ProxyOptions {
+  tls?: TlsFiles;
+  rtpengine?: NgAddress;
+}
+
+function dialplaneProxy(db: string, port: number, { tls, rtpengine }: ProxyOptions = {}): Proxy {
   const tlsEnv: Record<string, string> = tls
     ? {
         DIALPLANE_SIP_TLS_CERT: tls.cert,
@@ -132,11 +154,12 @@ function dialplaneProxy(db: string, port: number, tls?: TlsFiles): Proxy {
         DIALPLANE_SIP_TCP_MAX_CONNECTIONS: '20000',
       }
     : {};
+  const mediaEnv: Record<string, string> = rtpengine ? { DIALPLANE_RTPENGINE: `${rtpengine.host}:${rtpengine.port}` } : {};
   return {
     name: 'dialplane',
     shape: '1 Node.js process',
     async start() {
-      const server = await startDialplane({ DIALPLANE_DB: db, DIALPLANE_SIP_PORT: String(port), ...tlsEnv });
+      const server = await startDialplane({ DIALPLANE_DB: db, DIALPLANE_SIP_PORT: String(port), ...tlsEnv, ...mediaEnv });
       return {
         port,
         tlsPort: tls?.port ?? null,
@@ -159,7 +182,7 @@ function dbTextTable(rows: [string, string][]): string {
  * and the most it can use here, while dialplane is one Node process (one core for its event
  * loop).
  */
-function kamailioProxy(table: Table, dir: string, port: number, tls?: TlsFiles): Proxy {
+function kamailioProxy(table: Table, dir: string, port: number, { tls, rtpengine }: ProxyOptions = {}): Proxy {
   const dbDir = path.join(dir, 'kamailio-db');
   fs.mkdirSync(dbDir, { recursive: true });
   fs.writeFileSync(
@@ -169,10 +192,11 @@ function kamailioProxy(table: Table, dir: string, port: number, tls?: TlsFiles):
   fs.writeFileSync(path.join(dbDir, 'agents'), dbTextTable([[table.agentId, `${table.orgId}|${table.agentUri}`]]));
   return {
     name: 'Kamailio',
-    shape: tls ? `${CORES} UDP and ${CORES} TCP/TLS workers` : `${CORES} UDP workers (-n ${CORES})`,
+    shape: tls ? `${CORES} UDP and ${CORES} TCP/TLS workers` : `${CORES} UDP workers (-n ${CORES})${rtpengine ? ', rtpengine module' : ''}`,
     async start() {
       const tlsArgs = tls ? ['-A', 'WITH_TLS', '-A', `TLS_CERT="${tls.cert}"`, '-A', `TLS_KEY="${tls.key}"`, '-l', `tls:127.0.0.1:${tls.port}`] : [];
-      const kamailio = await startKamailioWorkers(KAMAILIO_CONFIG, dbDir, dir, port, tlsArgs);
+      const mediaArgs = rtpengine ? ['-A', 'WITH_RTPENGINE', '-A', `RTPENGINE_SOCK="udp:${rtpengine.host}:${rtpengine.port}"`] : [];
+      const kamailio = await startKamailioWorkers(KAMAILIO_CONFIG, dbDir, dir, port, [...tlsArgs, ...mediaArgs]);
       return { port, tlsPort: tls?.port ?? null, ...kamailio };
     },
   };
@@ -192,6 +216,8 @@ interface Setup {
   dir: string;
   agentPort: number;
   numbersFile: string;
+  /** The rtpengine of the anchored rows, asked after each step what calls it still holds. */
+  media?: { ng: NgAddress; client: NgClient };
 }
 
 /** Why a sipp run was not clean, or null when it was. */
@@ -274,20 +300,41 @@ function nextRate(best: number, failedAt: number | null, bisected: number): numb
   return rate > best && rate < failedAt ? rate : null;
 }
 
-/** Doubles from START_RATE until a step is not clean, then bisects BISECTIONS times. */
-async function search(proxy: Proxy, setup: Setup, caller: Caller): Promise<{ best: Step | null; failedAt: number | null }> {
+/** Deletes every call rtpengine still holds and says how many there were. */
+async function deleteSessions({ ng, client }: NonNullable<Setup['media']>): Promise<number> {
+  let deleted = 0;
+  for (;;) {
+    // A few hundred call ids at a time: the reply is one datagram.
+    const reply = await client.request(ng, { command: 'list', limit: 500 });
+    const callIds = Array.isArray(reply.calls) ? reply.calls.filter((id) => typeof id === 'string') : [];
+    if (callIds.length === 0) return deleted;
+    // A call may end by itself (rtpengine's timeout) between the list and its delete.
+    await Promise.allSettled(callIds.map((callId) => client.request(ng, { command: 'delete', 'call-id': callId })));
+    deleted += callIds.length;
+  }
+}
+
+/**
+ * Doubles from START_RATE until a step is not clean, then bisects BISECTIONS times. With
+ * rtpengine, also the calls it still held after each step (the proxy stopped, so no delete was on
+ * its way), as "rate (clean|failed): count".
+ */
+async function search(proxy: Proxy, setup: Setup, caller: Caller): Promise<{ best: Step | null; failedAt: number | null; sessionsLeft: string[] }> {
   let best: Step | null = null;
   let failedAt: number | null = null;
   let bisected = 0;
+  const sessionsLeft: string[] = [];
   for (let rate: number | null = START_RATE; rate !== null;) {
     if (failedAt !== null) bisected++;
     const result = await step(proxy, setup, rate, caller);
-    process.stderr.write(`  ${proxy.name} ${rate} calls/s: ${result.why}\n`);
+    const left = setup.media ? await deleteSessions(setup.media) : 0;
+    if (left > 0) sessionsLeft.push(`${rate} calls/s (${result.clean ? 'clean' : 'failed'}): ${left}`);
+    process.stderr.write(`  ${proxy.name} ${rate} calls/s: ${result.why}${left > 0 ? `; rtpengine still held ${left} calls` : ''}\n`);
     if (result.clean) best = result;
     else failedAt = rate;
     rate = nextRate(best?.rate ?? 0, failedAt, bisected);
   }
-  return { best, failedAt };
+  return { best, failedAt, sessionsLeft };
 }
 
 /**
@@ -321,6 +368,17 @@ async function sippCeiling(setup: Setup, rate: number): Promise<string | null> {
 // --- main ----------------------------------------------------------------------------------
 
 type Searched = { proxy: Proxy } & Awaited<ReturnType<typeof search>>;
+
+/** sipp alone at the highest rate where a proxy failed, as the line that goes under the table. */
+async function sippCeilingNote(results: Searched[], setup: Setup): Promise<string> {
+  const failures = results.map((r) => r.failedAt).filter((rate): rate is number => rate !== null);
+  const ceilingRate = failures.length > 0 ? Math.max(...failures) : MAX_RATE;
+  process.stderr.write(`sipp alone at ${ceilingRate} calls/s…\n`);
+  const ceiling = await sippCeiling(setup, ceilingRate);
+  return ceiling === null
+    ? `sipp alone (caller straight to the agent) is clean at ${ceilingRate} calls/s: the proxies, not sipp, set these limits.\n`
+    : `sipp alone is NOT clean at ${ceilingRate} calls/s (${ceiling}): sipp may be the ceiling there.\n`;
+}
 
 /** Searches each proxy's highest clean rate with `caller`. */
 async function searchAll(proxies: Proxy[], setup: Setup, caller: Caller, what: string): Promise<Searched[]> {
@@ -393,30 +451,55 @@ try {
     `${os.loadavg()[0].toFixed(2)} after (above 0 means other work shared the cores)`;
 
   let udpBest: Step | null = null;
-  if (ONLY !== 'tls') {
+  if (ONLY === undefined || ONLY === 'udp') {
     const results = await searchAll([dialplaneProxy(db, edgePort), kamailioProxy(table, dir, kamailioPort)], setup, udpCaller(setup), 'UDP');
-    const failures = results.map((r) => r.failedAt).filter((rate): rate is number => rate !== null);
-    const ceilingRate = failures.length > 0 ? Math.max(...failures) : MAX_RATE;
-    process.stderr.write(`sipp alone at ${ceilingRate} calls/s…\n`);
-    const ceiling = await sippCeiling(setup, ceilingRate);
+    const ceiling = await sippCeilingNote(results, setup);
     printRates(
       results,
       `Full calls (INVITE/100/180/200/ACK/BYE/200) over UDP on 127.0.0.1, ${STEP_SECONDS} s per step, ${NUMBERS} numbers; ${machine}`,
     );
-    process.stdout.write(
-      ceiling === null
-        ? `sipp alone (caller straight to the agent) is clean at ${ceilingRate} calls/s: the proxies, not sipp, set these limits.\n`
-        : `sipp alone is NOT clean at ${ceilingRate} calls/s (${ceiling}): sipp may be the ceiling there.\n`,
-    );
+    process.stdout.write(ceiling);
     udpBest = results[0]?.best ?? null;
+  }
+
+  if (ONLY === undefined || ONLY === 'anchored') {
+    const rtpengine = await startRtpengine('127.0.0.1', RTPENGINE_PORTS);
+    // processes.ts exits on SIGINT and SIGTERM, which skips the finally below.
+    const killRtpengine = () => void rtpengine.kill();
+    process.once('exit', killRtpengine);
+    const client = new NgClient();
+    try {
+      const anchored: Setup = { ...setup, media: { ng: rtpengine.ng, client } };
+      const proxies = [
+        dialplaneProxy(db, edgePort, { rtpengine: rtpengine.ng }),
+        kamailioProxy(table, dir, kamailioPort, { rtpengine: rtpengine.ng }),
+      ];
+      const results = await searchAll(proxies, anchored, udpCaller(anchored), 'anchored');
+      const ceiling = await sippCeilingNote(results, setup);
+      printRates(
+        results,
+        `Anchored full calls over UDP on 127.0.0.1, every SDP through one rtpengine (offer on the INVITE, answer on the 200, ` +
+          `delete on the BYE; no RTP), ${STEP_SECONDS} s per step, ${NUMBERS} numbers; ${machine}`,
+      );
+      process.stdout.write(ceiling);
+      for (const { proxy, sessionsLeft } of results) {
+        process.stdout.write(
+          `Calls rtpengine still held after ${proxy.name}'s steps (deleted before the next): ${sessionsLeft.length > 0 ? sessionsLeft.join(', ') : 'none'}\n`,
+        );
+      }
+    } finally {
+      await client.close();
+      await rtpengine.stop();
+      process.off('exit', killRtpengine);
+    }
   }
 
   if (ONLY === undefined || ONLY === 'tls') {
     const tls = { cert: pki.cert, key: pki.key };
     const ca = fs.readFileSync(pki.caCert);
     const tlsProxies = [
-      dialplaneProxy(db, edgePort, { ...tls, port: await freePort() }),
-      kamailioProxy(table, dir, kamailioPort, { ...tls, port: await freePort() }),
+      dialplaneProxy(db, edgePort, { tls: { ...tls, port: await freePort() } }),
+      kamailioProxy(table, dir, kamailioPort, { tls: { ...tls, port: await freePort() } }),
     ];
     const results = await searchAll(tlsProxies, setup, tlsCaller(table.dialled, ca), 'TLS');
     printRates(

@@ -48,16 +48,24 @@ async function answering(port: number, deadline: number, exited: () => boolean):
   }
 }
 
+const OUTPUT_KEPT = 256 * 1024;
+
+/** A media port range of the caller's choosing, for more calls at once than the default block holds. */
+export interface RtpenginePorts {
+  portMin: number;
+  portMax: number;
+}
+
 /**
  * Runs rtpengine in the foreground, in userspace (no kernel forwarding) and without its config file,
  * taking ng commands on a free loopback port and relaying media on `mediaAddress`. The media ports
- * are a random block below Linux's ephemeral range, so files running at once rarely share ports
- * (rtpengine skips a port that is taken anyway).
+ * are `ports`, or else a random block of 100 below Linux's ephemeral range, so files running at once
+ * rarely share ports (rtpengine skips a port that is taken anyway).
  */
-export async function startRtpengine(mediaAddress = '127.0.0.1'): Promise<Rtpengine> {
+export async function startRtpengine(mediaAddress = '127.0.0.1', ports?: RtpenginePorts): Promise<Rtpengine> {
   const ngPort = await freePort();
-  const portMin = 20_000 + 100 * crypto.randomInt(120);
-  const portMax = portMin + 99;
+  const block = 20_000 + 100 * crypto.randomInt(120);
+  const { portMin, portMax } = ports ?? { portMin: block, portMax: block + 99 };
   const child = spawn(
     'rtpengine',
     [
@@ -76,7 +84,10 @@ export async function startRtpengine(mediaAddress = '127.0.0.1'): Promise<Rtpeng
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let output = '';
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+  // The start is kept (why it failed to come up, the first calls); a long run would otherwise hold every call's lines.
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    if (output.length < OUTPUT_KEPT) output += chunk;
+  });
   let hasExited = false;
   const exited = new Promise<void>((resolve) =>
     child.on('exit', () => {
