@@ -1,9 +1,10 @@
 /**
- * How many API requests arrived lately, in windows of 100 ms: whether the API is under load,
+ * How many API requests arrived lately, in windows of a second: whether the API is under load,
  * for work that should step aside then (webhook deliveries). A rate, not the requests in flight,
- * so that long-lived event streams do not count.
+ * so that long-lived event streams do not count. A whole second, so that a steady load sent in
+ * bursts (200 requests at the top of each second) is not taken for load.
  */
-const WINDOW_MS = 100;
+const WINDOW_MS = 1000;
 /** This many requests a second, or more, is load. */
 const BUSY_PER_SECOND = 1000;
 

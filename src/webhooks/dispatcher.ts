@@ -7,6 +7,7 @@ import { postWebhook, type SendResult } from './http-sender.ts';
 import { signedHeaders } from './signing.ts';
 import { endpointSecrets } from './endpoints.ts';
 import { fanOutEvents } from './fan-out.ts';
+import { lockedOnPostgres } from '../db/row-lock.ts';
 import { SeqGapWait } from '../events/seq-gaps.ts';
 
 export interface WebhookObserver {
@@ -192,14 +193,12 @@ export class WebhookDispatcher {
     for (;;) {
       const busy = this.#apiBusy();
       const started = performance.now();
-      if (busy) await fanOutEvents(this.#db, BUSY_FANOUT_BATCH, this.#gaps);
-      else while ((await fanOutEvents(this.#db, FANOUT_BATCH, this.#gaps)) === FANOUT_BATCH && !this.#stopped);
       const room = (busy ? 1 : this.#config.concurrency) - this.#inFlight.size;
-      if (room <= 0 || this.#stopped) {
-        this.#spentSince(started);
-        return;
-      }
-      const claimed = await this.#claim(room);
+      // New events become deliveries and the due ones are claimed in one transaction: one commit.
+      const { fannedOut, claimed } = await this.#db.transaction().execute(async (trx) => {
+        const fannedOut = await fanOutEvents(trx, busy ? BUSY_FANOUT_BATCH : FANOUT_BATCH, this.#gaps);
+        return { fannedOut, claimed: room > 0 && !this.#stopped ? await this.#claim(trx, room) : [] };
+      });
       this.#spentSince(started);
       for (const delivery of claimed) {
         const sendingStarted = performance.now();
@@ -214,18 +213,21 @@ export class WebhookDispatcher {
         this.#inFlight.add(sending);
       }
       await this.#housekeeping();
-      if (claimed.length < room || busy) return;
+      if (this.#stopped || busy) return;
+      // More events waiting to be turned into deliveries: go on at once.
+      if (fannedOut === FANOUT_BATCH) continue;
+      if (claimed.length < room || room <= 0) return;
       // Full: wait for a request to finish before claiming more.
       await Promise.race(this.#inFlight);
     }
   }
 
-  async #claim(limit: number): Promise<Claimed[]> {
+  async #claim(trx: Kysely<Database>, limit: number): Promise<Claimed[]> {
     const now = new Date();
     const iso = now.toISOString();
     // Long enough for the request and the write of its outcome; a dead instance's claim passes soon after.
     const until = new Date(now.getTime() + 2 * this.#config.timeoutMs + 1000).toISOString();
-    const due = await this.#db
+    const due = await trx
       .selectFrom('webhook_deliveries as d')
       .innerJoin('webhook_endpoints as w', 'w.id', 'd.endpoint_id')
       .select(['d.endpoint_id', 'd.event_seq'])
@@ -239,7 +241,7 @@ export class WebhookDispatcher {
       .execute();
     if (due.length === 0) return [];
     // The claim re-checks its condition row by row: of instances racing for a row, one wins.
-    return this.#db
+    return trx
       .updateTable('webhook_deliveries')
       .set({ claimed_until: until })
       .where((eb) =>
@@ -320,8 +322,13 @@ export class WebhookDispatcher {
         .where('endpoint_id', '=', claimed.endpoint_id)
         .where('event_seq', '=', seq)
         .execute();
-      // Done with this event: the next one of its resource may go.
-      if (outcome !== 'retry') await makeNextReady(trx, claimed.endpoint_id, claimed.resource);
+      // Done with this event: the next one of its resource may go. On PostgreSQL the fan-out's
+      // cursor is share-locked first, so that a fan-out writing that next delivery meanwhile
+      // either sees this one done or has committed its row before makeNextReady looks.
+      if (outcome !== 'retry') {
+        await lockedOnPostgres(trx, trx.selectFrom('webhook_fanout').select('id').where('id', '=', 1), (q) => q.forShare()).execute();
+        await makeNextReady(trx, claimed.endpoint_id, claimed.resource);
+      }
       if (outcome === 'delivered') {
         if (failingSince !== null)
           await trx.updateTable('webhook_endpoints').set({ failing_since: null }).where('id', '=', claimed.endpoint_id).execute();
@@ -354,8 +361,9 @@ export class WebhookDispatcher {
   }
 
   /**
-   * On PostgreSQL an event written while the one before it of its resource was finishing may
-   * miss being made ready (each transaction did not see the other's row): this finds such heads.
+   * A safety net: a pending delivery left not ready although nothing before it of its resource
+   * is pending (finishing and fan-out take turns on the cursor's lock, so this should not happen
+   * on PostgreSQL either) is made ready here.
    */
   async #readyStrandedHeads(): Promise<void> {
     await this.#db

@@ -105,8 +105,11 @@ for (const backend of await testBackends()) {
         await org.req('PUT', `/api/v1/agents/${agent.agentId}`, { body: { name: 'renamed' } });
         const resumed = await openStream(server, org.key, { lastEventId: lastSeen });
         try {
-          await eventually('missed events replayed', async () => resumed.frames.length >= 3, 5000);
-          const missed = resumed.frames.map((f) => f.event);
+          await eventually('missed events replayed', async () => resumed.frames.some((f) => f.event === 'agent.updated'), 5000);
+          // The registration may move on (its server does not answer) before the rename: later state changes are left out.
+          const missed = resumed.frames
+            .map((f) => f.event)
+            .filter((event, i, events) => event !== 'registration.state_changed' || events.indexOf(event) === i);
           assert.deepEqual(missed.slice(0, 3), ['phone_number.updated', 'registration.state_changed', 'agent.updated']);
           const registration = resumed.frames[1].data.data;
           assert.equal(registration.stateBefore, 'Disabled');

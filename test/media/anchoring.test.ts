@@ -600,3 +600,54 @@ describe('media anchoring across two instances on PostgreSQL', { skip: (!availab
     }
   });
 });
+
+describe('media anchoring with a carrier and an agent interface', { skip: !available }, () => {
+  test('each side is offered rtpengine’s address on its own interface, and audio crosses between them', async () => {
+    // What an operator with a public and a private network sets up: here two loopback addresses.
+    const rtpengine = await startRtpengine(['carrier/127.0.0.1', 'agent/127.0.0.4']);
+    const port = await freePort();
+    const edge = { host: '127.0.0.1', port };
+    const carrier = await UdpPeer.start('127.0.0.2', edge);
+    const agent = await UdpPeer.start('127.0.0.3', edge);
+    const carrierRtp = await RtpPeer.start('127.0.0.2');
+    const agentRtp = await RtpPeer.start('127.0.0.3');
+    const server = await startTestServer('sqlite', {
+      env: {
+        DIALPLANE_SIP_PORT: String(port),
+        DIALPLANE_RTPENGINE: `${rtpengine.ng.host}:${rtpengine.ng.port}`,
+        DIALPLANE_RTPENGINE_CARRIER_INTERFACE: 'carrier',
+        DIALPLANE_RTPENGINE_AGENT_INTERFACE: 'agent',
+      },
+    });
+    try {
+      const org = await clientFor(server, 'default');
+      const creds = await org.createCredentials({ server: `127.0.0.2:${carrier.port}`, allowedAddresses: ['127.0.0.2'] });
+      const linked = await org.createAgent({ sipUri: `sip:agent@${agent.hostPort}` });
+      const number = await org.createNumber({ phoneNumber: '+15550170500', credentialsId: creds.id });
+      await org.link(number.id, linked.agentId);
+      const call = newCall(`127.0.0.1:${port}`, '+15550170500');
+      carrier.send(withSdp(inviteText(call, carrier), sdp('127.0.0.2', carrierRtp.port)));
+      const invite = await agent.next(request('INVITE'), 'INVITE');
+      assert.equal(audioOf(invite).address, '127.0.0.4', 'the agent is offered the agent interface');
+      agent.send(withSdp(replyText(invite, 200, 'OK', 'agent-tag', [`Contact: <sip:agent@${agent.hostPort}>`]), sdp('127.0.0.3', agentRtp.port)));
+      const ok = await carrier.next(response(200), '200');
+      assert.equal(audioOf(ok).address, '127.0.0.1', 'the carrier gets the carrier interface');
+      carrier.send(inDialogText('ACK', 1, call, carrier, ok));
+      await agent.next(request('ACK'), 'ACK');
+      await carrierRtp.send(audioOf(ok), 2);
+      await agentRtp.send(audioOf(invite), 2);
+      await eventually('RTP across the interfaces', async () => agentRtp.received === 2 && carrierRtp.received === 2, 3000);
+      carrier.send(inDialogText('BYE', 2, call, carrier, ok));
+      const bye = await agent.next(request('BYE'), 'BYE');
+      agent.send(replyText(bye, 200, 'OK', null));
+      await carrier.next(response(200, 'BYE'), '200 to BYE');
+    } finally {
+      carrierRtp.close();
+      agentRtp.close();
+      await server.close();
+      await carrier.close();
+      await agent.close();
+      await rtpengine.stop();
+    }
+  });
+});

@@ -14,7 +14,7 @@ export function rtpengineAvailable(): boolean {
 export interface Rtpengine {
   /** Where it takes ng commands (UDP). */
   ng: { host: string; port: number };
-  /** The address and port range it relays media on. */
+  /** The address (the first interface's) and port range it relays media on. */
   media: { address: string; portMin: number; portMax: number };
   /** What it logged so far. */
   output(): string;
@@ -32,11 +32,16 @@ async function answering(port: number, deadline: number, exited: () => boolean):
     for (let probe = 0; ; probe++) {
       const cookie = `probe${probe}`;
       const answered = new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), 100);
-        socket.once('message', (data) => {
+        const onMessage = (data: Buffer) => {
           clearTimeout(timer);
           resolve(data.toString('latin1') === `${cookie} d6:result4:ponge`);
-        });
+        };
+        // An unanswered probe takes its listener with it.
+        const timer = setTimeout(() => {
+          socket.off('message', onMessage);
+          resolve(false);
+        }, 100);
+        socket.once('message', onMessage);
       });
       socket.send(`${cookie} d7:command4:pinge`, port, '127.0.0.1');
       if (await answered) return;
@@ -58,11 +63,13 @@ export interface RtpenginePorts {
 
 /**
  * Runs rtpengine in the foreground, in userspace (no kernel forwarding) and without its config file,
- * taking ng commands on a free loopback port and relaying media on `mediaAddress`. The media ports
+ * taking ng commands on a free loopback port and relaying media on `interfaces` (rtpengine's
+ * `--interface` values: an address, or `name/address` for named interfaces). The media ports
  * are `ports`, or else a random block of 100 below Linux's ephemeral range, so files running at once
  * rarely share ports (rtpengine skips a port that is taken anyway).
  */
-export async function startRtpengine(mediaAddress = '127.0.0.1', ports?: RtpenginePorts): Promise<Rtpengine> {
+export async function startRtpengine(interfaces: string | string[] = '127.0.0.1', ports?: RtpenginePorts): Promise<Rtpengine> {
+  const listed = Array.isArray(interfaces) ? interfaces : [interfaces];
   const ngPort = await freePort();
   const block = 20_000 + 100 * crypto.randomInt(120);
   const { portMin, portMax } = ports ?? { portMin: block, portMax: block + 99 };
@@ -73,7 +80,7 @@ export async function startRtpengine(mediaAddress = '127.0.0.1', ports?: Rtpengi
       '--foreground',
       '--log-stderr',
       '--table=-1',
-      `--interface=${mediaAddress}`,
+      ...listed.map((value) => `--interface=${value}`),
       `--listen-ng=127.0.0.1:${ngPort}`,
       `--port-min=${portMin}`,
       `--port-max=${portMax}`,
@@ -107,7 +114,7 @@ export async function startRtpengine(mediaAddress = '127.0.0.1', ports?: Rtpengi
   };
   return {
     ng: { host: '127.0.0.1', port: ngPort },
-    media: { address: mediaAddress, portMin, portMax },
+    media: { address: listed[0].split('/').pop()!, portMin, portMax },
     output: () => output,
     stop: () => end('SIGTERM'),
     kill: () => end('SIGKILL'),
