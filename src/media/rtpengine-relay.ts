@@ -7,7 +7,7 @@
  */
 import type { MediaConfig } from '../config.ts';
 import type { SipMessage, SipRequest } from '../sip/message.ts';
-import { parseNameAddr } from '../sip/parse-address.ts';
+import { tagOf } from '../sip/offer-answer.ts';
 import { carriesSdp, type MediaRefusal, type MediaRelay, type MediaSession, type SdpStep } from '../sip/media-relay.ts';
 import type { BencodeDict } from './bencode.ts';
 import { decodeProfile, otherParty, type MediaProfile, type PartyKind } from './media-profile.ts';
@@ -43,7 +43,7 @@ export class RtpengineRelay implements MediaRelay {
   async startCall(invite: SipRequest, profileText: string): Promise<MediaSession | MediaRefusal | null> {
     const profile = decodeProfile(profileText);
     if (profile === null) throw new Error(`not a media profile: "${profileText}"`);
-    const offererTag = fromTag(invite);
+    const offererTag = tagOf(invite, 'from');
     for (const address of this.#set.candidates()) {
       try {
         // Without an offer (the 2xx will make it) the rtpengine is only asked whether it is there.
@@ -123,9 +123,4 @@ export class RtpengineRelay implements MediaRelay {
       throw error;
     }
   }
-}
-
-function fromTag(message: SipMessage): string {
-  const tag = parseNameAddr(message.headers.get('from') ?? '')?.params.get('tag');
-  return typeof tag === 'string' ? tag : '';
 }

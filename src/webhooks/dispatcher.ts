@@ -57,12 +57,12 @@ const BUSY_FANOUT_BATCH = 20;
 
 /**
  * Delivers the outbox (docs/events.md, "Delivery"). Every instance runs one: it turns new events
- * into deliveries (src/webhooks/fan-out.ts), claims due
- * deliveries by setting `claimed_until` with a conditional UPDATE (an instance that dies while
- * sending loses its claim when that passes, and another sends the event again, with the same
- * `webhook-id`), sends them, and writes each attempt with the delivery's new state in one
- * transaction. A delivery waits while an earlier event of the same resource is still pending
- * for its endpoint, so each endpoint sees a resource's events in order.
+ * into deliveries (src/webhooks/fan-out.ts), claims due deliveries by setting `claimed_until`
+ * with a conditional UPDATE (an instance that dies while sending loses its claim when that
+ * passes, and another sends the event again, with the same `webhook-id`), sends them, and
+ * writes each attempt with the delivery's new state in one transaction. A delivery waits while
+ * an earlier event of the same resource is still pending for its endpoint, so each endpoint sees
+ * a resource's events in order.
  */
 export class WebhookDispatcher {
   readonly #db: Kysely<Database>;
@@ -79,8 +79,11 @@ export class WebhookDispatcher {
   #again = false;
   #stopped = true;
   #housekeptAt = 0;
-  /** Milliseconds of work since the last pause, while the API is busy. */
-  #busyWorkMs = 0;
+  /**
+   * While the API is busy: when the work done so far has been paid for by pausing. Every wake
+   * waits until then (each committed link wakes the dispatcher, and must not cut the pause short).
+   */
+  #resumeAt = 0;
   readonly #gaps = new SeqGapWait();
   readonly #apiBusy: () => boolean;
   readonly #concurrentWriters: boolean;
@@ -93,7 +96,7 @@ export class WebhookDispatcher {
     config: WebhookDeliveryConfig;
     /** True on PostgreSQL: several transactions write at once. */
     concurrentWriters: boolean;
-    /** Whether the API is under load now (src/http/app.ts counts the requests in flight). */
+    /** Whether the API is under load now (src/http/request-rate.ts). */
     apiBusy?: () => boolean;
     observer?: WebhookObserver;
     onError: (error: unknown) => void;
@@ -173,20 +176,18 @@ export class WebhookDispatcher {
     }, ms);
   }
 
-  /** Now, unless the API is busy: then long enough for the work since the last pause to be BUSY_SHARE of the time. */
+  /** Now, unless the API is busy: then until the work done is BUSY_SHARE of the time, and at least BUSY_PAUSE_MS. */
   #pauseBeforeNext(): number {
-    if (!this.#apiBusy()) {
-      this.#busyWorkMs = 0;
-      return 0;
-    }
-    const pause = Math.max(BUSY_PAUSE_MS, (this.#busyWorkMs * (1 - BUSY_SHARE)) / BUSY_SHARE);
-    this.#busyWorkMs = 0;
-    return Math.min(pause, this.#config.pollMs);
+    if (!this.#apiBusy()) return 0;
+    return Math.max(BUSY_PAUSE_MS, this.#resumeAt - Date.now());
   }
 
-  /** Counts work done while the API is busy towards the next pause. */
+  /** Work done while the API is busy moves the next start later by 1 / BUSY_SHARE - 1 times as long (at most a poll interval ahead). */
   #spentSince(started: number): void {
-    if (this.#apiBusy()) this.#busyWorkMs += performance.now() - started;
+    if (!this.#apiBusy()) return;
+    const now = Date.now();
+    const owed = ((performance.now() - started) * (1 - BUSY_SHARE)) / BUSY_SHARE;
+    this.#resumeAt = Math.min(now + this.#config.pollMs, Math.max(this.#resumeAt, now) + owed);
   }
 
   async #poll(): Promise<void> {
