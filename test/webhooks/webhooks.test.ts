@@ -168,6 +168,8 @@ for (const backend of await testBackends()) {
         assert.equal(otherReceiver.of('phone_number.linked').length, 0);
         assert.ok(receiver.received.every((r) => r.event.orgId === org.orgId));
 
+        // Each outcome is written just after its receiver answered.
+        await eventually('every outcome recorded', async () => (await deliveries(org, hook.id)).items.every((d: any) => d.status === 'delivered'));
         const listed = await deliveries(org, hook.id);
         assert.equal(listed.totalCount, receiver.received.length);
         assert.ok(listed.items.every((d: any) => d.status === 'delivered' && d.attempts.length === 1 && d.attempts[0].responseStatus === 204));
@@ -344,8 +346,12 @@ for (const backend of await testBackends()) {
         second ??= await spawnServer(env);
         await eventually('delivered by the surviving instance', async () => answered, 15000);
         assert.equal(receiver.received[1].headers['webhook-id'], receiver.received[0].headers['webhook-id']);
-        const listed = (await request(second.url, 'GET', `/api/v1/webhooks/${hook.id}/deliveries`, { key })).body;
-        assert.equal(listed.items[0].status, 'delivered');
+        // The receiver answered; the instance writes the outcome just after.
+        await eventually(
+          'the delivery recorded as delivered',
+          async () => (await request(second!.url, 'GET', `/api/v1/webhooks/${hook.id}/deliveries`, { key })).body.items[0]?.status === 'delivered',
+          5000,
+        );
       } finally {
         first.child.kill('SIGKILL');
         second?.child.kill('SIGKILL');
