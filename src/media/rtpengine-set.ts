@@ -20,10 +20,6 @@ export class RtpengineSet {
     this.#now = options.now ?? Date.now;
   }
 
-  get size(): number {
-    return this.#entries.length;
-  }
-
   /** The order to try for a new call: live ones by weighted lot, then the dead ones. */
   candidates(): NgAddress[] {
     const now = this.#now();

@@ -100,6 +100,44 @@ class RtpPeer {
   }
 }
 
+/**
+ * A server anchoring media through `rtpengines`, a trunk at a carrier peer (127.0.0.2) and
+ * `phoneNumber` linked to an agent peer (127.0.0.3). `call()` has the carrier offer audio on
+ * `rtpPort`.
+ */
+async function anchoredEdge(rtpengines: string, phoneNumber: string, env: Record<string, string> = {}) {
+  const port = await freePort();
+  const edge = { host: '127.0.0.1', port };
+  const carrier = await UdpPeer.start('127.0.0.2', edge);
+  const agent = await UdpPeer.start('127.0.0.3', edge);
+  const server = await startTestServer('sqlite', {
+    env: { DIALPLANE_SIP_PORT: String(port), DIALPLANE_SIP_T1_MS: '50', DIALPLANE_RTPENGINE: rtpengines, ...env },
+  });
+  const org = await clientFor(server, 'default');
+  const creds = await org.createCredentials({ server: `127.0.0.2:${carrier.port}`, allowedAddresses: ['127.0.0.2'] });
+  const linked = await org.createAgent({ sipUri: `sip:agent@${agent.hostPort}` });
+  const number = await org.createNumber({ phoneNumber, credentialsId: creds.id });
+  await org.link(number.id, linked.agentId);
+  const call = (rtpPort = 30000) => {
+    const next = newCall(`127.0.0.1:${port}`, phoneNumber);
+    carrier.send(withSdp(inviteText(next, carrier), sdp('127.0.0.2', rtpPort)));
+    return next;
+  };
+  return {
+    port,
+    server,
+    org,
+    carrier,
+    agent,
+    call,
+    async close() {
+      await server.close();
+      await carrier.close();
+      await agent.close();
+    },
+  };
+}
+
 describe('media anchored through rtpengine', { skip: !available }, () => {
   let rtpengine: Rtpengine;
   let ng: NgClient;
@@ -108,6 +146,7 @@ describe('media anchored through rtpengine', { skip: !available }, () => {
   let carrier: UdpPeer;
   let agent: UdpPeer;
   let port: number;
+  let edge: Awaited<ReturnType<typeof anchoredEdge>>;
   const dialled = '+15550170100';
 
   const calls = async () => (await ng.request(rtpengine.ng, { command: 'list' })).calls as string[];
@@ -116,28 +155,12 @@ describe('media anchored through rtpengine', { skip: !available }, () => {
   before(async () => {
     rtpengine = await startRtpengine();
     ng = new NgClient();
-    port = await freePort();
-    const edge = { host: '127.0.0.1', port };
-    carrier = await UdpPeer.start('127.0.0.2', edge);
-    agent = await UdpPeer.start('127.0.0.3', edge);
-    server = await startTestServer('sqlite', {
-      env: {
-        DIALPLANE_SIP_PORT: String(port),
-        DIALPLANE_SIP_T1_MS: '50',
-        DIALPLANE_RTPENGINE: `${rtpengine.ng.host}:${rtpengine.ng.port}`,
-      },
-    });
-    org = await clientFor(server, 'default');
-    const creds = await org.createCredentials({ server: `127.0.0.2:${carrier.port}`, allowedAddresses: ['127.0.0.2'] });
-    const linked = await org.createAgent({ sipUri: `sip:agent@${agent.hostPort}` });
-    const number = await org.createNumber({ phoneNumber: dialled, credentialsId: creds.id });
-    await org.link(number.id, linked.agentId);
+    edge = await anchoredEdge(`${rtpengine.ng.host}:${rtpengine.ng.port}`, dialled);
+    ({ port, server, org, carrier, agent } = edge);
   });
 
   after(async () => {
-    await server?.close();
-    await carrier?.close();
-    await agent?.close();
+    await edge?.close();
     await ng?.close();
     await rtpengine?.stop();
   });
@@ -394,6 +417,10 @@ describe('media anchoring: outbound calls with an SRTP carrier leg', { skip: !av
   });
 });
 
+const FAILURE_NUMBER = '+15550170300';
+/** An rtpengine that does not answer is given up on quickly. */
+const FAST_TIMEOUT = { DIALPLANE_RTPENGINE_TIMEOUT_MS: '300' };
+
 describe('media anchoring when rtpengine fails', { skip: !available }, () => {
   let rtpengine: Rtpengine;
   /** An rtpengine that hangs: it takes ng commands and never answers; it counts them. */
@@ -412,47 +439,8 @@ describe('media anchoring when rtpengine fails', { skip: !available }, () => {
     await rtpengine?.stop();
   });
 
-  /** A server with these rtpengines, a trunk at a carrier peer and a number linked to an agent peer. */
-  async function edgeWith(rtpengines: string, env: Record<string, string> = {}) {
-    const port = await freePort();
-    const edge = { host: '127.0.0.1', port };
-    const carrier = await UdpPeer.start('127.0.0.2', edge);
-    const agent = await UdpPeer.start('127.0.0.3', edge);
-    const server = await startTestServer('sqlite', {
-      env: {
-        DIALPLANE_SIP_PORT: String(port),
-        DIALPLANE_SIP_T1_MS: '50',
-        DIALPLANE_RTPENGINE: rtpengines,
-        DIALPLANE_RTPENGINE_TIMEOUT_MS: '300',
-        ...env,
-      },
-    });
-    const org = await clientFor(server, 'default');
-    const creds = await org.createCredentials({ server: `127.0.0.2:${carrier.port}`, allowedAddresses: ['127.0.0.2'] });
-    const linked = await org.createAgent({ sipUri: `sip:agent@${agent.hostPort}` });
-    const number = await org.createNumber({ phoneNumber: '+15550170300', credentialsId: creds.id });
-    await org.link(number.id, linked.agentId);
-    const call = () => {
-      const next = newCall(`127.0.0.1:${port}`, '+15550170300');
-      carrier.send(withSdp(inviteText(next, carrier), sdp('127.0.0.2', 30000)));
-      return next;
-    };
-    return {
-      server,
-      org,
-      carrier,
-      agent,
-      call,
-      async close() {
-        await server.close();
-        await carrier.close();
-        await agent.close();
-      },
-    };
-  }
-
   test('a dead rtpengine is passed over for the next one, and then skipped', async () => {
-    const edge = await edgeWith(`127.0.0.1:${deadPort}=999,${rtpengine.ng.host}:${rtpengine.ng.port}=1`);
+    const edge = await anchoredEdge(`127.0.0.1:${deadPort}=999,${rtpengine.ng.host}:${rtpengine.ng.port}=1`, FAILURE_NUMBER, FAST_TIMEOUT);
     const anchoredCall = async () => {
       const call = edge.call();
       const received = await edge.agent.next(request('INVITE'), 'INVITE');
@@ -474,7 +462,7 @@ describe('media anchoring when rtpengine fails', { skip: !available }, () => {
   });
 
   test('with no rtpengine answering, a new call gets 503 with a Reason and nothing is forwarded', async () => {
-    const edge = await edgeWith(`127.0.0.1:${deadPort}`);
+    const edge = await anchoredEdge(`127.0.0.1:${deadPort}`, FAILURE_NUMBER, FAST_TIMEOUT);
     try {
       const call = edge.call();
       const refused = await edge.carrier.next(response(503), '503');
@@ -487,7 +475,7 @@ describe('media anchoring when rtpengine fails', { skip: !available }, () => {
   });
 
   test('with DIALPLANE_MEDIA_FALLBACK=direct, it goes on unanchored', async () => {
-    const edge = await edgeWith(`127.0.0.1:${deadPort}`, { DIALPLANE_MEDIA_FALLBACK: 'direct' });
+    const edge = await anchoredEdge(`127.0.0.1:${deadPort}`, FAILURE_NUMBER, { ...FAST_TIMEOUT, DIALPLANE_MEDIA_FALLBACK: 'direct' });
     try {
       const call = edge.call();
       const received = await edge.agent.next(request('INVITE'), 'INVITE');
@@ -502,7 +490,7 @@ describe('media anchoring when rtpengine fails', { skip: !available }, () => {
 
   test('rtpengine lost mid-call: the call goes on and its record says the figures are missing', async () => {
     const doomed = await startRtpengine();
-    const edge = await edgeWith(`${doomed.ng.host}:${doomed.ng.port}`);
+    const edge = await anchoredEdge(`${doomed.ng.host}:${doomed.ng.port}`, FAILURE_NUMBER, FAST_TIMEOUT);
     try {
       const call = edge.call();
       const received = await edge.agent.next(request('INVITE'), 'INVITE');
@@ -605,28 +593,15 @@ describe('media anchoring with a carrier and an agent interface', { skip: !avail
   test('each side is offered rtpengine’s address on its own interface, and audio crosses between them', async () => {
     // What an operator with a public and a private network sets up: here two loopback addresses.
     const rtpengine = await startRtpengine(['carrier/127.0.0.1', 'agent/127.0.0.4']);
-    const port = await freePort();
-    const edge = { host: '127.0.0.1', port };
-    const carrier = await UdpPeer.start('127.0.0.2', edge);
-    const agent = await UdpPeer.start('127.0.0.3', edge);
+    const edge = await anchoredEdge(`${rtpengine.ng.host}:${rtpengine.ng.port}`, '+15550170500', {
+      DIALPLANE_RTPENGINE_CARRIER_INTERFACE: 'carrier',
+      DIALPLANE_RTPENGINE_AGENT_INTERFACE: 'agent',
+    });
+    const { carrier, agent } = edge;
     const carrierRtp = await RtpPeer.start('127.0.0.2');
     const agentRtp = await RtpPeer.start('127.0.0.3');
-    const server = await startTestServer('sqlite', {
-      env: {
-        DIALPLANE_SIP_PORT: String(port),
-        DIALPLANE_RTPENGINE: `${rtpengine.ng.host}:${rtpengine.ng.port}`,
-        DIALPLANE_RTPENGINE_CARRIER_INTERFACE: 'carrier',
-        DIALPLANE_RTPENGINE_AGENT_INTERFACE: 'agent',
-      },
-    });
     try {
-      const org = await clientFor(server, 'default');
-      const creds = await org.createCredentials({ server: `127.0.0.2:${carrier.port}`, allowedAddresses: ['127.0.0.2'] });
-      const linked = await org.createAgent({ sipUri: `sip:agent@${agent.hostPort}` });
-      const number = await org.createNumber({ phoneNumber: '+15550170500', credentialsId: creds.id });
-      await org.link(number.id, linked.agentId);
-      const call = newCall(`127.0.0.1:${port}`, '+15550170500');
-      carrier.send(withSdp(inviteText(call, carrier), sdp('127.0.0.2', carrierRtp.port)));
+      const call = edge.call(carrierRtp.port);
       const invite = await agent.next(request('INVITE'), 'INVITE');
       assert.equal(audioOf(invite).address, '127.0.0.4', 'the agent is offered the agent interface');
       agent.send(withSdp(replyText(invite, 200, 'OK', 'agent-tag', [`Contact: <sip:agent@${agent.hostPort}>`]), sdp('127.0.0.3', agentRtp.port)));
@@ -644,9 +619,7 @@ describe('media anchoring with a carrier and an agent interface', { skip: !avail
     } finally {
       carrierRtp.close();
       agentRtp.close();
-      await server.close();
-      await carrier.close();
-      await agent.close();
+      await edge.close();
       await rtpengine.stop();
     }
   });
