@@ -38,6 +38,7 @@ export class Metrics implements EdgeObserver, RegistrationObserver, TrunkHealthO
   readonly #ngCommands: client.Counter<'command' | 'outcome'>;
   readonly #mediaPackets: client.Counter<'from'>;
   readonly #mediaBytes: client.Counter<'from'>;
+  readonly #mediaLost: client.Counter<'from'>;
   readonly #mediaMissing: client.Counter;
   #sources: StatsSources | null = null;
 
@@ -66,6 +67,12 @@ export class Metrics implements EdgeObserver, RegistrationObserver, TrunkHealthO
     this.#mediaBytes = new client.Counter({
       name: 'dialplane_media_bytes_total',
       help: 'RTP bytes relayed for anchored calls that ended, by the party they came from (caller, callee).',
+      labelNames: ['from'],
+      registers,
+    });
+    this.#mediaLost = new client.Counter({
+      name: 'dialplane_media_lost_packets_total',
+      help: 'RTP packets of anchored calls that ended which the receiving party reported lost in RTCP, by the party they came from (caller, callee).',
       labelNames: ['from'],
       registers,
     });
@@ -216,6 +223,7 @@ export class Metrics implements EdgeObserver, RegistrationObserver, TrunkHealthO
       if (flow === null) continue;
       this.#mediaPackets.inc({ from }, flow.packets);
       this.#mediaBytes.inc({ from }, flow.bytes);
+      if (flow.lost !== null) this.#mediaLost.inc({ from }, flow.lost);
     }
   }
 

@@ -171,6 +171,13 @@ export class CallRecorder {
   }
 }
 
+/** The stored media figures; those written before lost packets were kept have `lost: null`. */
+function mediaFromRow(text: string): CallMedia {
+  const media = JSON.parse(text) as CallMedia;
+  for (const flow of [media.fromCaller, media.fromCallee]) if (flow !== null) flow.lost ??= null;
+  return media;
+}
+
 function callRecordFromRow(row: Selectable<CallRecordsTable>): CallRecord {
   return {
     id: row.id,
@@ -186,7 +193,7 @@ function callRecordFromRow(row: Selectable<CallRecordsTable>): CallRecord {
     statusCode: row.status_code,
     callId: row.call_id,
     sourceAddress: row.source_address,
-    media: row.media === null ? null : (JSON.parse(row.media) as CallMedia),
+    media: row.media === null ? null : mediaFromRow(row.media),
   };
 }
 

@@ -21,6 +21,14 @@ const MediaFlow = Type.Object(
     bytes: Type.Integer({ minimum: 0 }),
     /** rtpengine's count of packets it could not relay (malformed, or failing SRTP authentication). */
     errors: Type.Integer({ minimum: 0 }),
+    lost: Nullable(
+      Type.Integer({
+        minimum: 0,
+        description:
+          'Packets of this flow the receiving party reported lost in its RTCP receiver reports (cumulative, losses on both legs); ' +
+          'null when it sent no report rtpengine kept (docs/media.md).',
+      }),
+    ),
   },
   { title: 'CallMediaFlow' },
 );

@@ -5,6 +5,7 @@ import { NgClient } from '../../src/media/ng-client.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/message.ts';
 import { clientFor, eventually, type Client } from '../support/api.ts';
 import { rtpengineAvailable, startRtpengine, type Rtpengine } from '../support/rtpengine.ts';
+import { RtpPeer } from '../support/rtp-peer.ts';
 import { freePort } from '../support/sipp.ts';
 import {
   cancelText,
@@ -61,43 +62,6 @@ function audioOf(message: SipMessage): { address: string; port: number; profile:
   const media = /^m=audio (\d+) (\S+)/m.exec(text);
   assert.ok(address && media, `no audio in:\n${text}`);
   return { address, port: Number(media[1]), profile: media[2] };
-}
-
-/** A UDP socket that sends RTP and counts what arrives. */
-class RtpPeer {
-  received = 0;
-  readonly #socket = dgram.createSocket('udp4');
-  #sequence = 0;
-
-  static async start(host: string): Promise<RtpPeer> {
-    const peer = new RtpPeer();
-    peer.#socket.on('message', () => peer.received++);
-    await new Promise<void>((resolve) => peer.#socket.bind(0, host, resolve));
-    return peer;
-  }
-
-  get port(): number {
-    return this.#socket.address().port;
-  }
-
-  /** `count` PCMU packets (20 ms of silence each) to `to`. */
-  async send(to: { address: string; port: number }, count: number): Promise<void> {
-    for (let i = 0; i < count; i++) {
-      const packet = Buffer.alloc(12 + 160, 0xff);
-      packet[0] = 0x80;
-      packet[1] = 0;
-      packet.writeUInt16BE(this.#sequence, 2);
-      packet.writeUInt32BE(this.#sequence * 160, 4);
-      packet.writeUInt32BE(0x5eed, 8);
-      this.#sequence++;
-      this.#socket.send(packet, to.port, to.address);
-      await new Promise((resolve) => setTimeout(resolve, 10));
-    }
-  }
-
-  close(): void {
-    this.#socket.close();
-  }
 }
 
 /**
@@ -227,6 +191,58 @@ describe('media anchored through rtpengine', { skip: !available }, () => {
         },
         5000,
       );
+    } finally {
+      carrierRtp.close();
+      agentRtp.close();
+    }
+  });
+
+  test('the packets each party reported lost in its RTCP reach the record and the metrics, per direction', async () => {
+    const carrierRtp = await RtpPeer.start('127.0.0.2');
+    const agentRtp = await RtpPeer.start('127.0.0.3');
+    try {
+      const call = newCall(`127.0.0.1:${port}`, dialled);
+      const received = await invite(call, carrierRtp);
+      const ok = await answer(call, received, sdp('127.0.0.3', agentRtp.port));
+      const towardAgent = audioOf(ok);
+      const towardCarrier = audioOf(received);
+      // The network loses 3 of the carrier's 30 packets and 1 of the agent's 20 before the relay.
+      await carrierRtp.send(towardAgent, 30, new Set([4, 5, 17]));
+      await agentRtp.send(towardCarrier, 20, new Set([9]));
+      await eventually('RTP relayed both ways', async () => agentRtp.received === 27 && carrierRtp.received === 19, 3000);
+
+      // RTCP as the parties would send it: each answers the other's sender report, so rtpengine
+      // learns the round trip of both legs and keeps their reports; it keeps one per second per party.
+      carrierRtp.report(towardAgent);
+      await eventually('the carrier’s report at the agent', async () => agentRtp.reportsReceived === 1, 3000);
+      agentRtp.report(towardCarrier);
+      await eventually('the agent’s report at the carrier', async () => carrierRtp.reportsReceived === 1, 3000);
+      carrierRtp.report(towardAgent);
+      await eventually('the carrier’s answer at the agent', async () => agentRtp.reportsReceived === 2, 3000);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      agentRtp.report(towardCarrier);
+      await eventually('the agent’s answer at the carrier', async () => carrierRtp.reportsReceived === 2, 3000);
+
+      await hangUp(call, ok);
+      await noSessionLeft();
+      let media: unknown = null;
+      await eventually(
+        'the record’s media figures',
+        async () => {
+          const records = await server.request('GET', '/api/v1/call-records', { key: org.key, query: { take: 5 } });
+          media = records.body.items.find((item: { callId: string }) => item.callId === call.callId)?.media ?? null;
+          return media !== null;
+        },
+        5000,
+      );
+      assert.deepEqual(media, {
+        statistics: 'collected',
+        fromCaller: { packets: 27, bytes: 27 * 172, errors: 0, lost: 3 },
+        fromCallee: { packets: 19, bytes: 19 * 172, errors: 0, lost: 1 },
+      });
+      const metrics = (await server.request('GET', '/metrics')).body as string;
+      assert.match(metrics, /^dialplane_media_lost_packets_total\{from="caller"\} [1-9]/m);
+      assert.match(metrics, /^dialplane_media_lost_packets_total\{from="callee"\} [1-9]/m);
     } finally {
       carrierRtp.close();
       agentRtp.close();

@@ -464,6 +464,7 @@ export interface components {
             packets: number;
             bytes: number;
             errors: number;
+            lost: number | null;
         };
         /** CallRecord */
         CallRecord: {
