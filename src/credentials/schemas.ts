@@ -9,9 +9,9 @@ const MediaAnchoring = StringEnum(['auto', 'off'], {
   description:
     "A dialplane extension: `auto` (default) relays this trunk's calls' media through the server's rtpengines when it has some; `off` lets media go directly between carrier and agent.",
 });
-const MediaEncryption = StringEnum(['none', 'sdes-srtp'], {
+const MediaEncryption = StringEnum(['none', 'sdes-srtp', 'dtls-srtp'], {
   description:
-    "A dialplane extension: the carrier leg's media encryption when media is anchored (default `none`); the agent's leg stays plain RTP and rtpengine translates.",
+    "A dialplane extension: the carrier leg's media encryption when media is anchored (default `none`): SRTP keyed in the SDP (`sdes-srtp`, RFC 4568) or by a DTLS handshake (`dtls-srtp`, RFC 5763); the agent's leg stays plain RTP and rtpengine translates.",
 });
 
 /** Body of POST and PUT: PUT replaces every field, except that an absent authPassword keeps the stored one. */

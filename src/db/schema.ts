@@ -38,7 +38,7 @@ export interface SipCredentialsTable {
   health_check: Generated<number>;
   /** auto or off (src/media/media-policy.ts). */
   media_anchoring: Generated<string>;
-  /** The carrier leg's media encryption when anchored: none or sdes-srtp. */
+  /** The carrier leg's media encryption when anchored: none, sdes-srtp or dtls-srtp. */
   media_encryption: Generated<string>;
   created_time: string;
   last_update_time: string;

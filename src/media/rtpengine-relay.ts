@@ -10,7 +10,7 @@ import type { SipMessage, SipRequest } from '../sip/message.ts';
 import { tagOf } from '../sip/offer-answer.ts';
 import { carriesSdp, type MediaRefusal, type MediaRelay, type MediaSession, type SdpStep } from '../sip/media-relay.ts';
 import type { BencodeDict } from './bencode.ts';
-import { decodeProfile, otherParty, type MediaProfile, type PartyKind } from './media-profile.ts';
+import { decodeProfile, otherParty, type CarrierEncryption, type MediaProfile, type PartyKind } from './media-profile.ts';
 import { mediaTotals, type MediaTotals } from './media-totals.ts';
 import { formatAddress, NgError, type NgAddress, type NgClient, type NgFailure } from './ng-client.ts';
 import { parseRelay, RtpengineSet } from './rtpengine-set.ts';
@@ -23,6 +23,13 @@ export interface MediaObserver {
 
 const NO_RELAY: MediaRefusal = { status: 503, reason: 'No media relay available' };
 const REFUSED_SDP: MediaRefusal = { status: 488, reason: 'Session description not acceptable to the media relay' };
+
+/** The SDP profile offered to a party whose media is encrypted so. */
+const TRANSPORT_PROTOCOLS: Record<CarrierEncryption, string> = {
+  none: 'RTP/AVP',
+  'sdes-srtp': 'RTP/SAVP',
+  'dtls-srtp': 'UDP/TLS/RTP/SAVP',
+};
 
 /** rtpengine's `error-reason` for an SDP it cannot use, as opposed to a fault of its own (ports run out, say), when another rtpengine may do. */
 const SDP_FAULT = /sdp|parse|media|codec|protocol/i;
@@ -101,7 +108,10 @@ export class RtpengineRelay implements MediaRelay {
     };
     if (step.answererTag !== '') command['to-tag'] = step.answererTag;
     if (step.kind === 'offer') {
-      command['transport-protocol'] = receiver === 'carrier' && profile.carrierEncryption === 'sdes-srtp' ? 'RTP/SAVP' : 'RTP/AVP';
+      const encryption = receiver === 'carrier' ? profile.carrierEncryption : 'none';
+      command['transport-protocol'] = TRANSPORT_PROTOCOLS[encryption];
+      // Keys go in the SDP or through the handshake, not both (RFC 5763 §5).
+      if (encryption === 'dtls-srtp') command.SDES = ['off'];
       const { carrierInterface, agentInterface } = this.#config;
       if (carrierInterface !== null && agentInterface !== null) {
         const name = (kind: PartyKind) => (kind === 'carrier' ? carrierInterface : agentInterface);

@@ -1,11 +1,14 @@
 import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import dgram from 'node:dgram';
+import { ProtectionProfileAes128CmHmacSha1_80, RtpHeader, SrtpSession } from 'werift-rtp';
 import { NgClient } from '../../src/media/ng-client.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/message.ts';
 import { clientFor, eventually, type Client } from '../support/api.ts';
 import { rtpengineAvailable, startRtpengine, type Rtpengine } from '../support/rtpengine.ts';
 import { RtpPeer } from '../support/rtp-peer.ts';
+import { dtlsIdentity, dtlsSrtpHandshake } from '../support/dtls-srtp.ts';
 import { freePort } from '../support/sipp.ts';
 import {
   cancelText,
@@ -364,19 +367,77 @@ describe('media anchored through rtpengine', { skip: !available }, () => {
     }
   });
 
-  test('an SRTP offer from the carrier reaches the agent as plain RTP', async () => {
+  test('an SRTP carrier and a plain-RTP agent hear each other: rtpengine decrypts, authenticates and encrypts', async () => {
     const carrierRtp = await RtpPeer.start('127.0.0.2');
+    const agentRtp = await RtpPeer.start('127.0.0.3');
     try {
+      // SDES (RFC 4568): the carrier's master key and salt, for what it sends.
+      const carrierKey = crypto.randomBytes(30);
       const call = newCall(`127.0.0.1:${port}`, dialled);
-      const crypto = 'a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR';
-      const received = await invite(call, carrierRtp, [], sdp('127.0.0.2', carrierRtp.port, [crypto], 'RTP/SAVP'));
+      const crypto80 = `a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:${carrierKey.toString('base64')}`;
+      const received = await invite(call, carrierRtp, [], sdp('127.0.0.2', carrierRtp.port, [crypto80], 'RTP/SAVP'));
       assert.equal(audioOf(received).profile, 'RTP/AVP');
       assert.doesNotMatch(received.body.toString(), /a=crypto/);
-      agent.send(replyText(received, 486, 'Busy Here', 'agent-tag'));
-      carrier.send(ackText(call, carrier, await carrier.next(response(486), '486')));
+      const ok = await answer(call, received, sdp('127.0.0.3', agentRtp.port));
+      assert.equal(audioOf(ok).profile, 'RTP/SAVP');
+      const relayKey = /^a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:([A-Za-z0-9+/=]+)/m.exec(ok.body.toString())?.[1];
+      assert.ok(relayKey, `rtpengine answers the carrier with a key of its own:\n${ok.body.toString()}`);
+      const relayKeySalt = Buffer.from(relayKey, 'base64');
+      const srtp = new SrtpSession({
+        keys: {
+          localMasterKey: carrierKey.subarray(0, 16),
+          localMasterSalt: carrierKey.subarray(16),
+          remoteMasterKey: relayKeySalt.subarray(0, 16),
+          remoteMasterSalt: relayKeySalt.subarray(16, 30),
+        },
+        profile: ProtectionProfileAes128CmHmacSha1_80,
+      });
+      const voice = (sample: number) => Buffer.alloc(160, sample);
+      const srtpPacket = (sequenceNumber: number) =>
+        srtp.encrypt(voice(sequenceNumber), new RtpHeader({ sequenceNumber, timestamp: sequenceNumber * 160, ssrc: 0x5e1f, payloadType: 0 }));
+
+      const towardAgent = audioOf(ok);
+      for (let sequence = 1; sequence <= 4; sequence++) carrierRtp.sendPacket(srtpPacket(sequence), towardAgent);
+      // A packet whose authentication tag does not match is not relayed.
+      const forged = srtpPacket(5);
+      forged[forged.length - 1] ^= 0xff;
+      carrierRtp.sendPacket(forged, towardAgent);
+      carrierRtp.sendPacket(srtpPacket(6), towardAgent);
+      await eventually('plain RTP at the agent', async () => agentRtp.packets.some((packet) => packet.readUInt16BE(2) === 6), 3000);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(
+        agentRtp.packets.map((packet) => packet.subarray(12)),
+        [1, 2, 3, 4, 6].map(voice),
+        'the agent gets the carrier’s audio decrypted, without the forged packet',
+      );
+
+      await agentRtp.send(audioOf(received), 3);
+      await eventually('SRTP at the carrier', async () => carrierRtp.packets.length === 3, 3000);
+      for (const packet of carrierRtp.packets) {
+        assert.equal(packet.length, 12 + 160 + 10, 'each packet carries the 80-bit authentication tag');
+        assert.deepEqual(srtp.decrypt(packet).subarray(12), Buffer.alloc(160, 0xff), 'the carrier decrypts the agent’s audio with rtpengine’s key');
+      }
+      await hangUp(call, ok);
       await noSessionLeft();
+      let media: unknown = null;
+      await eventually(
+        'the record’s media figures',
+        async () => {
+          const records = await server.request('GET', '/api/v1/call-records', { key: org.key, query: { take: 5 } });
+          media = records.body.items.find((item: { callId: string }) => item.callId === call.callId)?.media ?? null;
+          return media !== null;
+        },
+        5000,
+      );
+      assert.deepEqual(media, {
+        statistics: 'collected',
+        // Counted as rtpengine relayed them: decrypted on the way in, the forged one an error.
+        fromCaller: { packets: 5, bytes: 5 * 172, errors: 1, lost: null },
+        fromCallee: { packets: 3, bytes: 3 * 172, errors: 0, lost: null },
+      });
     } finally {
       carrierRtp.close();
+      agentRtp.close();
     }
   });
 
@@ -392,13 +453,20 @@ describe('media anchored through rtpengine', { skip: !available }, () => {
 });
 
 describe('media anchoring: outbound calls with an SRTP carrier leg', { skip: !available }, () => {
-  test('an agent’s plain offer reaches a carrier whose credentials say sdes-srtp as RTP/SAVP with keys', async () => {
-    const rtpengine = await startRtpengine();
-    const port = await freePort();
+  let rtpengine: Rtpengine;
+  let port: number;
+  let carrier: UdpPeer;
+  let runtime: UdpPeer;
+  let server: TestServer;
+  let org: Client;
+
+  before(async () => {
+    rtpengine = await startRtpengine();
+    port = await freePort();
     const edge = { host: '127.0.0.1', port };
-    const carrier = await UdpPeer.start('127.0.0.2', edge);
-    const runtime = await UdpPeer.start('127.0.0.3', edge);
-    const server = await startTestServer('sqlite', {
+    carrier = await UdpPeer.start('127.0.0.2', edge);
+    runtime = await UdpPeer.start('127.0.0.3', edge);
+    server = await startTestServer('sqlite', {
       env: {
         DIALPLANE_SIP_PORT: String(port),
         DIALPLANE_SIP_T1_MS: '50',
@@ -406,29 +474,91 @@ describe('media anchoring: outbound calls with an SRTP carrier leg', { skip: !av
         DIALPLANE_RUNTIME_ADDRESSES: '127.0.0.3',
       },
     });
+    org = await clientFor(server, 'default');
+  });
+
+  after(async () => {
+    await server?.close();
+    await carrier?.close();
+    await runtime?.close();
+    await rtpengine?.stop();
+  });
+
+  /** An agent whose outbound calls go out on a trunk at the carrier peer with `mediaEncryption`. */
+  async function agentOnTrunk(mediaEncryption: 'sdes-srtp' | 'dtls-srtp', phoneNumber: string): Promise<string> {
+    const creds = await org.createCredentials({ server: `127.0.0.2:${carrier.port}`, mediaEncryption });
+    assert.equal(creds.mediaEncryption, mediaEncryption);
+    assert.equal(creds.mediaAnchoring, 'auto');
+    const agent = await org.createAgent({});
+    const number = await org.createNumber({ phoneNumber, credentialsId: creds.id });
+    await org.link(number.id, agent.agentId, 'replaceOutbound');
+    return agent.agentId;
+  }
+
+  test('an agent’s plain offer reaches a carrier whose credentials say sdes-srtp as RTP/SAVP with keys', async () => {
+    const agentId = await agentOnTrunk('sdes-srtp', '+15550170200');
+    const call = newCall(`127.0.0.1:${port}`, '15557770001');
+    runtime.send(withSdp(inviteText(call, runtime, [`X-Dialplane-Agent-Id: ${agentId}`]), sdp('127.0.0.3', 40000)));
+    const received = await carrier.next(request('INVITE'), 'INVITE at the carrier');
+    const offered = audioOf(received);
+    assert.equal(offered.address, rtpengine.media.address);
+    assert.equal(offered.profile, 'RTP/SAVP');
+    assert.match(received.body.toString(), /^a=crypto:\d+ AES/m);
+    assert.match(received.headers.get('record-route') ?? '', /;dpmp=as;/);
+    carrier.send(replyText(received, 503, 'Service Unavailable', 'carrier-tag'));
+    runtime.send(ackText(call, runtime, await runtime.next(response(503), '503')));
+  });
+
+  test('with dtls-srtp the carrier is offered DTLS-SRTP, keys the call by a handshake with rtpengine, and both hear each other', async () => {
+    const agentId = await agentOnTrunk('dtls-srtp', '+15550170201');
+    const runtimeRtp = await RtpPeer.start('127.0.0.3');
+    const carrierRtp = await RtpPeer.start('127.0.0.2');
     try {
-      const org = await clientFor(server, 'default');
-      const creds = await org.createCredentials({ server: `127.0.0.2:${carrier.port}`, mediaEncryption: 'sdes-srtp' });
-      assert.equal(creds.mediaEncryption, 'sdes-srtp');
-      assert.equal(creds.mediaAnchoring, 'auto');
-      const agent = await org.createAgent({});
-      const number = await org.createNumber({ phoneNumber: '+15550170200', credentialsId: creds.id });
-      await org.link(number.id, agent.agentId, 'replaceOutbound');
-      const call = newCall(`127.0.0.1:${port}`, '15557770001');
-      runtime.send(withSdp(inviteText(call, runtime, [`X-Dialplane-Agent-Id: ${agent.agentId}`]), sdp('127.0.0.3', 40000)));
+      const call = newCall(`127.0.0.1:${port}`, '15557770002');
+      runtime.send(withSdp(inviteText(call, runtime, [`X-Dialplane-Agent-Id: ${agentId}`]), sdp('127.0.0.3', runtimeRtp.port)));
       const received = await carrier.next(request('INVITE'), 'INVITE at the carrier');
       const offered = audioOf(received);
-      assert.equal(offered.address, rtpengine.media.address);
-      assert.equal(offered.profile, 'RTP/SAVP');
-      assert.match(received.body.toString(), /^a=crypto:\d+ AES/m);
-      assert.match(received.headers.get('record-route') ?? '', /;dpmp=as;/);
-      carrier.send(replyText(received, 503, 'Service Unavailable', 'carrier-tag'));
-      runtime.send(ackText(call, runtime, await runtime.next(response(503), '503')));
+      const offer = received.body.toString();
+      assert.equal(offered.profile, 'UDP/TLS/RTP/SAVP');
+      assert.match(offer, /^a=fingerprint:sha-256 [0-9A-F:]{95}\r$/m);
+      assert.match(offer, /^a=setup:actpass\r$/m);
+      assert.doesNotMatch(offer, /a=crypto/, 'no SDES keys beside DTLS (RFC 5763 §5)');
+      assert.match(received.headers.get('record-route') ?? '', /;dpmp=ad;/);
+
+      // The carrier answers as the active side, with its own certificate's fingerprint.
+      const identity = await dtlsIdentity();
+      const answerSdp = sdp('127.0.0.2', carrierRtp.port, ['a=setup:active', `a=fingerprint:${identity.fingerprint}`], 'UDP/TLS/RTP/SAVP');
+      carrier.send(withSdp(replyText(received, 200, 'OK', 'carrier-tag', [`Contact: <sip:carrier@${carrier.hostPort}>`]), answerSdp));
+      const ok = await runtime.next(response(200), '200 at the runtime');
+      const answered = audioOf(ok);
+      assert.equal(answered.profile, 'RTP/AVP');
+      assert.doesNotMatch(ok.body.toString(), /a=fingerprint|a=setup/);
+      runtime.send(inDialogText('ACK', 1, call, runtime, ok));
+      await carrier.next(request('ACK'), 'ACK at the carrier');
+
+      const srtp = await dtlsSrtpHandshake(carrierRtp, identity, offered);
+      await runtimeRtp.send(answered, 3);
+      await eventually('SRTP at the carrier', async () => carrierRtp.packets.length === 3, 3000);
+      for (const packet of carrierRtp.packets) {
+        assert.deepEqual(srtp.decrypt(packet).subarray(12), Buffer.alloc(160, 0xff), 'the carrier decrypts the agent’s audio');
+      }
+      for (let sequence = 1; sequence <= 2; sequence++) {
+        const header = new RtpHeader({ sequenceNumber: sequence, timestamp: sequence * 160, ssrc: 0xd715, payloadType: 0 });
+        carrierRtp.sendPacket(srtp.encrypt(Buffer.alloc(160, sequence), header), offered);
+      }
+      await eventually('plain RTP at the runtime', async () => runtimeRtp.packets.length === 2, 3000);
+      assert.deepEqual(
+        runtimeRtp.packets.map((packet) => packet.subarray(12)),
+        [1, 2].map((sample) => Buffer.alloc(160, sample)),
+      );
+
+      runtime.send(inDialogText('BYE', 2, call, runtime, ok));
+      const bye = await carrier.next(request('BYE'), 'BYE at the carrier');
+      carrier.send(replyText(bye, 200, 'OK', null));
+      await runtime.next(response(200, 'BYE'), '200 to BYE');
     } finally {
-      await server.close();
-      await carrier.close();
-      await runtime.close();
-      await rtpengine.stop();
+      runtimeRtp.close();
+      carrierRtp.close();
     }
   });
 });

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseRelay, RtpengineSet } from '../../src/media/rtpengine-set.ts';
-import { decodeProfile, encodeProfile } from '../../src/media/media-profile.ts';
+import { decodeProfile, encodeProfile, type CarrierEncryption } from '../../src/media/media-profile.ts';
 import { mediaProfileFor } from '../../src/media/media-policy.ts';
 
 const A = { host: '10.0.0.1', port: 2223, weight: 3 };
@@ -54,9 +54,10 @@ test('relays named in routes', () => {
 });
 
 test('the media rule: anchored when the server has rtpengines and the trunk does not opt out', () => {
-  const cases: [boolean, 'carrier' | 'agent', 'auto' | 'off', 'none' | 'sdes-srtp', string | undefined][] = [
+  const cases: [boolean, 'carrier' | 'agent', 'auto' | 'off', CarrierEncryption, string | undefined][] = [
     [true, 'carrier', 'auto', 'none', 'cp'],
     [true, 'agent', 'auto', 'sdes-srtp', 'as'],
+    [true, 'carrier', 'auto', 'dtls-srtp', 'cd'],
     [true, 'carrier', 'off', 'sdes-srtp', undefined],
     [false, 'carrier', 'auto', 'none', undefined],
     [false, 'agent', 'off', 'none', undefined],
@@ -68,6 +69,6 @@ test('the media rule: anchored when the server has rtpengines and the trunk does
       JSON.stringify({ available, caller, mediaAnchoring }),
     );
   }
-  for (const profile of ['cp', 'cs', 'ap', 'as']) assert.equal(encodeProfile(decodeProfile(profile)!), profile);
-  for (const bad of ['', 'c', 'xp', 'cpx', 'CP']) assert.equal(decodeProfile(bad), null, bad);
+  for (const profile of ['cp', 'cs', 'cd', 'ap', 'as', 'ad']) assert.equal(encodeProfile(decodeProfile(profile)!), profile);
+  for (const bad of ['', 'c', 'xp', 'cx', 'cpx', 'CP', 'dc']) assert.equal(decodeProfile(bad), null, bad);
 });

@@ -52,8 +52,12 @@ export class RtpPeer {
   #sequence = 0;
   #sentPackets = 0;
   #sentBytes = 0;
+  /** Every RTP packet that arrived, as it arrived. */
+  readonly packets: Buffer[] = [];
   /** Sender reports that arrived. */
   reportsReceived = 0;
+  /** Where datagrams on the RTP port that are not RTP go (DTLS records, RFC 5764 §5.1.2), when set. */
+  #diverted: ((datagram: Buffer) => void) | null = null;
 
   private constructor(rtp: dgram.Socket, rtcp: dgram.Socket) {
     this.#rtp = rtp;
@@ -106,6 +110,16 @@ export class RtpPeer {
     }
   }
 
+  /** One packet as it is (an SRTP packet made elsewhere, say) to `to`. */
+  sendPacket(packet: Buffer, to: MediaAddress): void {
+    this.#rtp.send(packet, to.port, to.address);
+  }
+
+  /** Hands the datagrams on the RTP port that are not RTP to `handler` from now on. */
+  divert(handler: (datagram: Buffer) => void): void {
+    this.#diverted = handler;
+  }
+
   /**
    * A compound RTCP packet to the RTCP port beside `to`'s RTP port: a sender report with one
    * report block about the source heard most from, then an SDES CNAME (RFC 3550 §6.4.1, §6.5).
@@ -153,7 +167,11 @@ export class RtpPeer {
   }
 
   #onRtp(packet: Buffer): void {
-    if (packet.length < 12 || packet[0] >> 6 !== 2) return;
+    if (packet.length < 12 || packet[0] >> 6 !== 2) {
+      this.#diverted?.(packet);
+      return;
+    }
+    this.packets.push(packet);
     const ssrc = packet.readUInt32BE(8);
     const sequence = packet.readUInt16BE(2);
     const source = this.#sources.get(ssrc);

@@ -605,10 +605,10 @@ export interface components {
              */
             mediaAnchoring: "auto" | "off";
             /**
-             * @description A dialplane extension: the carrier leg's media encryption when media is anchored (default `none`); the agent's leg stays plain RTP and rtpengine translates.
+             * @description A dialplane extension: the carrier leg's media encryption when media is anchored (default `none`): SRTP keyed in the SDP (`sdes-srtp`, RFC 4568) or by a DTLS handshake (`dtls-srtp`, RFC 5763); the agent's leg stays plain RTP and rtpengine translates.
              * @enum {string}
              */
-            mediaEncryption: "none" | "sdes-srtp";
+            mediaEncryption: "none" | "sdes-srtp" | "dtls-srtp";
             /**
              * Format: date-time
              * @description ISO 8601, UTC, with Z.
@@ -661,10 +661,10 @@ export interface components {
              */
             mediaAnchoring?: "auto" | "off";
             /**
-             * @description A dialplane extension: the carrier leg's media encryption when media is anchored (default `none`); the agent's leg stays plain RTP and rtpengine translates.
+             * @description A dialplane extension: the carrier leg's media encryption when media is anchored (default `none`): SRTP keyed in the SDP (`sdes-srtp`, RFC 4568) or by a DTLS handshake (`dtls-srtp`, RFC 5763); the agent's leg stays plain RTP and rtpengine translates.
              * @enum {string}
              */
-            mediaEncryption?: "none" | "sdes-srtp";
+            mediaEncryption?: "none" | "sdes-srtp" | "dtls-srtp";
         };
         /** SipCredentialsPage */
         SipCredentialsPage: {
