@@ -362,7 +362,7 @@ for (const backend of await testBackends()) {
         [{ authPasswordSet: true }, 'authPasswordSet'],
         [{ healthCheck: 'yes' }, 'healthCheck'],
         [{ mediaAnchoring: 'on' }, 'mediaAnchoring'],
-        [{ mediaEncryption: 'dtls-srtp' }, 'mediaEncryption'],
+        [{ mediaEncryption: 'zrtp' }, 'mediaEncryption'],
         [{ health: { state: 'up' } }, 'health'],
         [{ id: crypto.randomUUID() }, 'id'],
       ];
