@@ -19,7 +19,9 @@ export interface DialplaneProcess {
  * another checkout to run (bench:api's baseline commit).
  */
 export async function startDialplane(env: Record<string, string>, root = ROOT): Promise<DialplaneProcess> {
-  const child = spawn(process.execPath, ['bin/dialplane.js', 'serve'], {
+  // Node's own flags for the server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` (NODE_OPTIONS refuses --cpu-prof).
+  const nodeFlags = (process.env.BENCH_DIALPLANE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeFlags, 'bin/dialplane.js', 'serve'], {
     cwd: root,
     env: {
       ...process.env,
