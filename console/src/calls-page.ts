@@ -17,6 +17,17 @@ const OUTCOMES = [
   'rate_limited',
 ] as const satisfies readonly CallRecord['outcome'][];
 
+type MediaFlow = NonNullable<NonNullable<CallRecord['media']>['fromCaller']>;
+
+const flowText = (flow: MediaFlow | null) => (flow === null ? '–' : `${flow.packets}${flow.lost === null ? '' : ` (${flow.lost} lost)`}`);
+
+/** Packets each party sent through the media relay (and those the other reported lost), for anchored answered calls. */
+const mediaText = (call: CallRecord) => {
+  if (call.media === null) return '';
+  if (call.media.statistics === 'missing') return 'Figures missing';
+  return `caller ${flowText(call.media.fromCaller)} · callee ${flowText(call.media.fromCallee)}`;
+};
+
 const duration = (call: CallRecord) => `${((Date.parse(call.endedTime) - Date.parse(call.startedTime)) / 1000).toFixed(1)} s`;
 
 export const callsPage: Page = ({ client, content, alert }) => {
@@ -68,7 +79,7 @@ export const callsPage: Page = ({ client, content, alert }) => {
       results.replaceChildren(
         dataTable(
           'Call records, newest first',
-          ['Started', 'Direction', 'Number', 'Remote party', 'Agent', 'Outcome', 'Status', 'Duration'],
+          ['Started', 'Direction', 'Number', 'Remote party', 'Agent', 'Outcome', 'Status', 'Duration', 'Media packets'],
           page.items.map((call) =>
             h(
               'tr',
@@ -81,6 +92,7 @@ export const callsPage: Page = ({ client, content, alert }) => {
               h('td', {}, call.outcome.replace('_', ' ')),
               h('td', {}, call.statusCode),
               h('td', {}, duration(call)),
+              h('td', {}, mediaText(call)),
             ),
           ),
           'No calls match.',

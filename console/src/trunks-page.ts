@@ -4,6 +4,15 @@ import { formDialog, h, labelled, options, textOrNull } from './dom.ts';
 import { dataTable, pager, type Page } from './page.ts';
 import { describeError } from './session.ts';
 
+const ENCRYPTIONS: [SipCredentials['mediaEncryption'], string][] = [
+  ['none', 'None (RTP)'],
+  ['sdes-srtp', 'SRTP, keys in the SDP (SDES)'],
+  ['dtls-srtp', 'SRTP, keys by DTLS'],
+];
+
+const mediaText = (trunk: SipCredentials) =>
+  trunk.mediaAnchoring === 'off' ? 'Direct' : `Anchored${trunk.mediaEncryption === 'none' ? '' : `, ${trunk.mediaEncryption.toUpperCase()}`}`;
+
 const healthText = (trunk: SipCredentials) =>
   trunk.health ? `${trunk.health.state}${trunk.health.lastResponse ? `: ${trunk.health.lastResponse}` : ''}` : 'Not checked';
 
@@ -21,7 +30,7 @@ export const trunksPage: Page = ({ client, content, alert }) => {
       results.replaceChildren(
         dataTable(
           'Trunks (SIP credentials)',
-          ['Server', 'Transport', 'Auth user', 'Description', 'Health', 'Actions'],
+          ['Server', 'Transport', 'Auth user', 'Description', 'Media', 'Health', 'Actions'],
           page.items.map(trunkRow),
           'No trunks yet: add one with New trunk.',
         ),
@@ -44,6 +53,7 @@ export const trunksPage: Page = ({ client, content, alert }) => {
       h('td', {}, trunk.transport.toUpperCase()),
       h('td', {}, trunk.authUser ?? ''),
       h('td', {}, trunk.description ?? ''),
+      h('td', {}, mediaText(trunk)),
       h('td', {}, healthText(trunk)),
       h(
         'td',
@@ -74,6 +84,18 @@ export const trunksPage: Page = ({ client, content, alert }) => {
     const description = h('input', { type: 'text', value: trunk?.description ?? '' });
     const allowedAddresses = h('input', { type: 'text', value: trunk?.allowedAddresses.join(', ') ?? '' });
     const healthCheck = h('input', { type: 'checkbox', checked: trunk?.healthCheck ?? false });
+    const mediaAnchoring = h(
+      'select',
+      {},
+      options(
+        [
+          ['auto', 'Through the media relay'],
+          ['off', 'Direct between carrier and agent'],
+        ],
+        trunk?.mediaAnchoring ?? 'auto',
+      ),
+    );
+    const mediaEncryption = h('select', {}, options(ENCRYPTIONS, trunk?.mediaEncryption ?? 'none'));
     formDialog(
       trunk ? `Edit ${trunk.server}` : 'New trunk',
       [
@@ -85,6 +107,8 @@ export const trunksPage: Page = ({ client, content, alert }) => {
         labelled('Description', description),
         labelled('Allowed addresses', allowedAddresses, 'IPs or CIDRs inbound calls may come from, comma-separated; blank: the server’s addresses.'),
         labelled('Health check', healthCheck),
+        labelled('Media', mediaAnchoring, 'When the server has rtpengines (docs/media.md); without them media is always direct.'),
+        labelled('Media encryption', mediaEncryption, 'On the carrier’s leg of anchored calls; the agent’s leg stays RTP.'),
       ],
       async () => {
         const body: SipCredentialsInput = {
@@ -98,6 +122,8 @@ export const trunksPage: Page = ({ client, content, alert }) => {
             .map((address) => address.trim())
             .filter(Boolean),
           healthCheck: healthCheck.checked,
+          mediaAnchoring: mediaAnchoring.value as SipCredentialsInput['mediaAnchoring'],
+          mediaEncryption: mediaEncryption.value as SipCredentialsInput['mediaEncryption'],
           // A PUT replaces every field: keep what this form does not show.
           ...(trunk ? { cpsLimit: trunk.cpsLimit, cpsKey: trunk.cpsKey, source: trunk.source, providerId: trunk.providerId } : {}),
           ...(authPassword.value ? { authPassword: authPassword.value } : {}),

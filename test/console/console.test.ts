@@ -110,6 +110,22 @@ describe('web console', { skip: !fs.existsSync(CHROMIUM) && !process.env.CI ? `n
     }
   });
 
+  test('a trunk’s media settings: shown in its row, changed in Edit, kept by an edit of another field', async () => {
+    const row = page.getByRole('row', { name: /127\.0\.0\.2/ });
+    await nav('Trunks').click();
+    await row.getByRole('cell', { name: 'Anchored', exact: true }).waitFor();
+    await row.getByRole('button', { name: 'Edit' }).click();
+    await dialog().getByLabel('Media encryption').selectOption('dtls-srtp');
+    await save();
+    await row.getByRole('cell', { name: 'Anchored, DTLS-SRTP' }).waitFor();
+    // The form sends every field (a PUT replaces them all): changing the description keeps the media settings.
+    await row.getByRole('button', { name: 'Edit' }).click();
+    await dialog().getByLabel('Description').fill('main carrier');
+    await save();
+    await row.getByRole('cell', { name: 'main carrier' }).waitFor();
+    await row.getByRole('cell', { name: 'Anchored, DTLS-SRTP' }).waitFor();
+  });
+
   test('a number: bad input shows the problem in the dialog; registration goes Registering → Registered live', async () => {
     await nav('Numbers').click();
     await page.getByRole('button', { name: 'New number' }).click();
