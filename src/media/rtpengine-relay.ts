@@ -9,6 +9,7 @@ import type { MediaConfig } from '../config.ts';
 import type { SipMessage, SipRequest } from '../sip/message.ts';
 import { tagOf } from '../sip/offer-answer.ts';
 import { carriesSdp, type MediaRefusal, type MediaRelay, type MediaSession, type SdpStep } from '../sip/media-relay.ts';
+import { sessionDescription } from '../sip/sdp-body.ts';
 import type { BencodeDict } from './bencode.ts';
 import { decodeProfile, otherParty, type CarrierEncryption, type MediaProfile, type PartyKind } from './media-profile.ts';
 import { mediaTotals, type MediaTotals } from './media-totals.ts';
@@ -95,13 +96,15 @@ export class RtpengineRelay implements MediaRelay {
 
   /** Sends the message's SDP as an offer or answer and puts the SDP of the reply in its place. */
   async #rewrite(message: SipMessage, address: NgAddress, profile: MediaProfile, step: SdpStep): Promise<void> {
+    const description = sessionDescription(message);
+    if (description === null) return;
     const sender: PartyKind = step.fromCaller ? profile.caller : otherParty(profile.caller);
     const receiver = otherParty(sender);
     const command: BencodeDict & { command: string } = {
       command: step.kind,
       'call-id': message.headers.get('call-id') ?? '',
       'from-tag': step.offererTag,
-      sdp: message.body.toString('utf8'),
+      sdp: description.sdp.toString('utf8'),
       // The session's origin and connection lines name rtpengine, not the party behind it.
       replace: ['origin', 'session-connection'],
       ICE: 'remove',
@@ -120,7 +123,7 @@ export class RtpengineRelay implements MediaRelay {
     }
     const reply = await this.#request(address, command);
     if (typeof reply.sdp !== 'string') throw new NgError('malformed', `rtpengine ${formatAddress(address)} answered ${step.kind} without an SDP`);
-    message.body = Buffer.from(reply.sdp, 'utf8');
+    message.body = description.replacedBy(Buffer.from(reply.sdp, 'utf8'));
   }
 
   async #request(address: NgAddress, command: BencodeDict & { command: string }): Promise<BencodeDict> {

@@ -5,6 +5,7 @@
  * flows through it, and the proxy relays the message only once that is done.
  */
 import type { SipMessage, SipRequest } from './message.ts';
+import { sessionDescription } from './sdp-body.ts';
 
 /**
  * An anchored dialog as the proxy carries it, in its signed Record-Route (so any instance can
@@ -48,9 +49,5 @@ export interface MediaRelay {
 
 export const isRefusal = (value: MediaSession | MediaRefusal | null): value is MediaRefusal => value !== null && 'status' in value;
 
-/** Whether a message carries a session description (the only body the relay rewrites). */
-export function carriesSdp(message: SipMessage): boolean {
-  if (message.body.length === 0) return false;
-  const type = message.headers.get('content-type');
-  return type !== undefined && /^\s*application\/sdp\s*(;|$)/i.test(type);
-}
+/** Whether a message carries a session description, as its body or a part of it (the only thing the relay rewrites). */
+export const carriesSdp = (message: SipMessage): boolean => sessionDescription(message) !== null;

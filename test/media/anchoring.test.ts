@@ -441,6 +441,41 @@ describe('media anchored through rtpengine', { skip: !available }, () => {
     }
   });
 
+  test('a SIP-I INVITE (SDP beside ISUP in a multipart body): its SDP part is anchored, the ISUP part passes untouched', async () => {
+    const carrierRtp = await RtpPeer.start('127.0.0.2');
+    try {
+      const call = newCall(`127.0.0.1:${port}`, dialled);
+      const isup = Buffer.from([0x01, 0x00, 0x49, 0xff, 0x0d, 0x0a, 0x2d, 0x2d, 0x80, 0x00]);
+      const boundary = 'sip-i-boundary';
+      const body = Buffer.concat([
+        Buffer.from(`--${boundary}\r\nContent-Type: application/sdp\r\n\r\n${sdp('127.0.0.2', carrierRtp.port)}\r\n`),
+        Buffer.from(`--${boundary}\r\nContent-Type: application/ISUP;version=itu-t92+\r\nContent-Disposition: signal;handling=optional\r\n\r\n`),
+        isup,
+        Buffer.from(`\r\n--${boundary}--\r\n`),
+      ]);
+      const head = inviteText(call, carrier);
+      const text = head
+        .slice(0, head.indexOf('\r\n\r\n'))
+        .replace(/\r\nContent-Length: \d+/i, '')
+        .replace(/\r\nContent-Type: [^\r]+/i, '');
+      carrier.sendBytes(
+        Buffer.concat([Buffer.from(`${text}\r\nContent-Type: multipart/mixed;boundary=${boundary}\r\nContent-Length: ${body.length}\r\n\r\n`), body]),
+      );
+      const received = await agent.next(request('INVITE'), 'INVITE');
+      assert.match(received.headers.get('content-type') ?? '', /^multipart\/mixed;boundary=sip-i-boundary$/);
+      const forwarded = received.body.toString('latin1');
+      assert.match(forwarded, new RegExp(`c=IN IP4 ${rtpengine.media.address.replaceAll('.', '\\.')}\r\n`));
+      assert.doesNotMatch(forwarded, /127\.0\.0\.2/, 'the agent never sees the carrier’s media address');
+      assert.ok(received.body.includes(Buffer.concat([Buffer.from('handling=optional\r\n\r\n'), isup, Buffer.from(`\r\n--${boundary}--`)])));
+      assert.deepEqual(await calls(), [call.callId]);
+      agent.send(replyText(received, 486, 'Busy Here', 'agent-tag'));
+      carrier.send(ackText(call, carrier, await carrier.next(response(486), '486')));
+      await noSessionLeft();
+    } finally {
+      carrierRtp.close();
+    }
+  });
+
   test('an SDP rtpengine cannot use gets 488 and nothing is forwarded', async () => {
     const call = newCall(`127.0.0.1:${port}`, dialled);
     carrier.send(withSdp(inviteText(call, carrier), 'this is not a session description\r\n'));

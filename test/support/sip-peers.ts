@@ -102,6 +102,11 @@ export class UdpPeer extends Peer {
     this.#socket.send(Buffer.from(text), this.#proxy.port, this.#proxy.host);
   }
 
+  /** Sends bytes as they are (a message whose body is not text). */
+  sendBytes(data: Buffer): void {
+    this.#socket.send(data, this.#proxy.port, this.#proxy.host);
+  }
+
   /** Sends to another address than the one the peer was made for (another instance, say). */
   sendTo(text: string, host: string, port: number): void {
     this.#socket.send(Buffer.from(text), port, host);
