@@ -441,6 +441,40 @@ describe('media anchored through rtpengine', { skip: !available }, () => {
     }
   });
 
+  test('a DTLS-SRTP offer from the carrier: the agent gets plain RTP, the carrier a DTLS answer, and the handshake keys their audio', async () => {
+    const carrierRtp = await RtpPeer.start('127.0.0.2');
+    const agentRtp = await RtpPeer.start('127.0.0.3');
+    try {
+      const identity = await dtlsIdentity();
+      const call = newCall(`127.0.0.1:${port}`, dialled);
+      const offer = sdp('127.0.0.2', carrierRtp.port, ['a=setup:actpass', `a=fingerprint:${identity.fingerprint}`], 'UDP/TLS/RTP/SAVP');
+      const received = await invite(call, carrierRtp, [], offer);
+      assert.equal(audioOf(received).profile, 'RTP/AVP');
+      assert.doesNotMatch(received.body.toString(), /a=fingerprint|a=setup|a=crypto/);
+      const ok = await answer(call, received, sdp('127.0.0.3', agentRtp.port));
+      const answered = audioOf(ok);
+      const answerText = ok.body.toString();
+      assert.equal(answered.profile, 'UDP/TLS/RTP/SAVP');
+      assert.match(answerText, /^a=fingerprint:sha-256 [0-9A-F:]{95}\r$/m);
+      const setup = /^a=setup:(active|passive)\r$/m.exec(answerText)?.[1];
+      assert.ok(setup, `rtpengine takes a side:\n${answerText}`);
+
+      const srtp = await dtlsSrtpHandshake(carrierRtp, identity, answered, setup === 'active' ? 'passive' : 'active');
+      const header = new RtpHeader({ sequenceNumber: 1, timestamp: 160, ssrc: 0xd7, payloadType: 0 });
+      carrierRtp.sendPacket(srtp.encrypt(Buffer.alloc(160, 7), header), answered);
+      await eventually('plain RTP at the agent', async () => agentRtp.packets.length === 1, 3000);
+      assert.deepEqual(agentRtp.packets[0].subarray(12), Buffer.alloc(160, 7));
+      await agentRtp.send(audioOf(received), 2);
+      await eventually('SRTP at the carrier', async () => carrierRtp.packets.length === 2, 3000);
+      for (const packet of carrierRtp.packets) assert.deepEqual(srtp.decrypt(packet).subarray(12), Buffer.alloc(160, 0xff));
+      await hangUp(call, ok);
+      await noSessionLeft();
+    } finally {
+      carrierRtp.close();
+      agentRtp.close();
+    }
+  });
+
   test('a SIP-I INVITE (SDP beside ISUP in a multipart body): its SDP part is anchored, the ISUP part passes untouched', async () => {
     const carrierRtp = await RtpPeer.start('127.0.0.2');
     try {

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import {
   CipherContext,
   DtlsClient,
+  DtlsServer,
   HashAlgorithm,
   NamedCurveAlgorithm,
   SignatureAlgorithm,
@@ -30,11 +31,18 @@ export async function dtlsIdentity(): Promise<DtlsIdentity> {
 }
 
 /**
- * The active side of DTLS-SRTP (RFC 5763 `a=setup:active`): a DTLS handshake from `peer`'s RTP
- * port to `to`, offering AES_CM_128_HMAC_SHA1_80, then the SRTP session keyed from it (RFC 5764
- * §4.2). Resolves once the handshake is done.
+ * DTLS-SRTP between `peer`'s RTP port and `to`: the handshake (as the client when `peer` is the
+ * `a=setup:active` side, RFC 5763 §5; else as the server, waiting for the other side's hello)
+ * with AES_CM_128_HMAC_SHA1_80, then the SRTP session keyed from it (RFC 5764 §4.2). Resolves
+ * once the handshake is done.
  */
-export async function dtlsSrtpHandshake(peer: RtpPeer, identity: DtlsIdentity, to: MediaAddress, withinMs = 5000): Promise<SrtpSession> {
+export async function dtlsSrtpHandshake(
+  peer: RtpPeer,
+  identity: DtlsIdentity,
+  to: MediaAddress,
+  setup: 'active' | 'passive' = 'active',
+  withinMs = 5000,
+): Promise<SrtpSession> {
   let deliver: (data: Buffer, from: readonly [string, number]) => void = () => {};
   const transport = {
     type: 'udp',
@@ -52,25 +60,27 @@ export async function dtlsSrtpHandshake(peer: RtpPeer, identity: DtlsIdentity, t
     close: async () => {},
   };
   peer.divert((datagram) => deliver(datagram, [to.address, to.port]));
-  const client = new DtlsClient({
+  const options = {
     transport,
     cert: identity.certPem,
     key: identity.keyPem,
     signatureHash: identity.signatureHash,
     srtpProfiles: [ProtectionProfileAes128CmHmacSha1_80],
-  });
-  const connected = new Promise<void>((resolve) => client.onConnect.subscribe(() => resolve()));
+  };
+  // The passive side asks for the active side's certificate: each side's fingerprint is in the SDP.
+  const socket = setup === 'active' ? new DtlsClient(options) : new DtlsServer({ ...options, certificateRequest: true });
+  const connected = new Promise<void>((resolve) => socket.onConnect.subscribe(() => resolve()));
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no DTLS handshake with ${to.address}:${to.port} within ${withinMs} ms`)), withinMs);
   });
   try {
-    void client.connect();
+    if (socket instanceof DtlsClient) void socket.connect();
     await Promise.race([connected, late]);
   } finally {
     clearTimeout(timer);
   }
-  const keys = client.extractSessionKeys(16, 14);
+  const keys = socket.extractSessionKeys(16, 14);
   return new SrtpSession({
     keys: { localMasterKey: keys.localKey, localMasterSalt: keys.localSalt, remoteMasterKey: keys.remoteKey, remoteMasterSalt: keys.remoteSalt },
     profile: ProtectionProfileAes128CmHmacSha1_80,
