@@ -319,19 +319,21 @@ export async function startServer(config: Config, options: StartOptions = {}): P
 
 /**
  * The media relay when rtpengines are configured (docs/media.md): its commands and each call's
- * figures are counted, and the figures go onto the call's record.
+ * figures are counted, and an answered call's figures go onto its record.
  */
 function anchoredMedia(config: Config['media'], metrics: Metrics, recorder: CallRecorder) {
   if (config.rtpengines.length === 0) return null;
   const client = new NgClient({ timeoutMs: config.timeoutMs });
   const relay = new RtpengineRelay(config, client, {
     ngCommand: (command, outcome) => metrics.ngCommand(command, outcome),
-    callMediaEnded: (callId, totals) => {
+    callMediaEnded: (callId, totals, answered) => {
       metrics.callMediaEnded(callId, totals);
-      recorder.recordMedia(
-        callId,
-        totals === null ? { statistics: 'missing', fromCaller: null, fromCallee: null } : { statistics: 'collected', ...totals },
-      );
+      // Only an answered call's record has media figures; a failed one's would match no record.
+      if (answered)
+        recorder.recordMedia(
+          callId,
+          totals === null ? { statistics: 'missing', fromCaller: null, fromCallee: null } : { statistics: 'collected', ...totals },
+        );
     },
   });
   return { client, relay };

@@ -18,8 +18,11 @@ import { parseRelay, RtpengineSet } from './rtpengine-set.ts';
 
 export interface MediaObserver {
   ngCommand(command: string, outcome: 'ok' | NgFailure): void;
-  /** A call's media was freed: what flowed, or null when its rtpengine could not be asked (the figures are lost). */
-  callMediaEnded(callId: string, totals: MediaTotals | null): void;
+  /**
+   * A call's media was freed: what flowed, or null when its rtpengine could not be asked (the
+   * figures are lost). `answered`: the call was hung up, rather than its INVITE failing.
+   */
+  callMediaEnded(callId: string, totals: MediaTotals | null, answered: boolean): void;
 }
 
 const NO_RELAY: MediaRefusal = { status: 503, reason: 'No media relay available' };
@@ -82,15 +85,15 @@ export class RtpengineRelay implements MediaRelay {
     }
   }
 
-  endCall(session: MediaSession, dialog: { callId: string; callerTag: string }): void {
+  endCall(session: MediaSession, dialog: { callId: string; callerTag: string }, answered: boolean): void {
     const address = parseRelay(session.relay);
     if (address === null || dialog.callId === '') return;
     // Named by the caller's tag, rtpengine answers with the call's figures (by Call-ID alone it does not).
     const command: BencodeDict & { command: string } = { command: 'delete', 'call-id': dialog.callId };
     if (dialog.callerTag !== '') command['from-tag'] = dialog.callerTag;
     this.#request(address, command).then(
-      (reply) => this.#observer?.callMediaEnded(dialog.callId, mediaTotals(reply, dialog.callerTag)),
-      () => this.#observer?.callMediaEnded(dialog.callId, null),
+      (reply) => this.#observer?.callMediaEnded(dialog.callId, mediaTotals(reply, dialog.callerTag), answered),
+      () => this.#observer?.callMediaEnded(dialog.callId, null, answered),
     );
   }
 

@@ -43,8 +43,8 @@ export interface MediaRelay {
   startCall(invite: SipRequest, profile: string): Promise<MediaSession | MediaRefusal | null>;
   /** Rewrites `message`'s SDP in place through the session's relay; a refusal when the relay refused it or cannot be reached. */
   rewrite(message: SipMessage, session: MediaSession, step: SdpStep): Promise<MediaRefusal | null>;
-  /** The call is over (BYE, or its INVITE failed): frees its media. Never throws. */
-  endCall(session: MediaSession, dialog: { callId: string; callerTag: string }): void;
+  /** The call is over: hung up (`answered`), or its INVITE failed. Frees its media. Never throws. */
+  endCall(session: MediaSession, dialog: { callId: string; callerTag: string }, answered: boolean): void;
 }
 
 export const isRefusal = (value: MediaSession | MediaRefusal | null): value is MediaRefusal => value !== null && 'status' in value;

@@ -362,7 +362,7 @@ export class SipProxy {
       (started) => {
         if (this.#closed || context.finalStatus !== 0) {
           // Cancelled while the relay was asked: its session goes too.
-          if (started !== null && !isRefusal(started)) relay.endCall(started, dialogOf(forwarded, true));
+          if (started !== null && !isRefusal(started)) relay.endCall(started, dialogOf(forwarded, true), false);
           return;
         }
         if (isRefusal(started)) {
@@ -387,7 +387,7 @@ export class SipProxy {
     const relay = this.#options.media!;
     context.media = media;
     context.fromCaller = fromCaller;
-    if (forwarded.method === 'BYE') relay.endCall(media, dialogOf(forwarded, fromCaller));
+    if (forwarded.method === 'BYE') relay.endCall(media, dialogOf(forwarded, fromCaller), true);
     const step = requestSdpStep(forwarded, fromCaller);
     if (step === null) {
       this.#forward(context, forwarded, false);
@@ -715,7 +715,7 @@ export class SipProxy {
     context.clearTimer();
     // A call that failed (declined, cancelled, timed out) frees its media.
     if (context.media !== null && context.startedAt !== null && status >= 300)
-      this.#options.media?.endCall(context.media, dialogOf(context.request, true));
+      this.#options.media?.endCall(context.media, dialogOf(context.request, true), false);
     this.#invites.delete(context.server);
     if (this.#invites.size === 0) for (const resolve of this.#whenIdle.splice(0)) resolve();
     if (context.decision !== null) this.#record(context);
