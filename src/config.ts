@@ -27,7 +27,7 @@ export interface WebhookDeliveryConfig {
 }
 
 export interface RtpengineAddress {
-  /** An IP address: the ng client matches replies against it. */
+  /** An IP address, or a DNS name the server resolves once at start (src/media/rtpengine-names.ts). */
   host: string;
   port: number;
   /** Its share of new calls, relative to the others'. */
@@ -227,16 +227,20 @@ function dnsServers(raw: string | undefined): string[] {
   return servers;
 }
 
-/** `host:port[=weight]` entries (Kamailio's rtpengine_sock spelling), comma-separated; hosts are IP addresses. */
+/** A DNS name: dot-separated labels of letters, digits and inner hyphens (RFC 1123 §2.1). */
+const DNS_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+
+/** `host:port[=weight]` entries (Kamailio's rtpengine_sock spelling), comma-separated; a host is an IP address or a DNS name. */
 function rtpengines(raw: string | undefined): RtpengineAddress[] {
   return list(raw).map((entry) => {
     const match = /^(?:\[([^\]]+)\]|([^:=[\]]+)):(\d{1,5})(?:=(\d{1,3}))?$/.exec(entry);
     const host = match?.[1] ?? match?.[2] ?? '';
     const portNumber = Number(match?.[3]);
     const weight = match?.[4] === undefined ? 1 : Number(match[4]);
-    if (match === null || net.isIP(host) === 0 || portNumber < 1 || portNumber > 65535 || weight < 1) {
+    const hostOk = match?.[1] !== undefined ? net.isIPv6(host) : net.isIP(host) !== 0 || (DNS_NAME.test(host) && !/^[\d.]+$/.test(host));
+    if (match === null || !hostOk || portNumber < 1 || portNumber > 65535 || weight < 1) {
       throw new ConfigError(
-        `DIALPLANE_RTPENGINE must list rtpengine ng addresses as ip:port or [ipv6]:port, each with an optional =weight (1..999), got "${entry}"`,
+        `DIALPLANE_RTPENGINE must list rtpengine ng addresses as host:port (an IP address or a DNS name) or [ipv6]:port, each with an optional =weight (1..999), got "${entry}"`,
       );
     }
     return { host, port: portNumber, weight };

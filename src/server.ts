@@ -29,6 +29,7 @@ import { RequestRate } from './http/request-rate.ts';
 import { Metrics } from './metrics.ts';
 import { NgClient } from './media/ng-client.ts';
 import { RtpengineRelay } from './media/rtpengine-relay.ts';
+import { resolveRtpengines } from './media/rtpengine-names.ts';
 import { NumberRowCache } from './numbers/number-cache.ts';
 import { ensureDefaultOrg, type NewOrg } from './orgs/orgs.ts';
 import { RegistrationManager } from './registration/manager.ts';
@@ -193,7 +194,7 @@ export async function startServer(config: Config, options: StartOptions = {}): P
     // another is not, those that failed a call lately tried last.
     const locate = async (host: string, port: number | null, transport: TransportProtocol) =>
       failedTargets.order(downTargets.skipDown(await resolve(host, port, transport)));
-    const media = anchoredMedia(config.media, metrics, recorder);
+    const media = anchoredMedia({ ...config.media, rtpengines: await resolveRtpengines(config.media.rtpengines) }, metrics, recorder);
     if (media) started.push(() => media.client.close());
     const sipEdge = new SipEdge({
       sip: config.sip,

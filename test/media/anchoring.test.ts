@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import { ProtectionProfileAes128CmHmacSha1_80, RtpHeader, SrtpSession } from 'werift-rtp';
+import { ConfigError } from '../../src/common/errors.ts';
 import { NgClient } from '../../src/media/ng-client.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/message.ts';
 import { clientFor, eventually, type Client } from '../support/api.ts';
@@ -674,6 +675,25 @@ describe('media anchoring when rtpengine fails', { skip: !available }, () => {
     } finally {
       await edge.close();
     }
+  });
+
+  test('an rtpengine named by DNS is resolved once at start, and the route names its address', async () => {
+    const edge = await anchoredEdge(`localhost:${rtpengine.ng.port}`, FAILURE_NUMBER, FAST_TIMEOUT);
+    try {
+      const call = edge.call();
+      const received = await edge.agent.next(request('INVITE'), 'INVITE');
+      assert.equal(audioOf(received).address, rtpengine.media.address);
+      // localhost may also resolve to ::1, where nothing answers: the call goes to 127.0.0.1 all the same.
+      assert.match(received.headers.get('record-route') ?? '', new RegExp(`;dpm=127\\.0\\.0\\.1:${rtpengine.ng.port};`));
+      edge.agent.send(replyText(received, 486, 'Busy Here', 'agent-tag'));
+      edge.carrier.send(ackText(call, edge.carrier, await edge.carrier.next(response(486), '486')));
+    } finally {
+      await edge.close();
+    }
+    await assert.rejects(
+      startTestServer('sqlite', { env: { DIALPLANE_RTPENGINE: 'rtpengine.invalid:2223' } }),
+      (error: unknown) => error instanceof ConfigError && /DIALPLANE_RTPENGINE: rtpengine\.invalid does not resolve/.test(error.message),
+    );
   });
 
   test('with no rtpengine answering, a new call gets 503 with a Reason and nothing is forwarded', async () => {
