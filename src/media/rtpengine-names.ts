@@ -1,6 +1,6 @@
 import dns from 'node:dns/promises';
 import net from 'node:net';
-import { ConfigError } from '../common/errors.ts';
+import { OperatorError } from '../common/errors.ts';
 import type { RtpengineAddress } from '../config.ts';
 
 type Lookup = (name: string) => Promise<{ address: string }[]>;
@@ -25,9 +25,10 @@ export async function resolveRtpengines(configured: readonly RtpengineAddress[],
     try {
       addresses = await lookup(entry.host);
     } catch (error) {
-      throw new ConfigError(`DIALPLANE_RTPENGINE: ${entry.host} does not resolve (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+      // The state of the world, not a wrong setting (the name's container may not be up yet): exit code 1.
+      throw new OperatorError(`DIALPLANE_RTPENGINE: ${entry.host} does not resolve (${(error as NodeJS.ErrnoException).code ?? String(error)})`, 1);
     }
-    if (addresses.length === 0) throw new ConfigError(`DIALPLANE_RTPENGINE: ${entry.host} has no address`);
+    if (addresses.length === 0) throw new OperatorError(`DIALPLANE_RTPENGINE: ${entry.host} has no address`, 1);
     for (const { address } of addresses) {
       if (!resolved.some((known) => known.host === address && known.port === entry.port))
         resolved.push({ host: address, port: entry.port, weight: entry.weight });

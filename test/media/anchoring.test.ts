@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import { ProtectionProfileAes128CmHmacSha1_80, RtpHeader, SrtpSession } from 'werift-rtp';
-import { ConfigError } from '../../src/common/errors.ts';
+import { OperatorError } from '../../src/common/errors.ts';
 import { NgClient } from '../../src/media/ng-client.ts';
 import type { SipMessage, SipRequest, SipResponse } from '../../src/sip/message.ts';
 import { clientFor, eventually, type Client } from '../support/api.ts';
@@ -692,7 +692,7 @@ describe('media anchoring when rtpengine fails', { skip: !available }, () => {
     }
     await assert.rejects(
       startTestServer('sqlite', { env: { DIALPLANE_RTPENGINE: 'rtpengine.invalid:2223' } }),
-      (error: unknown) => error instanceof ConfigError && /DIALPLANE_RTPENGINE: rtpengine\.invalid does not resolve/.test(error.message),
+      (error: unknown) => error instanceof OperatorError && /DIALPLANE_RTPENGINE: rtpengine\.invalid does not resolve/.test(error.message),
     );
   });
 

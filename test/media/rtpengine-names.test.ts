@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ConfigError } from '../../src/common/errors.ts';
+import { OperatorError } from '../../src/common/errors.ts';
 import { resolveRtpengines } from '../../src/media/rtpengine-names.ts';
 
 const names: Record<string, string[]> = {
@@ -35,7 +35,10 @@ test('rtpengine names: each address of a name is an rtpengine with its weight; a
 test('rtpengine names: a name that does not resolve stops the start with the name and the reason', async () => {
   await assert.rejects(
     resolveRtpengines([{ host: 'missing.internal', port: 2223, weight: 1 }], lookup),
-    (error: unknown) => error instanceof ConfigError && /DIALPLANE_RTPENGINE: missing\.internal does not resolve \(ENOTFOUND\)/.test(error.message),
+    (error: unknown) =>
+      error instanceof OperatorError &&
+      error.exitCode === 1 &&
+      /DIALPLANE_RTPENGINE: missing\.internal does not resolve \(ENOTFOUND\)/.test(error.message),
   );
 });
 
