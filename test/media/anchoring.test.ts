@@ -154,6 +154,21 @@ describe('media anchored through rtpengine', { skip: !available }, () => {
     return ok;
   }
 
+  /** The media figures on `callId`'s record, once they are written (records and figures go in batches). */
+  async function recordedMedia(callId: string): Promise<unknown> {
+    let media: unknown = null;
+    await eventually(
+      'the record’s media figures',
+      async () => {
+        const records = await server.request('GET', '/api/v1/call-records', { key: org.key, query: { take: 5 } });
+        media = records.body.items.find((item: { callId: string }) => item.callId === callId)?.media ?? null;
+        return media !== null;
+      },
+      5000,
+    );
+    return media;
+  }
+
   async function hangUp(call: Call, ok: SipResponse): Promise<void> {
     carrier.send(inDialogText('BYE', 2, call, carrier, ok));
     const bye = await agent.next(request('BYE'), 'BYE');
@@ -229,17 +244,7 @@ describe('media anchored through rtpengine', { skip: !available }, () => {
 
       await hangUp(call, ok);
       await noSessionLeft();
-      let media: unknown = null;
-      await eventually(
-        'the record’s media figures',
-        async () => {
-          const records = await server.request('GET', '/api/v1/call-records', { key: org.key, query: { take: 5 } });
-          media = records.body.items.find((item: { callId: string }) => item.callId === call.callId)?.media ?? null;
-          return media !== null;
-        },
-        5000,
-      );
-      assert.deepEqual(media, {
+      assert.deepEqual(await recordedMedia(call.callId), {
         statistics: 'collected',
         fromCaller: { packets: 27, bytes: 27 * 172, errors: 0, lost: 3 },
         fromCallee: { packets: 19, bytes: 19 * 172, errors: 0, lost: 1 },
@@ -420,17 +425,7 @@ describe('media anchored through rtpengine', { skip: !available }, () => {
       }
       await hangUp(call, ok);
       await noSessionLeft();
-      let media: unknown = null;
-      await eventually(
-        'the record’s media figures',
-        async () => {
-          const records = await server.request('GET', '/api/v1/call-records', { key: org.key, query: { take: 5 } });
-          media = records.body.items.find((item: { callId: string }) => item.callId === call.callId)?.media ?? null;
-          return media !== null;
-        },
-        5000,
-      );
-      assert.deepEqual(media, {
+      assert.deepEqual(await recordedMedia(call.callId), {
         statistics: 'collected',
         // Counted as rtpengine relayed them: decrypted on the way in, the forged one an error.
         fromCaller: { packets: 5, bytes: 5 * 172, errors: 1, lost: null },
