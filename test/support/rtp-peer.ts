@@ -58,6 +58,8 @@ export class RtpPeer {
   reportsReceived = 0;
   /** Where datagrams on the RTP port that are not RTP go (DTLS records, RFC 5764 §5.1.2), when set. */
   #diverted: ((datagram: Buffer) => void) | null = null;
+  /** Those that came before anyone took them (a DTLS hello sent as soon as the relay had the answer). */
+  readonly #undiverted: Buffer[] = [];
 
   private constructor(rtp: dgram.Socket, rtcp: dgram.Socket) {
     this.#rtp = rtp;
@@ -80,6 +82,11 @@ export class RtpPeer {
 
   get port(): number {
     return this.#rtp.address().port;
+  }
+
+  /** The RTP packets that arrived, in sequence-number order: rtpengine's threads may relay a stream's first packet after the next ones. */
+  inSequence(): Buffer[] {
+    return [...this.packets].sort((a, b) => a.readUInt16BE(2) - b.readUInt16BE(2));
   }
 
   /** RTP packets that arrived, from any source. */
@@ -115,9 +122,10 @@ export class RtpPeer {
     this.#rtp.send(packet, to.port, to.address);
   }
 
-  /** Hands the datagrams on the RTP port that are not RTP to `handler` from now on. */
+  /** Hands the datagrams on the RTP port that are not RTP to `handler`: those that came already, then the next ones. */
   divert(handler: (datagram: Buffer) => void): void {
     this.#diverted = handler;
+    for (const datagram of this.#undiverted.splice(0)) handler(datagram);
   }
 
   /**
@@ -168,7 +176,8 @@ export class RtpPeer {
 
   #onRtp(packet: Buffer): void {
     if (packet.length < 12 || packet[0] >> 6 !== 2) {
-      this.#diverted?.(packet);
+      if (this.#diverted !== null) this.#diverted(packet);
+      else if (this.#undiverted.length < 16) this.#undiverted.push(packet);
       return;
     }
     this.packets.push(packet);
@@ -180,6 +189,8 @@ export class RtpPeer {
       return;
     }
     source.received++;
+    // The lowest, not the first to arrive: the relay may pass a stream's first packet on late.
+    source.firstSequence = Math.min(source.firstSequence, sequence);
     source.highestSequence = Math.max(source.highestSequence, sequence);
   }
 
